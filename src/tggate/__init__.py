@@ -1,0 +1,1 @@
+"""tggate: a production Telegram front door."""

@@ -1,0 +1,215 @@
+"""Ports of the core (STYLE.md §2): what Bot Logic needs from the world, as Protocols."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tggate.core.session import LoginPrompt, Session, Status, StoredSession
+
+__all__ = [
+    "ActionDone",
+    "ActionResult",
+    "AuthModule",
+    "Clock",
+    "LoginCheck",
+    "LoginDenied",
+    "LoginGone",
+    "LoginGranted",
+    "LoginPending",
+    "MainModule",
+    "ModuleUnavailable",
+    "Notification",
+    "OutboxMessage",
+    "RefreshRejected",
+    "Refreshed",
+    "SessionStore",
+]
+
+
+# ---- answers of the Authorization module (SPEC §5.2) ----
+
+
+@dataclass(frozen=True, slots=True)
+class LoginPending:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class LoginDenied:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class LoginGone:
+    """The login token is unknown or expired (A3): both are handled the same way."""
+
+    reason: str = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginGranted:
+    access_token: str
+    refresh_token: str
+
+
+LoginCheck = LoginPending | LoginDenied | LoginGone | LoginGranted
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    access_token: str
+    refresh_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRejected:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleUnavailable:
+    """A module did not answer in time, or answered with something unusable."""
+
+    module: str
+    detail: str = ""
+
+
+# ---- answers of the Main module (SPEC §5.3) ----
+
+
+@dataclass(frozen=True, slots=True)
+class ActionDone:
+    """The Main module answered an action: `status` is its HTTP status, `data` its JSON body."""
+
+    status: int
+    data: Any = None
+
+
+ActionResult = ActionDone | ModuleUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: str
+    text: str
+    created_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message a cycle produced; it stays in the outbox until the client acknowledges it."""
+
+    id: str
+    chat_id: int
+    text: str
+    buttons: tuple[tuple[Mapping[str, str], ...], ...] = field(default=())
+
+
+class AuthModule(Protocol):
+    """The Authorization module (SPEC §5.2)."""
+
+    async def start_login(
+        self, *, login_token: str, login_type: str, chat_id: int
+    ) -> LoginPrompt | ModuleUnavailable: ...
+
+    async def check_login(self, *, login_token: str) -> LoginCheck | ModuleUnavailable: ...
+
+    async def refresh(self, *, refresh_token: str) -> Refreshed | RefreshRejected | ModuleUnavailable: ...
+
+    async def logout_everywhere(self, *, refresh_token: str) -> None | ModuleUnavailable: ...
+
+
+class MainModule(Protocol):
+    """The Main module (SPEC §5.3)."""
+
+    async def call(
+        self, *, method: str, path: str, access_token: str, query: Mapping[str, str] | None = None
+    ) -> ActionResult: ...
+
+    async def notifications(
+        self, *, access_token: str
+    ) -> Sequence[Notification] | ActionDone | ModuleUnavailable:
+        """The chat's notifications, or the non-200 answer (401/403…), or unavailability."""
+        ...
+
+    async def delete_notifications(
+        self, *, access_token: str, ids: Sequence[str]
+    ) -> None | ActionDone | ModuleUnavailable: ...
+
+
+class SessionStore(Protocol):
+    """Per-chat sessions with atomic compare-and-set transitions (SPEC §6).
+
+    `expect` names the revision the caller read; `None` means "the chat must be Unknown".
+    Every write maintains the status index sets in the same atomic step.
+    """
+
+    async def load(self, chat_id: int) -> StoredSession | None: ...
+
+    async def replace(
+        self,
+        chat_id: int,
+        session: Session | None,
+        *,
+        expect: str | None,
+        ttl_s: int | None = None,
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> str | None:
+        """Write `session` (None deletes it) if the stored revision is still `expect`.
+
+        Returns the new revision ("" after a delete), or None when the session changed meanwhile
+        (nothing is written then). `ttl_s` makes the session expire (Anonymous sessions expire
+        with their login token). `outbox` messages are added in the same atomic step.
+        """
+        ...
+
+    def chats(self, status: Status, *, shard: int = 0, shards: int = 1) -> AsyncIterator[int]:
+        """Chats in `status` whose chat_id % shards == shard, read from the index (SSCAN)."""
+        ...
+
+    # -- idempotency of /v1/commands by update_id (SPEC §5.1)
+
+    async def claim_update(self, chat_id: int, update_id: int, *, ttl_s: int) -> bool | str:
+        """Claim an update for processing: True if claimed now, else the stored answer JSON,
+        or False while another request still processes it."""
+        ...
+
+    async def finish_update(self, chat_id: int, update_id: int, answer: str, *, ttl_s: int) -> None: ...
+
+    async def release_update(self, chat_id: int, update_id: int) -> None:
+        """Forget an unfinished claim (processing failed; a retry may claim it again)."""
+        ...
+
+    # -- single-flight refresh (SPEC §6)
+
+    async def acquire_lock(self, chat_id: int, name: str, *, owner: str, ttl_ms: int) -> bool: ...
+
+    async def release_lock(self, chat_id: int, name: str, *, owner: str) -> None: ...
+
+    # -- the durable outbox of cycle messages (SPEC §5.1)
+
+    async def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        """Add messages unless already present or already delivered (ids are idempotency keys)."""
+        ...
+
+    async def pending_outbox(self, *, shard: int = 0, shards: int = 1) -> list[OutboxMessage]: ...
+
+    async def ack_outbox(self, ids: Sequence[str]) -> int:
+        """Remove delivered messages and remember their ids for a day; returns how many."""
+        ...
+
+    # -- the poller lease (SPEC §5.1)
+
+    async def lease(self, name: str, *, instance: str, ttl_ms: int) -> bool:
+        """Grant or renew the lease `name` to `instance` if free or already its own."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        ...
