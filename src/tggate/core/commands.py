@@ -196,7 +196,9 @@ def check_action_args(
     return ParsedCommand(spec.command, values)
 
 
-def validate_args(command: str, args: Mapping[str, str], table: CommandTable) -> ParsedCommand | Usage:
+def validate_args(
+    command: str, args: Mapping[str, str], table: CommandTable
+) -> ParsedCommand | Usage:
     """Validate arguments that arrive already named (the Bot Logic API, SPEC §5.1)."""
     if command in ("start", "help"):
         return ParsedCommand(command, {})

@@ -18,6 +18,7 @@ __all__ = [
     "LoginGone",
     "LoginGranted",
     "LoginPending",
+    "LoginStarted",
     "MainModule",
     "ModuleUnavailable",
     "Notification",
@@ -29,6 +30,14 @@ __all__ = [
 
 
 # ---- answers of the Authorization module (SPEC §5.2) ----
+
+
+@dataclass(frozen=True, slots=True)
+class LoginStarted:
+    """The module accepted a login: what to show the person, and how long it stays valid."""
+
+    prompt: LoginPrompt
+    expires_in: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +121,15 @@ class AuthModule(Protocol):
 
     async def start_login(
         self, *, login_token: str, login_type: str, chat_id: int
-    ) -> LoginPrompt | ModuleUnavailable: ...
+    ) -> LoginStarted | ModuleUnavailable: ...
 
     async def check_login(self, *, login_token: str) -> LoginCheck | ModuleUnavailable: ...
 
-    async def refresh(self, *, refresh_token: str) -> Refreshed | RefreshRejected | ModuleUnavailable: ...
+    async def refresh(
+        self, *, refresh_token: str
+    ) -> Refreshed | RefreshRejected | ModuleUnavailable: ...
 
-    async def logout_everywhere(self, *, refresh_token: str) -> None | ModuleUnavailable: ...
+    async def logout_everywhere(self, *, refresh_token: str) -> ModuleUnavailable | None: ...
 
 
 class MainModule(Protocol):
@@ -136,7 +147,7 @@ class MainModule(Protocol):
 
     async def delete_notifications(
         self, *, access_token: str, ids: Sequence[str]
-    ) -> None | ActionDone | ModuleUnavailable: ...
+    ) -> ActionDone | ModuleUnavailable | None: ...
 
 
 class SessionStore(Protocol):
@@ -176,7 +187,9 @@ class SessionStore(Protocol):
         or False while another request still processes it."""
         ...
 
-    async def finish_update(self, chat_id: int, update_id: int, answer: str, *, ttl_s: int) -> None: ...
+    async def finish_update(
+        self, chat_id: int, update_id: int, answer: str, *, ttl_s: int
+    ) -> None: ...
 
     async def release_update(self, chat_id: int, update_id: int) -> None:
         """Forget an unfinished claim (processing failed; a retry may claim it again)."""

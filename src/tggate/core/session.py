@@ -27,6 +27,7 @@ class Anonymous:
     login_token: str
     login_type: str
     prompt: LoginPrompt
+    language: str = "ru"  # the person's, so timer messages (L, N) speak it too
 
     status = Status.ANONYMOUS
 
@@ -35,6 +36,7 @@ class Anonymous:
 class Authorized:
     access_token: str
     refresh_token: str
+    language: str = "ru"
 
     status = Status.AUTHORIZED
 

@@ -1,0 +1,404 @@
+"""The per-chat state machine of the seed (SPEC §3), pure: no I/O, no clock, no randomness.
+
+`decide` is called with the session, the command and the answers the outside world gave to the
+requests the machine made so far. It replays the command from the start with those answers and
+returns either the next `Request` to perform or the final `Outcome`. The service layer
+(`tggate.logic.service`) performs requests and writes outcomes; the machine only decides.
+
+The Mermaid diagram of these states is in docs/state-machine.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from tggate.core.commands import BUILTIN_COMMANDS, LOGIN_TYPES, ActionSpec, CommandTable
+from tggate.core.ports import (
+    ActionDone,
+    LoginDenied,
+    LoginGone,
+    LoginGranted,
+    LoginPending,
+    LoginStarted,
+    ModuleUnavailable,
+    Refreshed,
+    RefreshRejected,
+)
+from tggate.core.render import render_action_reply
+from tggate.core.session import Anonymous, Authorized, LoginPrompt, Session
+from tggate.core.texts import Text, say
+
+__all__ = [
+    "KEEP",
+    "Button",
+    "CallAction",
+    "CheckLogin",
+    "Command",
+    "CycleOutcome",
+    "Keep",
+    "LogoutEverywhere",
+    "Outcome",
+    "RefreshTokens",
+    "Reply",
+    "Request",
+    "StartLogin",
+    "decide",
+    "decide_login_check",
+    "login_offer",
+]
+
+
+# ---- inputs and outputs ----
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    chat_id: int
+    name: str
+    args: Mapping[str, str]
+    language: str = "ru"
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    text: str
+    url: str | None = None
+    command: str | None = None
+
+    def as_json(self) -> dict[str, str]:
+        if self.url is not None:
+            return {"text": self.text, "url": self.url}
+        return {"text": self.text, "command": self.command or ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+
+
+class Keep:
+    """The session stays as it is stored: nothing to write."""
+
+    _instance: Keep | None = None
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = Keep()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The end of one command: the next session (None = Unknown) and the replies."""
+
+    session: Session | Keep | None
+    replies: tuple[Reply, ...]
+    ttl_s: int | None = None  # for an Anonymous session: it expires with its login token
+
+
+# Requests: what the machine needs to know from the outside world to go on.
+
+
+@dataclass(frozen=True, slots=True)
+class StartLogin:
+    """U2/A1: ask the Authorization module to start a login with a fresh login token."""
+
+    login_token: str
+    login_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckLogin:
+    """A2: ask the Authorization module about the stored login token."""
+
+    login_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallAction:
+    """Z4: call the Main module."""
+
+    action: ActionSpec
+    args: Mapping[str, str]
+    access_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokens:
+    """Z7: trade the refresh token for a new pair. The service makes this single-flight and
+    stores the new pair itself, so the answer is the pair now stored for the chat."""
+
+    refresh_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogoutEverywhere:
+    """Z3: revoke every refresh token of the person."""
+
+    refresh_token: str
+
+
+Request = StartLogin | CheckLogin | CallAction | RefreshTokens | LogoutEverywhere
+Answer = object  # whatever the port returned for the request at the same position
+
+
+# ---- replaying answers ----
+
+
+class _NeedAnswer(Exception):
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+
+@dataclass(slots=True)
+class _Answers:
+    given: Sequence[Answer]
+    used: int = 0
+    asked: list[Request] = field(default_factory=list)
+
+    def ask(self, request: Request) -> Answer:
+        self.asked.append(request)
+        if self.used == len(self.given):
+            raise _NeedAnswer(request)
+        answer = self.given[self.used]
+        self.used += 1
+        return answer
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    command: Command
+    table: CommandTable
+    fresh_login_token: str
+
+    @property
+    def language(self) -> str:
+        return self.command.language
+
+
+# At most this many refreshes per command: a token refused right after a refresh means the
+# Main module does not accept what the Authorization module issues; looping would not help.
+_MAX_REFRESHES = 2
+
+
+def decide(
+    session: Session | None,
+    command: Command,
+    answers: Sequence[Answer],
+    *,
+    table: CommandTable,
+    fresh_login_token: str,
+) -> Request | Outcome:
+    """The next request to perform, or the outcome of `command` in `session`."""
+    context = _Context(command=command, table=table, fresh_login_token=fresh_login_token)
+    feed = _Answers(given=answers)
+    try:
+        if session is None:
+            return _unknown(context, feed)
+        if isinstance(session, Anonymous):
+            return _anonymous(session, context, feed)
+        return _authorized(session, context, feed, prefix=())
+    except _NeedAnswer as need:
+        return need.request
+
+
+# ---- replies shared by several steps ----
+
+
+def login_offer(language: str, *, not_logged_in: bool = True) -> Reply:
+    """U1: "not logged in" with buttons for the three login types."""
+    lines = [say(Text.NOT_LOGGED_IN, language)] if not_logged_in else []
+    lines.append(say(Text.LOGIN_OFFER, language))
+    return Reply(
+        text="\n".join(lines),
+        buttons=(
+            (
+                Button("GitHub", command="/login github"),
+                Button("Яндекс ID" if language == "ru" else "Yandex ID", command="/login yandex"),
+            ),
+            (Button(say(Text.BUTTON_CODE, language), command="/login code"),),
+        ),
+    )
+
+
+def _prompt_reply(prompt: LoginPrompt, language: str, *, lead: Text | None = None) -> Reply:
+    text = prompt.text
+    if prompt.code and prompt.code not in text:
+        text = f"{text}\n{prompt.code}"
+    if lead is not None:
+        text = f"{say(lead, language)}\n{text}"
+    buttons = ((Button(say(Text.BUTTON_OPEN, language), url=prompt.url),),) if prompt.url else ()
+    return Reply(text=text, buttons=buttons)
+
+
+def _plain(text: Text, language: str) -> Reply:
+    return Reply(text=say(text, language))
+
+
+def _help(context: _Context) -> Reply:
+    language = context.language
+    lines = [say(Text.HELP, language), "", say(Text.HELP_COMMANDS, language)]
+    lines += [f"/{name} — {text.get(language)}" for name, text in BUILTIN_COMMANDS.items()]
+    lines += [
+        f"{spec.usage(language)} — {spec.description.get(language)}"
+        for spec in context.table.actions.values()
+    ]
+    return Reply(text="\n".join(lines))
+
+
+# ---- U: Unknown ----
+
+
+def _start_login(context: _Context, feed: _Answers, login_type: str) -> Outcome:
+    """U2 and A1: a fresh login token, the Authorization module's answer relayed."""
+    language = context.language
+    token = context.fresh_login_token
+    answer = feed.ask(StartLogin(login_token=token, login_type=login_type))
+    if not isinstance(answer, LoginStarted):
+        return Outcome(KEEP, (_plain(Text.UNAVAILABLE, language),))
+    prompt, expires_in = answer.prompt, answer.expires_in
+    session = Anonymous(login_token=token, login_type=login_type, prompt=prompt, language=language)
+    return Outcome(session, (_prompt_reply(prompt, language),), ttl_s=max(1, expires_in))
+
+
+def _requested_login_type(command: Command) -> str | None:
+    if command.name != "login":
+        return None
+    login_type = command.args.get("type")
+    return login_type if login_type in LOGIN_TYPES else None
+
+
+def _unknown(context: _Context, feed: _Answers) -> Outcome:
+    command = context.command
+    login_type = _requested_login_type(command)
+    if login_type is not None:
+        return _start_login(context, feed, login_type)  # U2
+    if command.name in ("start", "help"):
+        return Outcome(KEEP, (_help(context), login_offer(context.language)))
+    return Outcome(KEEP, (login_offer(context.language),))  # U1
+
+
+# ---- A: Anonymous ----
+
+
+def _anonymous(session: Anonymous, context: _Context, feed: _Answers) -> Outcome:
+    language = context.language
+    login_type = _requested_login_type(context.command)
+    if login_type is not None:
+        return _start_login(context, feed, login_type)  # A1
+    answer = feed.ask(CheckLogin(login_token=session.login_token))  # A2
+    if isinstance(answer, LoginGone):  # A3
+        return Outcome(None, (login_offer(language),))
+    if isinstance(answer, LoginDenied):  # A4
+        return Outcome(None, (_plain(Text.LOGIN_FAILED, language),))
+    if isinstance(answer, LoginPending):  # A6
+        return Outcome(
+            KEEP, (_prompt_reply(session.prompt, language, lead=Text.LOGIN_NOT_FINISHED),)
+        )
+    if isinstance(answer, LoginGranted):  # A5
+        authorized = Authorized(
+            access_token=answer.access_token,
+            refresh_token=answer.refresh_token,
+            language=language,
+        )
+        logged_in = _plain(Text.LOGGED_IN, language)
+        if context.command.name in ("login", "start"):
+            return Outcome(authorized, (logged_in,))
+        outcome = _authorized(authorized, context, feed, prefix=(logged_in,))
+        # The grant must be stored even when the command itself keeps "the" session.
+        return outcome if not isinstance(outcome.session, Keep) else _replace(outcome, authorized)
+    return Outcome(KEEP, (_plain(Text.UNAVAILABLE, language),))
+
+
+def _replace(outcome: Outcome, session: Session) -> Outcome:
+    return Outcome(session, outcome.replies, outcome.ttl_s)
+
+
+# ---- Z: Authorized ----
+
+
+def _authorized(
+    session: Authorized, context: _Context, feed: _Answers, *, prefix: tuple[Reply, ...]
+) -> Outcome:
+    command, language = context.command, context.language
+    if command.name == "login":  # Z1
+        return Outcome(KEEP, (*prefix, _plain(Text.ALREADY_LOGGED_IN, language)))
+    if command.name == "logout":
+        if command.args.get("all") != "true":  # Z2
+            return Outcome(None, (*prefix, _plain(Text.SESSION_ENDED, language)))
+        answer = feed.ask(LogoutEverywhere(refresh_token=session.refresh_token))  # Z3
+        if isinstance(answer, ModuleUnavailable):
+            # Keep the session: the person can try again; deleting it would leave the other
+            # devices logged in with no way to end them from here.
+            return Outcome(KEEP, (*prefix, _plain(Text.UNAVAILABLE, language)))
+        return Outcome(None, (*prefix, _plain(Text.SESSION_ENDED_EVERYWHERE, language)))
+    if command.name in ("start", "help"):
+        return Outcome(KEEP, (*prefix, _help(context)))
+    action = context.table.actions.get(command.name)
+    if action is None:  # the service validates commands first; this is a last guard
+        return Outcome(KEEP, (*prefix, _plain(Text.NO_SUCH_COMMAND, language)))
+    return _run_action(session, action, context, feed, prefix=prefix)
+
+
+def _run_action(
+    session: Authorized,
+    action: ActionSpec,
+    context: _Context,
+    feed: _Answers,
+    *,
+    prefix: tuple[Reply, ...],
+) -> Outcome:
+    language = context.language
+    current = session
+    for _attempt in range(_MAX_REFRESHES + 1):
+        answer = feed.ask(  # Z4
+            CallAction(action=action, args=context.command.args, access_token=current.access_token)
+        )
+        if isinstance(answer, ModuleUnavailable) or not isinstance(answer, ActionDone):
+            return Outcome(KEEP, (*prefix, _plain(Text.UNAVAILABLE, language)))
+        if answer.status == 200:  # Z5
+            text = render_action_reply(action, answer.data, language)
+            return Outcome(KEEP, (*prefix, Reply(text=text)))
+        if answer.status == 403:  # Z6
+            return Outcome(KEEP, (*prefix, _plain(Text.FORBIDDEN, language)))
+        if answer.status == 404:
+            return Outcome(KEEP, (*prefix, _plain(Text.NOT_FOUND, language)))
+        if answer.status != 401:
+            failed = Text.UNAVAILABLE if answer.status >= 500 else Text.ACTION_FAILED
+            return Outcome(KEEP, (*prefix, _plain(failed, language)))
+        refreshed = feed.ask(RefreshTokens(refresh_token=current.refresh_token))  # Z7
+        if isinstance(refreshed, RefreshRejected):  # Z8
+            return Outcome(None, (*prefix, login_offer(language)))
+        if not isinstance(refreshed, Refreshed):
+            return Outcome(KEEP, (*prefix, _plain(Text.UNAVAILABLE, language)))
+        # Z9: the service already stored the new pair; retry the command with it.
+        current = Authorized(refreshed.access_token, refreshed.refresh_token, current.language)
+    return Outcome(None, (*prefix, login_offer(language)))
+
+
+# ---- L: the login-check timer ----
+
+
+@dataclass(frozen=True, slots=True)
+class CycleOutcome:
+    """One chat's result in a timer cycle: the next session and an optional message."""
+
+    session: Session | Keep | None
+    message: str | None
+
+
+def decide_login_check(session: Anonymous, answer: object) -> CycleOutcome:
+    """L2: what the login check of one Anonymous chat leads to."""
+    language = session.language
+    if isinstance(answer, LoginGone):
+        return CycleOutcome(None, None)
+    if isinstance(answer, LoginDenied):
+        return CycleOutcome(None, say(Text.LOGIN_FAILED, language))
+    if isinstance(answer, LoginGranted):
+        authorized = Authorized(answer.access_token, answer.refresh_token, language)
+        return CycleOutcome(authorized, say(Text.LOGGED_IN, language))
+    return CycleOutcome(KEEP, None)  # pending, or the module is unavailable: try next tick

@@ -1,0 +1,41 @@
+"""Prometheus metrics of Bot Logic, in a registry of its own (one per app, none at import)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+__all__ = ["LogicMetrics"]
+
+
+class LogicMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.commands = Counter(
+            "tggate_commands_total",
+            "Commands handled, by command and result",
+            ["command", "result"],
+            registry=self.registry,
+        )
+        self.replayed = Counter(
+            "tggate_commands_replayed_total",
+            "Repeated update_ids answered from the stored first answer",
+            registry=self.registry,
+        )
+        self.module_calls = Counter(
+            "tggate_module_calls_total",
+            "Calls to the Authorization and Main modules, by request and result",
+            ["request", "result"],
+            registry=self.registry,
+        )
+        self.cycle_seconds = Histogram(
+            "tggate_cycle_seconds",
+            "Wall time of one timer cycle (one shard)",
+            ["cycle"],
+            registry=self.registry,
+        )
+        self.cycle_messages = Counter(
+            "tggate_cycle_messages_total",
+            "Messages produced by timer cycles",
+            ["cycle"],
+            registry=self.registry,
+        )
