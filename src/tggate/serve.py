@@ -1,0 +1,40 @@
+"""Run one ASGI app under uvicorn (uvloop, httptools), print its URL once it listens."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import uvicorn
+import uvloop
+from fastapi import FastAPI
+
+__all__ = ["serve"]
+
+
+def serve(app: FastAPI, *, name: str, host: str, port: int, log_level: str = "info") -> None:
+    """Blocks until SIGINT/SIGTERM; uvicorn handles both and shuts the app down cleanly."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,  # our JSON logging is configured already
+        log_level=log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
+            await asyncio.sleep(0.02)
+        if server.started:
+            print(f"{name} listening on http://{host}:{port}", flush=True)
+        await task
+
+    uvloop.run(run())
+    if not server.started:
+        sys.exit(1)
