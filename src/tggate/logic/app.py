@@ -72,6 +72,15 @@ class LeaseIn(_Strict):
     ttl_s: float = Field(default=15.0, ge=1, le=300)
 
 
+def _get_logic(request: Request) -> BotLogic:
+    logic: BotLogic = request.app.state.logic
+    return logic
+
+
+# Module level: FastAPI resolves these (string) annotations in the module's namespace.
+Logic = Annotated[BotLogic, Depends(_get_logic)]
+
+
 def _messages_json(messages: list[OutboxMessage]) -> dict[str, Any]:
     return {
         "messages": [
@@ -149,13 +158,8 @@ def create_app(
             app.state.logic = logic
             yield
 
-    def get_logic(request: Request) -> BotLogic:
-        logic: BotLogic = request.app.state.logic
-        return logic
-
     app = FastAPI(title="tggate Bot Logic", lifespan=lifespan, docs_url=None, redoc_url=None)
     internal = [Depends(require_internal_token)]
-    Logic = Annotated[BotLogic, Depends(get_logic)]
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,156 @@
+"""Bot Logic over real HTTP, with a real Redis server and the reference modules (SPEC §5)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tggate.bootstrap import build_logic_app
+from tggate.reference.auth.app import create_app as create_auth_app
+from tggate.reference.main.app import create_app as create_main_app
+from tggate.settings import load_settings
+from tests.support.servers import run_asgi
+
+INTERNAL_TOKEN = "test-internal-token-0123456789abcdef"
+JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"
+
+
+@dataclass
+class ModuleUrls:
+    auth: str
+    main: str
+
+
+@pytest.fixture(scope="module")
+def modules() -> Iterator[ModuleUrls]:
+    # The login pages are not visited here, so their public URL needs no real port.
+    auth = create_auth_app(jwt_secret=JWT_SECRET, public_url="http://auth.example")
+    main = create_main_app(jwt_secret=JWT_SECRET)
+    with run_asgi(auth) as auth_url, run_asgi(main) as main_url:
+        yield ModuleUrls(auth=auth_url, main=main_url)
+
+
+@pytest.fixture(scope="module")
+def logic_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
+    settings = load_settings(
+        redis_url=redis_url,
+        auth_url=modules.auth,
+        main_url=modules.main,
+        internal_token=INTERNAL_TOKEN,
+        http_timeout_s=1.0,
+    )
+    with run_asgi(build_logic_app(settings, redis_url=redis_url)) as url:
+        yield url
+
+
+_update_ids = itertools.count(1)
+
+
+@dataclass
+class Bot:
+    """Talks to Bot Logic as the Telegram Client does, and to the modules' test APIs."""
+
+    logic: httpx.AsyncClient
+    auth: httpx.AsyncClient
+    main: httpx.AsyncClient
+    redis: Redis
+    sent_update_ids: list[int] = field(default_factory=list)
+
+    async def command(
+        self,
+        chat_id: int,
+        command: str,
+        args: dict[str, str] | None = None,
+        *,
+        language: str = "en",
+        update_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        response = await self.post_command(
+            chat_id, command, args, language=language, update_id=update_id
+        )
+        assert response.status_code == 200, response.text
+        replies: list[dict[str, Any]] = response.json()["replies"]
+        return replies
+
+    async def post_command(
+        self,
+        chat_id: int,
+        command: str,
+        args: dict[str, str] | None = None,
+        *,
+        language: str = "en",
+        update_id: int | None = None,
+    ) -> httpx.Response:
+        body = {
+            "update_id": update_id if update_id is not None else next(_update_ids),
+            "chat_id": chat_id,
+            "command": command,
+            "args": args or {},
+            "text": f"/{command}",
+            "language": language,
+        }
+        return await self.logic.post("/v1/commands", json=body)
+
+    async def texts(self, chat_id: int, command: str, args: dict[str, str] | None = None) -> str:
+        return "\n".join(r["text"] for r in await self.command(chat_id, command, args))
+
+    async def resolve(self, chat_id: int, decision: str = "granted", **extra: Any) -> None:
+        body = {"chat_id": chat_id, "decision": decision, "identity": "alice", **extra}
+        response = await self.auth.post("/test/logins/resolve", json=body)
+        assert response.status_code == 200, response.text
+
+    async def login(self, chat_id: int, *, identity: str = "alice", **extra: Any) -> None:
+        """Unknown → Authorized through U2, a granted login and A5."""
+        await self.command(chat_id, "login", {"type": "code"})
+        await self.resolve(chat_id, "granted", identity=identity, **extra)
+        assert "logged in" in await self.texts(chat_id, "login")
+
+    async def session(self, chat_id: int) -> dict[str, str]:
+        raw = await self.redis.hgetall(f"tggate:{{{chat_id}}}:session")
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    async def auth_stats(self) -> dict[str, int]:
+        stats: dict[str, int] = (await self.auth.get("/test/stats")).json()
+        return stats
+
+    async def main_stats(self) -> dict[str, int]:
+        stats: dict[str, int] = (await self.main.get("/test/stats")).json()
+        return stats
+
+    async def cycle(self, name: str, **body: int) -> list[dict[str, Any]]:
+        response = await self.logic.post(f"/v1/cycles/{name}", json=body)
+        assert response.status_code == 200, response.text
+        messages: list[dict[str, Any]] = response.json()["messages"]
+        return messages
+
+
+@pytest.fixture
+async def bot(
+    logic_url: str, modules: ModuleUrls, redis_client: Redis
+) -> AsyncIterator[Bot]:
+    headers = {"X-Internal-Token": INTERNAL_TOKEN}
+    async with (
+        httpx.AsyncClient(base_url=logic_url, headers=headers, timeout=30) as logic,
+        httpx.AsyncClient(base_url=modules.auth, timeout=10) as auth,
+        httpx.AsyncClient(base_url=modules.main, timeout=10) as main,
+    ):
+        await auth.post("/test/stats/reset")
+        await main.post("/test/stats/reset")
+        await auth.post("/test/delay", json={"seconds": 0})
+        await main.post("/test/delay", json={"seconds": 0})
+        yield Bot(logic=logic, auth=auth, main=main, redis=redis_client)
+
+
+_chat_ids = itertools.count(1000)
+
+
+@pytest.fixture
+def chat() -> int:
+    """A chat id no other test used: the reference modules live for the whole module."""
+    return next(_chat_ids)
