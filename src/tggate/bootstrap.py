@@ -55,7 +55,7 @@ def open_redis(url: str, settings: Settings) -> Redis:
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
 
 
 @asynccontextmanager

@@ -422,6 +422,7 @@ async def test_redis_key_layout(redis_client: Redis) -> None:
     assert await redis_client.hgetall("tg:{42}:session") == {
         b"status": b"anonymous",
         b"rev": revision.encode(),
+        b"language": b"ru",
         b"login_token": b"lt-1",
         b"login_type": b"github",
         b"prompt_text": b"Open the link",
@@ -437,6 +438,7 @@ async def test_redis_key_layout(redis_client: Redis) -> None:
     assert await redis_client.hgetall("tg:{42}:session") == {
         b"status": b"authorized",
         b"rev": await redis_client.hget("tg:{42}:session", "rev"),
+        b"language": b"ru",
         b"access_token": b"access-1",
         b"refresh_token": b"refresh-1",
     }

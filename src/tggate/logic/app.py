@@ -95,8 +95,9 @@ def _messages_json(messages: list[OutboxMessage]) -> dict[str, Any]:
     }
 
 
-class _BodyLimit:
-    """Refuse bodies over `limit` bytes with 413 before anything parses them."""
+class _Guard:
+    """The outermost layer: refuses bodies over `limit` bytes with 413 before anything parses
+    them, and turns any fault of ours (Redis down…) into a 503 with a message, never a trace."""
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self._app = app
@@ -108,9 +109,10 @@ class _BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._limit:
-            await _too_large(scope, receive, send)
+            await _answer(scope, receive, send, 413, "request body too large")
             return
         seen = 0
+        started = False
 
         async def counting_receive() -> Any:
             nonlocal seen
@@ -120,19 +122,29 @@ class _BodyLimit:
                 raise _BodyTooLarge
             return message
 
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self._app(scope, counting_receive, send)
+            await self._app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
-            await _too_large(scope, receive, send)
+            if not started:
+                await _answer(scope, receive, send, 413, "request body too large")
+        except Exception as error:
+            # The class name only: messages of client libraries may quote what they sent.
+            log.error("request failed: %s", type(error).__name__)
+            if not started:
+                await _answer(scope, receive, send, 503, "temporarily unavailable")
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
-    response = JSONResponse({"detail": "request body too large"}, status_code=413)
-    await response(scope, receive, send)
+async def _answer(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+    await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
 
 
 def create_app(
@@ -167,12 +179,6 @@ def create_app(
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in error.errors()[:10]
         ]
         return JSONResponse({"detail": problems}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def unavailable(_: Request, error: Exception) -> JSONResponse:
-        # Redis down or another fault of ours: the client retries; the person sees no trace.
-        log.error("request failed: %s", type(error).__name__)
-        return JSONResponse({"detail": "temporarily unavailable"}, status_code=503)
 
     @app.post("/v1/commands", dependencies=internal)
     async def commands(body: CommandIn, logic: Logic) -> Response:
@@ -226,7 +232,7 @@ def create_app(
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(_Guard, limit=MAX_BODY_BYTES)
     return app
 
 

@@ -1,0 +1,202 @@
+"""Bot Logic's HTTP contract (SPEC §5.1): idempotency, bad input, unavailable modules, probes."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tggate.bootstrap import build_logic_app
+from tggate.settings import load_settings
+from tests.integration.logic.conftest import INTERNAL_TOKEN, Bot, ModuleUrls
+from tests.support.servers import run_asgi
+
+
+async def test_repeated_update_id_returns_the_first_answer_and_calls_nothing(
+    bot: Bot, chat: int
+) -> None:
+    await bot.login(chat)
+    await bot.main.post("/test/stats/reset")
+    first = await bot.command(chat, "courses", update_id=555_000 + chat)
+    again = await bot.command(chat, "courses", update_id=555_000 + chat)
+    assert again == first
+    assert (await bot.main_stats()).get("GET /api/courses") == 1
+    # Also for a side effect at the Authorization module: U2 is not repeated.
+    await bot.command(chat, "logout")
+    await bot.auth.post("/test/stats/reset")
+    login = await bot.command(chat, "login", {"type": "code"}, update_id=556_000 + chat)
+    assert await bot.command(chat, "login", {"type": "code"}, update_id=556_000 + chat) == login
+    assert (await bot.auth_stats())["login"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"chat_id": 1, "command": "me"}, 422),  # no update_id
+        ({"update_id": "x", "chat_id": 1, "command": "me"}, 422),
+        ({"update_id": 1, "chat_id": 1, "command": "nosuch"}, 400),
+        ({"update_id": 1, "chat_id": 1, "command": "../etc"}, 422),
+        ({"update_id": 1, "chat_id": 1, "command": "me", "text": "x" * 5000}, 422),
+        ({"update_id": 1, "chat_id": 1, "command": "me", "args": {"a": "b" * 2000}}, 422),
+        ({"update_id": 1, "chat_id": 1, "command": "me", "extra": True}, 422),
+        ({"update_id": -1, "chat_id": 1, "command": "me"}, 422),
+        ([1, 2, 3], 422),
+    ],
+)
+async def test_bad_command_bodies_are_4xx_with_a_message(
+    bot: Bot, body: object, status: int
+) -> None:
+    response = await bot.logic.post("/v1/commands", json=body)
+    assert response.status_code == status
+    assert response.json()["detail"]
+
+
+async def test_malformed_json_and_huge_bodies(bot: Bot) -> None:
+    broken = await bot.logic.post(
+        "/v1/commands", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert broken.status_code == 422
+    huge = await bot.logic.post("/v1/commands", content=b"x" * 200_000)
+    assert huge.status_code == 413
+    assert huge.json() == {"detail": "request body too large"}
+
+
+@pytest.mark.parametrize(
+    "text", ["\u202e\u0000👩‍👩‍👧‍👦", "Ԁ" * 4096, "\ud7ff\ufeff", "🦀" * 1000]
+)
+async def test_odd_unicode_is_answered_not_crashed(bot: Bot, chat: int, text: str) -> None:
+    body = {"update_id": 1, "chat_id": chat, "command": "help", "text": text, "language": "en"}
+    body["update_id"] = abs(hash(text)) % 10**9
+    response = await bot.logic.post("/v1/commands", json=body)
+    assert response.status_code == 200
+    odd_arg = await bot.post_command(chat, "course", {"course_id": text[:200]})
+    assert odd_arg.status_code == 200
+    assert "Usage" in odd_arg.json()["replies"][0]["text"] or "not logged in" in odd_arg.text
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", INTERNAL_TOKEN + "x"])
+async def test_wrong_internal_token_is_401(logic_url: str, token: str | None) -> None:
+    headers = {} if token is None else {"X-Internal-Token": token}
+    async with httpx.AsyncClient(base_url=logic_url, headers=headers) as client:
+        for path in ("/v1/commands", "/v1/cycles/login", "/v1/messages/ack", "/v1/poller/lease"):
+            response = await client.post(path, json={})
+            assert response.status_code == 401, path
+            assert response.json() == {"detail": "missing or wrong X-Internal-Token"}
+
+
+async def test_probes_and_metrics(bot: Bot, chat: int) -> None:
+    await bot.command(chat, "help")
+    assert (await bot.logic.get("/healthz")).json() == {"status": "ok"}
+    assert (await bot.logic.get("/readyz")).status_code == 200
+    metrics = (await bot.logic.get("/metrics")).text
+    assert 'tggate_commands_total{command="help",result="unknown->unknown"}' in metrics
+
+
+async def test_cycle_shard_out_of_range_is_422(bot: Bot) -> None:
+    response = await bot.logic.post("/v1/cycles/login", json={"shard": 3, "shards": 2})
+    assert response.status_code == 422
+
+
+async def test_poller_lease_is_exclusive(bot: Bot) -> None:
+    first = await bot.logic.post("/v1/poller/lease", json={"instance": "a", "ttl_s": 5})
+    second = await bot.logic.post("/v1/poller/lease", json={"instance": "b", "ttl_s": 5})
+    renewed = await bot.logic.post("/v1/poller/lease", json={"instance": "a", "ttl_s": 5})
+    assert [r.json()["granted"] for r in (first, second, renewed)] == [True, False, True]
+
+
+async def test_slow_auth_module_gives_unavailable_and_keeps_the_session(
+    bot: Bot, chat: int
+) -> None:
+    await bot.command(chat, "login", {"type": "code"})
+    before = await bot.session(chat)
+    await bot.auth.post("/test/delay", json={"seconds": 2})  # the logic's timeout is 1 s
+    try:
+        text = await bot.texts(chat, "me")
+    finally:
+        await bot.auth.post("/test/delay", json={"seconds": 0})
+    assert "temporarily unavailable" in text
+    assert await bot.session(chat) == before
+
+
+async def test_slow_main_module_gives_unavailable_and_keeps_the_session(
+    bot: Bot, chat: int
+) -> None:
+    await bot.login(chat)
+    before = await bot.session(chat)
+    await bot.main.post("/test/delay", json={"seconds": 2})
+    try:
+        text = await bot.texts(chat, "courses")
+    finally:
+        await bot.main.post("/test/delay", json={"seconds": 0})
+    assert "temporarily unavailable" in text
+    assert await bot.session(chat) == before
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # closed again: connections are refused
+
+
+async def test_modules_down_give_unavailable_and_keep_the_session(
+    bot: Bot, chat: int, modules: ModuleUrls, redis_url: str
+) -> None:
+    await bot.login(chat)
+    before = await bot.session(chat)
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    settings = load_settings(
+        redis_url=redis_url, auth_url=dead, main_url=dead, internal_token=INTERNAL_TOKEN
+    )
+    headers = {"X-Internal-Token": INTERNAL_TOKEN}
+    with run_asgi(build_logic_app(settings, redis_url=redis_url)) as url:
+        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+            for command, args in (("courses", {}), ("logout", {"all": "true"})):
+                body = {"update_id": 9_000_000 + chat + len(args), "chat_id": chat,
+                        "command": command, "args": args, "language": "en"}
+                response = await client.post("/v1/commands", json=body)
+                assert response.status_code == 200
+                assert "temporarily unavailable" in response.json()["replies"][0]["text"]
+    assert await bot.session(chat) == before
+
+
+async def test_redis_down_is_503_with_a_message(modules: ModuleUrls, tmp_path: object) -> None:
+    dead = f"redis://127.0.0.1:{_closed_port()}/0"
+    settings = load_settings(
+        redis_url=dead,
+        auth_url=modules.auth,
+        main_url=modules.main,
+        internal_token=INTERNAL_TOKEN,
+        redis_timeout_s=0.5,
+    )
+    headers = {"X-Internal-Token": INTERNAL_TOKEN}
+    with run_asgi(build_logic_app(settings, redis_url=dead)) as url:
+        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+            body = {"update_id": 1, "chat_id": 1, "command": "help"}
+            response = await client.post("/v1/commands", json=body)
+            assert response.status_code == 503
+            assert response.json() == {"detail": "temporarily unavailable"}
+            assert (await client.get("/readyz")).status_code == 503
+
+
+async def test_no_token_appears_in_any_log_line(
+    bot: Bot, chat: int, caplog: pytest.LogCaptureFixture, redis_client: Redis
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await bot.command(chat, "login", {"type": "code"})
+    login_token = (await bot.session(chat))["login_token"]
+    await bot.resolve(chat, "granted", access_ttl_s=-10)
+    await bot.command(chat, "me")  # A5, then Z7–Z9
+    session = await bot.session(chat)
+    await bot.main.post("/test/delay", json={"seconds": 2})
+    await bot.command(chat, "courses")  # a timeout gets logged
+    await bot.main.post("/test/delay", json={"seconds": 0})
+    await bot.logic.post("/v1/commands", json={"update_id": 1}, headers={"X-Internal-Token": "w"})
+    await bot.command(chat, "logout", {"all": "true"})
+    logged = "\n".join(r.getMessage() + str(r.args) for r in caplog.records)
+    assert logged, "the run logged something"
+    for secret in (login_token, session["access_token"], session["refresh_token"], INTERNAL_TOKEN):
+        assert secret not in logged
