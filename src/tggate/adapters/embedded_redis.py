@@ -65,7 +65,7 @@ def _ping(port: int, timeout_s: float) -> bool:
         return False
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A preexec_fn asking Linux to SIGTERM the child when its parent thread dies."""
     if not sys.platform.startswith("linux"):
         return None
@@ -220,7 +220,7 @@ class EmbeddedRedis:
             # Own process group: a Ctrl-C on our terminal must not kill Redis before we finish
             # in-flight work during graceful shutdown; we stop it ourselves afterwards.
             start_new_session=True,
-            preexec_fn=_die_with_parent() if self._die_with_parent else None,
+            preexec_fn=die_with_parent() if self._die_with_parent else None,
         )
 
     def _wait_ready(self, process: subprocess.Popen[bytes]) -> bool:

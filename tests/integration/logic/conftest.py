@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from tests.support.servers import run_asgi
 
 from tggate.bootstrap import build_logic_app
 from tggate.reference.auth.app import create_app as create_auth_app
 from tggate.reference.main.app import create_app as create_main_app
 from tggate.settings import load_settings
-from tests.support.servers import run_asgi
 
 INTERNAL_TOKEN = "test-internal-token-0123456789abcdef"
 JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"
@@ -131,9 +131,7 @@ class Bot:
 
 
 @pytest.fixture
-async def bot(
-    logic_url: str, modules: ModuleUrls, redis_client: Redis
-) -> AsyncIterator[Bot]:
+async def bot(logic_url: str, modules: ModuleUrls, redis_client: Redis) -> AsyncIterator[Bot]:
     headers = {"X-Internal-Token": INTERNAL_TOKEN}
     async with (
         httpx.AsyncClient(base_url=logic_url, headers=headers, timeout=30) as logic,

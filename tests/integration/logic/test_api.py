@@ -8,11 +8,11 @@ import socket
 import httpx
 import pytest
 from redis.asyncio import Redis
+from tests.integration.logic.conftest import INTERNAL_TOKEN, Bot, ModuleUrls
+from tests.support.servers import run_asgi
 
 from tggate.bootstrap import build_logic_app
 from tggate.settings import load_settings
-from tests.integration.logic.conftest import INTERNAL_TOKEN, Bot, ModuleUrls
-from tests.support.servers import run_asgi
 
 
 async def test_repeated_update_id_returns_the_first_answer_and_calls_nothing(
@@ -64,9 +64,7 @@ async def test_malformed_json_and_huge_bodies(bot: Bot) -> None:
     assert huge.json() == {"detail": "request body too large"}
 
 
-@pytest.mark.parametrize(
-    "text", ["\u202e\u0000👩‍👩‍👧‍👦", "Ԁ" * 4096, "\ud7ff\ufeff", "🦀" * 1000]
-)
+@pytest.mark.parametrize("text", ["\u202e\u0000👩‍👩‍👧‍👦", "Ԁ" * 4096, "\ud7ff\ufeff", "🦀" * 1000])
 async def test_odd_unicode_is_answered_not_crashed(bot: Bot, chat: int, text: str) -> None:
     body = {"update_id": 1, "chat_id": chat, "command": "help", "text": text, "language": "en"}
     body["update_id"] = abs(hash(text)) % 10**9
@@ -155,8 +153,13 @@ async def test_modules_down_give_unavailable_and_keep_the_session(
     with run_asgi(build_logic_app(settings, redis_url=redis_url)) as url:
         async with httpx.AsyncClient(base_url=url, headers=headers) as client:
             for command, args in (("courses", {}), ("logout", {"all": "true"})):
-                body = {"update_id": 9_000_000 + chat + len(args), "chat_id": chat,
-                        "command": command, "args": args, "language": "en"}
+                body = {
+                    "update_id": 9_000_000 + chat + len(args),
+                    "chat_id": chat,
+                    "command": command,
+                    "args": args,
+                    "language": "en",
+                }
                 response = await client.post("/v1/commands", json=body)
                 assert response.status_code == 200
                 assert "temporarily unavailable" in response.json()["replies"][0]["text"]

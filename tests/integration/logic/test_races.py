@@ -17,7 +17,7 @@ async def test_logout_racing_a_login_check_cycle_never_leaves_the_chat_authorize
         # Stagger the two a little differently each round to hit different interleavings.
         delay = (round_ % 5) * 0.002
 
-        async def logout() -> list[dict[str, object]]:
+        async def logout(delay: float = delay) -> list[dict[str, object]]:
             await asyncio.sleep(delay)
             return await bot.command(chat, "logout")
 
