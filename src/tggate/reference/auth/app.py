@@ -1,0 +1,269 @@
+"""The reference Authorization module: an in-memory FastAPI app speaking SPEC §5.2.
+
+`create_app` wires the pieces: `LoginBook` (logins in flight), `SessionRegistry` (refresh tokens,
+rotation, logout), `TokenCodec` (JWTs) and, with `test_api`, a `/test` API that plays the person
+(decides logins) and instruments the module (stats, delay). Nothing happens at import.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable
+
+from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
+
+from tggate.reference.auth.instrument import Instrument, InstrumentMiddleware
+from tggate.reference.auth.logins import Grant, LoginBook, LoginConflict, NoPendingLogin
+from tggate.reference.auth.models import (
+    DelayRequest,
+    LoginCheckAnswer,
+    LoginCheckRequest,
+    LoginRequest,
+    LoginStarted,
+    LogoutAnswer,
+    MintRequest,
+    PendingView,
+    RefreshRequest,
+    ResolveAnswer,
+    ResolveRequest,
+    TokenPairAnswer,
+)
+from tggate.reference.auth.sessions import RefreshRefused, SessionRegistry
+from tggate.reference.auth.texts import login_text
+from tggate.reference.auth.tokens import TokenCodec
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("tggate.reference.auth")
+
+Clock = Callable[[], float]
+
+# Path -> name in /test/stats (the names the brief of the test API uses).
+_MODULE_ENDPOINTS = {
+    "/login": "login",
+    "/login/check": "login/check",
+    "/refresh": "refresh",
+    "/logout": "logout",
+}
+
+
+def create_app(
+    *,
+    jwt_secret: str,
+    public_url: str = "http://127.0.0.1:8081",
+    access_ttl_s: int = 300,
+    refresh_ttl_s: int = 30 * 24 * 3600,
+    login_ttl_s: int = 600,
+    grace_s: float = 10.0,
+    test_api: bool = True,
+    clock: Clock = time.time,
+) -> FastAPI:
+    """Build the module. ValueError for a short secret or a non-positive lifetime."""
+    for name, value in (
+        ("access_ttl_s", access_ttl_s),
+        ("refresh_ttl_s", refresh_ttl_s),
+        ("login_ttl_s", login_ttl_s),
+    ):
+        if value <= 0:
+            raise ValueError(f"{name} must be positive")
+    if grace_s < 0:
+        raise ValueError("grace_s must not be negative")
+    codec = TokenCodec(jwt_secret)
+    logins = LoginBook(ttl_s=login_ttl_s)
+    sessions = SessionRegistry(
+        codec, access_ttl_s=access_ttl_s, refresh_ttl_s=refresh_ttl_s, grace_s=grace_s
+    )
+    instrument = Instrument(_MODULE_ENDPOINTS)
+    base_url = public_url.rstrip("/")
+
+    app = FastAPI(title="tggate reference Authorization module", version="1")
+    app.add_middleware(InstrumentMiddleware, instrument=instrument)
+    app.include_router(
+        _module_router(
+            logins=logins, sessions=sessions, public_url=base_url, ttl_s=login_ttl_s, clock=clock
+        )
+    )
+    app.include_router(_pages_router(logins=logins, clock=clock))
+    if test_api:
+        app.include_router(
+            _test_router(logins=logins, sessions=sessions, instrument=instrument, clock=clock),
+            prefix="/test",
+        )
+    return app
+
+
+def _module_router(
+    *, logins: LoginBook, sessions: SessionRegistry, public_url: str, ttl_s: int, clock: Clock
+) -> APIRouter:
+    """SPEC §5.2, the only endpoints Bot Logic calls."""
+    router = APIRouter(tags=["module"])
+
+    @router.post("/login")
+    async def start_login(body: LoginRequest) -> LoginStarted:
+        try:
+            login = logins.start(
+                body.login_token, chat_id=body.chat_id, type=body.type, now=clock()
+            )
+        except LoginConflict as conflict:
+            raise HTTPException(409, detail=str(conflict)) from None
+        url = (
+            None if login.ref is None else f"{public_url}/oauth/{login.type}/start?ref={login.ref}"
+        )
+        log.info("login started: chat_id=%s type=%s", login.chat_id, login.type)
+        return LoginStarted(
+            text=login_text(
+                login.type,
+                public_url=public_url,
+                code=login.code,
+                url=url,
+                ttl_s=ttl_s,
+                language=body.language,
+            ),
+            url=url,
+            code=login.code,
+            expires_in=max(0, round(login.expires_at - clock())),
+        )
+
+    @router.post("/login/check", response_model_exclude_none=True)
+    async def check_login(body: LoginCheckRequest) -> LoginCheckAnswer:
+        now = clock()
+        status, grant = logins.take_status(body.login_token, now=now)
+        if status != "granted" or grant is None:
+            return LoginCheckAnswer(status=status)
+        pair = sessions.issue(
+            sub=grant.identity,
+            name=grant.name,
+            now=now,
+            access_ttl_s=grant.access_ttl_s,
+            refresh_ttl_s=grant.refresh_ttl_s,
+        )
+        log.info("login granted and handed out: sub=%s", grant.identity)
+        return LoginCheckAnswer(
+            status="granted", access_token=pair.access_token, refresh_token=pair.refresh_token
+        )
+
+    @router.post("/refresh")
+    async def refresh(body: RefreshRequest) -> TokenPairAnswer:
+        try:
+            pair = sessions.rotate(body.refresh_token, now=clock())
+        except RefreshRefused as refused:
+            log.info("refresh refused: %s", refused.detail)
+            raise HTTPException(
+                401, detail=refused.detail, headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+        return TokenPairAnswer(access_token=pair.access_token, refresh_token=pair.refresh_token)
+
+    @router.post("/logout")
+    async def logout(body: RefreshRequest) -> LogoutAnswer:
+        # Idempotent: a token that no longer works revokes nothing and still answers 200.
+        return LogoutAnswer(revoked=sessions.revoke_person(body.refresh_token, now=clock()))
+
+    return router
+
+
+def _pages_router(*, logins: LoginBook, clock: Clock) -> APIRouter:
+    """Placeholders where the person's browser lands; the real pages come with OAuth."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/code", response_class=HTMLResponse)
+    async def code_page() -> str:
+        return _page(
+            "Вход по коду",
+            "Страница ввода кода ещё не готова в этой сборке; "
+            "в демо вход подтверждается через тестовый API.",
+        )
+
+    @router.get("/oauth/{provider}/start", response_class=HTMLResponse)
+    async def oauth_start(provider: str, ref: str = "") -> HTMLResponse:
+        try:
+            logins.find(now=clock(), ref=ref)
+        except NoPendingLogin:
+            return HTMLResponse(_page("Ссылка устарела", "Начните вход в боте заново."), 404)
+        return HTMLResponse(
+            _page(f"Вход через {provider}", "Вход через внешнего провайдера ещё не подключён.")
+        )
+
+    return router
+
+
+def _page(title: str, text: str) -> str:
+    return (
+        '<!doctype html><html lang="ru"><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></html>"
+    )
+
+
+def _test_router(
+    *, logins: LoginBook, sessions: SessionRegistry, instrument: Instrument, clock: Clock
+) -> APIRouter:
+    """Plays the person (decides logins) and instruments the module for tests and the demo."""
+    router = APIRouter(tags=["test"])
+
+    @router.post("/logins/resolve")
+    async def resolve_login(body: ResolveRequest) -> ResolveAnswer:
+        now = clock()
+        try:
+            token = logins.find(now=now, chat_id=body.chat_id, code=body.code)
+        except NoPendingLogin:
+            selector = f"chat_id {body.chat_id}" if body.code is None else f"code {body.code}"
+            raise HTTPException(404, detail=f"no pending login for {selector}") from None
+        grant = None
+        if body.decision == "granted" and body.identity is not None:
+            grant = Grant(
+                identity=body.identity,
+                name=body.name or body.identity,
+                access_ttl_s=body.access_ttl_s,
+                refresh_ttl_s=body.refresh_ttl_s,
+            )
+        try:
+            login = logins.decide(token, decision=body.decision, grant=grant, now=now)
+        except NoPendingLogin:
+            raise HTTPException(404, detail="the login is no longer pending") from None
+        log.info("test API: login of chat_id=%s %s", login.chat_id, body.decision)
+        return ResolveAnswer(
+            chat_id=login.chat_id, type=login.type, code=login.code, decision=body.decision
+        )
+
+    @router.post("/tokens")
+    async def mint_tokens(body: MintRequest) -> TokenPairAnswer:
+        pair = sessions.issue(
+            sub=body.identity,
+            name=body.name or body.identity,
+            now=clock(),
+            access_ttl_s=body.access_ttl_s,
+            refresh_ttl_s=body.refresh_ttl_s,
+        )
+        return TokenPairAnswer(access_token=pair.access_token, refresh_token=pair.refresh_token)
+
+    @router.get("/pending")
+    async def pending() -> list[PendingView]:
+        now = clock()
+        return [
+            PendingView(
+                chat_id=login.chat_id,
+                type=login.type,
+                code=login.code,
+                expires_in=max(0, round(login.expires_at - now)),
+            )
+            for login in logins.open_logins(now=now)
+        ]
+
+    @router.get("/stats")
+    async def stats() -> dict[str, int]:
+        return dict(instrument.counts)
+
+    @router.post("/stats/reset")
+    async def reset_stats() -> dict[str, int]:
+        instrument.reset()
+        return dict(instrument.counts)
+
+    @router.post("/delay")
+    async def set_delay(body: DelayRequest) -> dict[str, float]:
+        instrument.delay_s = body.seconds
+        return {"seconds": instrument.delay_s}
+
+    return router

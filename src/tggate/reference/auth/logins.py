@@ -1,0 +1,175 @@
+"""Pending logins: started by Bot Logic (U2/A1), decided by the person, checked by Bot Logic.
+
+A login is keyed by Bot Logic's login token, which never leaves the server side: the person sees a
+short code or a link carrying a separate single-use reference. The outcome of a decided login is
+handed out once (SPEC §5.2), then the login is forgotten.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "CheckStatus",
+    "Decision",
+    "Grant",
+    "LoginBook",
+    "LoginConflict",
+    "LoginType",
+    "NoPendingLogin",
+    "PendingLogin",
+]
+
+LoginType = Literal["github", "yandex", "code"]
+Decision = Literal["pending", "granted", "denied"]
+CheckStatus = Literal["pending", "granted", "denied", "unknown", "expired"]
+
+
+class LoginConflict(Exception):
+    """The login token is already used by a different or finished login."""
+
+
+class NoPendingLogin(LookupError):
+    """Nothing pending matches the selector."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Who logged in, and optional token lifetimes for this login only (tests use them)."""
+
+    identity: str
+    name: str
+    access_ttl_s: int | None = None
+    refresh_ttl_s: int | None = None
+
+
+@dataclass(slots=True)
+class PendingLogin:
+    chat_id: int
+    type: LoginType
+    code: str | None
+    ref: str | None
+    created_at: float
+    expires_at: float
+    seq: int
+    decision: Decision = "pending"
+    grant: Grant | None = None
+
+    def open_at(self, now: float) -> bool:
+        """Still waiting for the person, and not expired."""
+        return self.decision == "pending" and now < self.expires_at
+
+
+class LoginBook:
+    """All logins in flight, by login token. Thread-safe."""
+
+    def __init__(self, *, ttl_s: int) -> None:
+        self._ttl_s = ttl_s
+        self._logins: dict[str, PendingLogin] = {}
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+
+    def start(self, token: str, *, chat_id: int, type: LoginType, now: float) -> PendingLogin:
+        """Start a login; repeating the same request while it is open returns the same login.
+
+        The repeat makes a Bot Logic retry (its first answer was lost) show the same code.
+        """
+        with self._lock:
+            self._sweep(now)
+            existing = self._logins.get(token)
+            if (
+                existing is not None
+                and existing.decision == "pending"
+                and now >= existing.expires_at
+            ):
+                existing = None  # an expired login may be replaced
+            if existing is not None:
+                if existing.open_at(now) and (existing.chat_id, existing.type) == (chat_id, type):
+                    return existing
+                raise LoginConflict("login token already used")
+            login = PendingLogin(
+                chat_id=chat_id,
+                type=type,
+                code=self._new_code(now) if type == "code" else None,
+                ref=None if type == "code" else secrets.token_urlsafe(24),
+                created_at=now,
+                expires_at=now + self._ttl_s,
+                seq=next(self._seq),
+            )
+            self._logins[token] = login
+            return login
+
+    def take_status(self, token: str, *, now: float) -> tuple[CheckStatus, Grant | None]:
+        """The login's status for Bot Logic; a decision is reported once, then forgotten."""
+        with self._lock:
+            self._sweep(now)
+            login = self._logins.get(token)
+            if login is None:
+                return "unknown", None
+            if login.decision == "pending":
+                return ("pending" if now < login.expires_at else "expired"), None
+            del self._logins[token]
+            return login.decision, login.grant
+
+    def find(
+        self,
+        *,
+        now: float,
+        chat_id: int | None = None,
+        code: str | None = None,
+        ref: str | None = None,
+    ) -> str:
+        """The token of the most recent open login matching every given selector."""
+        with self._lock:
+            matches = [
+                (login.seq, token)
+                for token, login in self._logins.items()
+                if login.open_at(now)
+                and (chat_id is None or login.chat_id == chat_id)
+                and (code is None or login.code == code)
+                and (ref is None or login.ref == ref)
+            ]
+            if not matches:
+                raise NoPendingLogin("no pending login matches")
+            return max(matches)[1]
+
+    def decide(
+        self, token: str, *, decision: Literal["granted", "denied"], grant: Grant | None, now: float
+    ) -> PendingLogin:
+        """Record the person's answer. A granted login waits another TTL for its check."""
+        with self._lock:
+            login = self._logins.get(token)
+            if login is None or not login.open_at(now):
+                raise NoPendingLogin("the login is no longer pending")
+            if decision == "granted" and grant is None:
+                raise ValueError("a granted login needs a grant")
+            login.decision = decision
+            login.grant = grant if decision == "granted" else None
+            login.ref = None  # single use: the link stops working once it has been answered
+            login.expires_at = now + self._ttl_s
+            return login
+
+    def open_logins(self, *, now: float) -> list[PendingLogin]:
+        with self._lock:
+            return sorted(
+                (login for login in self._logins.values() if login.open_at(now)),
+                key=lambda login: login.seq,
+            )
+
+    def _new_code(self, now: float) -> str:
+        taken = {login.code for login in self._logins.values() if login.open_at(now)}
+        while True:
+            number = secrets.randbelow(1_000_000)
+            code = f"{number // 1000:03d}-{number % 1000:03d}"
+            if code not in taken:
+                return code
+
+    def _sweep(self, now: float) -> None:
+        """Forget logins a TTL after they expired; until then a check reports "expired"."""
+        stale = [t for t, login in self._logins.items() if now >= login.expires_at + self._ttl_s]
+        for token in stale:
+            del self._logins[token]
