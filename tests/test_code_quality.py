@@ -1,4 +1,4 @@
-"""ruff and mypy (strict on src/) are part of the test suite, so `uv run pytest` is the whole check."""
+"""ruff and mypy (strict on src/) run inside the suite: `uv run pytest` is the whole check."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def run_demo(settings: Settings, *, host: str, port: int, nginx: str) -> None:
             f"  Logs:                     {topology.workdir}\n"
             f"\nTalk to the bot through the fake Telegram's test API, for example:\n"
             f"  curl -s {topology.telegram_url}/_test/inject -H 'Content-Type: application/json'"
-            f" -d '{{\"chat_id\": 42, \"text\": \"/start\", \"language_code\": \"en\"}}'\n"
+            f' -d \'{{"chat_id": 42, "text": "/start", "language_code": "en"}}\'\n'
             f"  curl -s {topology.telegram_url}/_test/chats/42/messages\n"
             f"\nPress Ctrl-C to stop everything.",
             flush=True,

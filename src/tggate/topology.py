@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +51,7 @@ def find_nginx() -> str | None:
 
 def _http_ok(url: str, timeout_s: float = 1.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
             return bool(200 <= response.status < 500)
     except urllib.error.HTTPError as error:
         return error.code < 500

@@ -234,5 +234,3 @@ def create_app(
 
     app.add_middleware(_Guard, limit=MAX_BODY_BYTES)
     return app
-
-
