@@ -62,9 +62,14 @@ class HttpAuthModule:
         self._http = http
 
     async def start_login(
-        self, *, login_token: str, login_type: str, chat_id: int
+        self, *, login_token: str, login_type: str, chat_id: int, language: str = "ru"
     ) -> LoginStarted | ModuleUnavailable:
-        body = {"login_token": login_token, "type": login_type, "chat_id": chat_id}
+        body = {
+            "login_token": login_token,
+            "type": login_type,
+            "chat_id": chat_id,
+            "language": language,
+        }
         answer = await self._http.request("POST", "/login", json=body)
         if answer is None or answer.status != 200 or not isinstance(answer.body, dict):
             return _unavailable(answer, "/login")

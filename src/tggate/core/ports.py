@@ -120,8 +120,10 @@ class AuthModule(Protocol):
     """The Authorization module (SPEC §5.2)."""
 
     async def start_login(
-        self, *, login_token: str, login_type: str, chat_id: int
-    ) -> LoginStarted | ModuleUnavailable: ...
+        self, *, login_token: str, login_type: str, chat_id: int, language: str = "ru"
+    ) -> LoginStarted | ModuleUnavailable:
+        """`language` is a hint for the text shown to the person (an extension of §5.2)."""
+        ...
 
     async def check_login(self, *, login_token: str) -> LoginCheck | ModuleUnavailable: ...
 

@@ -185,6 +185,7 @@ class BotLogic:
                 login_token=request.login_token,
                 login_type=request.login_type,
                 chat_id=command.chat_id,
+                language=command.language,
             )
             self._count("login", started)
             return _Step(started, revision)
