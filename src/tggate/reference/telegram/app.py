@@ -7,6 +7,7 @@ editMessageText, editMessageReplyMarkup, deleteMessage, sendChatAction, answerCa
 setMyCommands, getMyCommands, deleteMyCommands, logOut, close. Any other method of `api.json` is
 validated and then refused with 400 "Bad Request: method not supported by the fake", so a bot never
 believes that something happened when it did not.
+`GET /` is a web chat page for talking to the bot in a browser (see `webchat.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tggate.reference.telegram.state import (
     TestApiError,
 )
 from tggate.reference.telegram.validation import UploadedFile, Validator
+from tggate.reference.telegram.webchat import webchat_router
 
 __all__ = ["create_app"]
 
@@ -215,6 +217,7 @@ def create_app(
         messages, complete = answer if answer is not None else ([], False)
         return JSONResponse(messages, status_code=200 if complete else 408)
 
+    app.include_router(webchat_router(telegram))
     return app
 
 

@@ -645,6 +645,19 @@ class FakeTelegram:
                 return self.messages(chat_id, bot_only=True, after=after), False
             return self.messages(chat_id, bot_only=True, after=after), True
 
+    async def wait_until(self, ready: Callable[[], bool], *, timeout_s: float) -> bool:
+        """Wait until `ready()` holds (checked under the lock after every change); False on timeout.
+
+        The web chat's long poll uses it to wake up on any change to a chat, edits included.
+        """
+        async with self._changed:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._changed.wait_for(ready)
+            except TimeoutError:
+                return False
+            return True
+
     def stats(self) -> dict[str, object]:
         return {
             "calls": dict(self._calls),

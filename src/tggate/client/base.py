@@ -1,0 +1,197 @@
+"""The Telegram Client's ports: what it needs from Telegram and from Bot Logic, as Protocols.
+
+The real implementations are `telegram.AiogramTelegram` and `logic_api.HttpBotLogic`; unit tests
+use hand-written fakes. Both sides speak in the plain values below, never in aiogram or aiohttp
+types, and raise only the errors below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+__all__ = [
+    "BotLogic",
+    "Button",
+    "CallbackPress",
+    "CommandButton",
+    "Cycle",
+    "Incoming",
+    "IncomingMessage",
+    "InvalidToken",
+    "Keyboard",
+    "Language",
+    "LogicRejected",
+    "LogicUnavailable",
+    "OtherUpdate",
+    "OutboxItem",
+    "PollingConflict",
+    "Rejected",
+    "Reply",
+    "RetryLater",
+    "TelegramApi",
+    "TelegramFailure",
+    "Unavailable",
+    "UrlButton",
+]
+
+Language = Literal["ru", "en"]
+Cycle = Literal["login", "notifications"]
+
+
+# ---- what arrives from Telegram ----
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A message in a chat; `text` is None for stickers, photos and the like."""
+
+    update_id: int
+    chat_id: int
+    text: str | None
+    language: Language
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackPress:
+    """A press on one of the bot's inline buttons; `data` is the command the button carries."""
+
+    update_id: int
+    chat_id: int
+    callback_id: str
+    data: str | None
+    language: Language
+
+
+@dataclass(frozen=True, slots=True)
+class OtherUpdate:
+    """Anything else (an edited message, a chat member change…): confirmed without handling."""
+
+    update_id: int
+
+
+Incoming = IncomingMessage | CallbackPress | OtherUpdate
+
+
+# ---- what the bot sends ----
+
+
+@dataclass(frozen=True, slots=True)
+class UrlButton:
+    text: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandButton:
+    """Pressing it sends `command` back as a callback query (at most 64 bytes of UTF-8)."""
+
+    text: str
+    command: str
+
+
+Button = UrlButton | CommandButton
+Keyboard = tuple[tuple[Button, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    chat_id: int
+    text: str
+    buttons: Keyboard = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A message a timer cycle produced; Bot Logic keeps it until it is acknowledged."""
+
+    id: str
+    chat_id: int
+    text: str
+    buttons: Keyboard = ()
+
+
+# ---- errors of the Telegram side ----
+
+
+class TelegramFailure(Exception):
+    """Base of every error `TelegramApi` raises; messages never contain the bot token."""
+
+
+class RetryLater(TelegramFailure):
+    """429: flood control; wait `retry_after` seconds before the next message to that chat."""
+
+    def __init__(self, retry_after: float, message: str = "flood control") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PollingConflict(TelegramFailure):
+    """409: another getUpdates poller (or a webhook) is active for this bot token."""
+
+
+class Rejected(TelegramFailure):
+    """A permanent refusal of this one request (400 bad request, 403 blocked, 404 not found)."""
+
+
+class Unavailable(TelegramFailure):
+    """A network error, a timeout, a 5xx or an unreadable answer: worth retrying."""
+
+
+class InvalidToken(TelegramFailure):
+    """401: the bot token is wrong. Nothing will work; the client stops."""
+
+
+class TelegramApi(Protocol):
+    """The part of the Bot API the client uses."""
+
+    async def get_updates(
+        self, *, offset: int | None, long_poll_s: int, limit: int
+    ) -> Sequence[Incoming]: ...
+
+    async def send_message(self, *, chat_id: int, text: str, buttons: Keyboard = ()) -> None:
+        """Send plain text (no parse mode, so nothing needs escaping)."""
+        ...
+
+    async def answer_callback(self, *, callback_id: str) -> None: ...
+
+    async def set_commands(
+        self, commands: Sequence[tuple[str, str]], *, language: str | None
+    ) -> None: ...
+
+
+# ---- errors and port of Bot Logic (SPEC §5.1) ----
+
+
+class LogicUnavailable(Exception):
+    """5xx, 409 (update in progress), 429, a timeout or a connection error: retry later."""
+
+
+class LogicRejected(Exception):
+    """A 4xx (or an unreadable 200): retrying the same request will not help."""
+
+    def __init__(self, status: int, detail: str = "") -> None:
+        super().__init__(f"Bot Logic answered {status}{': ' + detail if detail else ''}")
+        self.status = status
+
+
+class BotLogic(Protocol):
+    """Bot Logic's internal HTTP API (SPEC §5.1)."""
+
+    async def command(
+        self,
+        *,
+        update_id: int,
+        chat_id: int,
+        command: str,
+        args: dict[str, str],
+        text: str,
+        language: Language,
+    ) -> Sequence[Reply]: ...
+
+    async def cycle(self, kind: Cycle, *, shard: int, shards: int) -> Sequence[OutboxItem]: ...
+
+    async def ack(self, ids: Sequence[str]) -> None: ...
+
+    async def lease(self, *, instance: str, ttl_s: float) -> bool: ...

@@ -1,0 +1,116 @@
+"""Handling one update: recognise the command (C4), answer unknown ones (C5), forward the rest
+to Bot Logic (C6) and send its replies.
+
+An update counts as handled only when its replies are with Telegram, so outages of Bot Logic are
+retried here (with the same update_id: Bot Logic is idempotent by it) rather than skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from tggate.core.commands import CommandTable, ParsedCommand, Usage, parse_text
+
+from . import texts
+from .base import (
+    BotLogic,
+    CallbackPress,
+    IncomingMessage,
+    Language,
+    LogicRejected,
+    LogicUnavailable,
+    Reply,
+    TelegramApi,
+    TelegramFailure,
+)
+from .retry import Backoff, OutageLog
+from .sender import Sender
+
+__all__ = ["Forwarder"]
+
+logger = logging.getLogger("tggate.client.forwarder")
+
+
+class Forwarder:
+    def __init__(
+        self,
+        *,
+        telegram: TelegramApi,
+        logic: BotLogic,
+        sender: Sender,
+        table: CommandTable,
+        backoff: Backoff | None = None,
+        notice_after_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._telegram = telegram
+        self._logic = logic
+        self._sender = sender
+        self._table = table
+        self._backoff = backoff or Backoff()
+        self._notice_after_s = notice_after_s
+        self._clock = clock
+        self._sleep = sleep
+        self._outage = OutageLog(logger, "Bot Logic /v1/commands")
+
+    async def handle(self, update: IncomingMessage | CallbackPress) -> None:
+        if isinstance(update, CallbackPress):
+            await self._answer_callback(update.callback_id)
+            text = update.data
+        else:
+            text = update.text
+        replies = await self._replies(update, text)
+        for reply in replies:
+            await self._sender.send(reply.chat_id, reply.text, reply.buttons)
+
+    async def _answer_callback(self, callback_id: str) -> None:
+        # Stops the button's spinner. Best effort: an old query is refused, and that is fine.
+        try:
+            await self._telegram.answer_callback(callback_id=callback_id)
+        except TelegramFailure as error:
+            logger.info("could not answer a callback query: %s", error)
+
+    async def _replies(
+        self, update: IncomingMessage | CallbackPress, text: str | None
+    ) -> Sequence[Reply]:
+        chat_id, language = update.chat_id, update.language
+        if not text or (parsed := parse_text(text, self._table)) is None:
+            return [Reply(chat_id, texts.no_such_command(language))]  # C5
+        if isinstance(parsed, Usage):
+            return [Reply(chat_id, texts.usage(parsed, self._table, language))]
+        return await self._forward(update.update_id, chat_id, parsed, text, language)
+
+    async def _forward(
+        self, update_id: int, chat_id: int, parsed: ParsedCommand, text: str, language: Language
+    ) -> Sequence[Reply]:
+        attempt = 0
+        started = self._clock()
+        noticed = False
+        while True:
+            try:
+                replies = await self._logic.command(
+                    update_id=update_id,
+                    chat_id=chat_id,
+                    command=parsed.command,
+                    args=dict(parsed.args),
+                    text=text,
+                    language=language,
+                )
+            except LogicUnavailable as error:
+                attempt += 1
+                self._outage.failed(f"update {update_id}: {error}")
+                if not noticed and self._clock() - started >= self._notice_after_s:
+                    # Not silence (SPEC §6): say once that the answer is delayed, keep trying.
+                    noticed = True
+                    await self._sender.send(chat_id, texts.unavailable(language))
+                await self._sleep(self._backoff.delay(attempt))
+                continue
+            except LogicRejected as error:
+                logger.error("Bot Logic refused update %s: %s", update_id, error)
+                return [Reply(chat_id, texts.logic_error(language))]
+            self._outage.succeeded()
+            return replies

@@ -1,0 +1,112 @@
+"""The poller lease (SPEC §5.1): only its holder polls Telegram and runs the timers.
+
+Telegram allows one getUpdates poller per token and the timers must not tick twice, so several
+client instances agree through Bot Logic which one is active. The holder renews every ttl/3. If it
+cannot renew, it gives the lease up by itself before the lease could expire on the server (so two
+instances never believe they hold it at once); a standby keeps asking and takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from .base import BotLogic, LogicRejected, LogicUnavailable
+from .retry import OutageLog, sleep_or_stop
+
+__all__ = ["LeaseKeeper"]
+
+logger = logging.getLogger("tggate.client.lease")
+
+# On a graceful shutdown the lease is renewed for this long only (the shortest Bot Logic takes),
+# so a standby takes over within a second or so instead of a whole ttl.
+_RELEASE_TTL_S = 1.0
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        *,
+        logic: BotLogic,
+        instance: str,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logic = logic
+        self._instance = instance
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._held = asyncio.Event()
+        self._not_held = asyncio.Event()
+        self._not_held.set()
+        self._deadline = 0.0  # until when a granted lease is surely still ours
+        self._outage = OutageLog(logger, "renewing the poller lease")
+
+    @property
+    def held(self) -> bool:
+        return self._held.is_set()
+
+    async def wait_held(self) -> None:
+        await self._held.wait()
+
+    async def wait_lost(self) -> None:
+        await self._not_held.wait()
+
+    def _set(self, held: bool, *, stopping: bool = False) -> None:
+        if held == self.held:
+            return
+        if held:
+            logger.info("poller lease acquired by %s: active", self._instance)
+            self._not_held.clear()
+            self._held.set()
+            return
+        if stopping:
+            logger.info("poller lease given up by %s: stopping", self._instance)
+        else:
+            logger.warning("poller lease lost by %s: standby", self._instance)
+        self._held.clear()
+        self._not_held.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Acquire, renew or wait for the lease until `stop`; then release it if held."""
+        interval = self._ttl_s / 3
+        try:
+            while not stop.is_set():
+                await self._attempt()
+                wait = interval
+                if self.held:
+                    wait = min(wait, max(0.0, self._deadline - self._clock()))
+                if await sleep_or_stop(stop, wait):
+                    break
+        finally:
+            if self.held:
+                self._set(False, stopping=True)
+                await self._release()
+
+    async def _attempt(self) -> None:
+        started = self._clock()
+        try:
+            # A renewal that takes longer than this cannot be trusted to land in time.
+            granted = await asyncio.wait_for(
+                self._logic.lease(instance=self._instance, ttl_s=self._ttl_s), self._ttl_s / 6
+            )
+        except (LogicUnavailable, LogicRejected, TimeoutError) as error:
+            self._outage.failed(str(error) or type(error).__name__)
+            if self.held and self._clock() >= self._deadline:
+                self._set(False)
+            return
+        self._outage.succeeded()
+        if granted:
+            # Counted from when the request left: the server's clock started no earlier.
+            self._deadline = started + self._ttl_s * 5 / 6
+        self._set(granted)
+
+    async def _release(self) -> None:
+        try:
+            await asyncio.wait_for(
+                self._logic.lease(instance=self._instance, ttl_s=_RELEASE_TTL_S), self._ttl_s / 6
+            )
+        except (LogicUnavailable, LogicRejected, TimeoutError) as error:
+            logger.debug("could not release the lease early (%s); it expires by itself", error)

@@ -1,0 +1,185 @@
+"""Long polling of getUpdates with confirmation only after handling (C2, C3; SPEC §6).
+
+Telegram forgets every update below the offset of a getUpdates call, and the offset is also the
+only cursor for fetching more. So while updates are in flight the poller asks again from the
+lowest unfinished one (with timeout 0, since Telegram answers at once anyway), skips what it
+already has, and waits for progress when nothing new came. A consequence of the Bot API worth
+knowing: with limit=100, at most 100 updates beyond the oldest unfinished one can be in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from .base import (
+    CallbackPress,
+    Incoming,
+    IncomingMessage,
+    PollingConflict,
+    Rejected,
+    TelegramApi,
+    TelegramFailure,
+    Unavailable,
+)
+from .dispatch import ChatDispatcher
+from .offsets import OffsetTracker
+from .retry import Backoff, OutageLog, first_of, sleep_or_stop
+
+__all__ = ["Poller"]
+
+logger = logging.getLogger("tggate.client.poller")
+
+FETCH_LIMIT = 100  # the Bot API's maximum
+
+
+class _Stopped(Exception):
+    pass
+
+
+class Poller:
+    def __init__(
+        self,
+        *,
+        telegram: TelegramApi,
+        handle: Callable[[IncomingMessage | CallbackPress], Awaitable[None]],
+        max_concurrent_chats: int,
+        poll_timeout_s: int,
+        start_offset: int | None = None,
+        max_in_flight: int = 1000,
+        busy_wait_s: float = 0.5,
+        grace_s: float = 10.0,
+        confirm_timeout_s: float = 5.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._telegram = telegram
+        self._handle = handle
+        self._max_concurrent_chats = max_concurrent_chats
+        self._poll_timeout_s = poll_timeout_s
+        self._max_in_flight = max_in_flight
+        self._busy_wait_s = busy_wait_s
+        self._grace_s = grace_s
+        self._confirm_timeout_s = confirm_timeout_s
+        self._backoff = backoff or Backoff(initial_s=1.0, max_s=30.0)
+        self._tracker = OffsetTracker(start=start_offset)
+        self._progress = asyncio.Event()
+        self._sent_offset: int | None = None  # the offset of the last answered getUpdates
+        self._conflicts = OutageLog(logger, "getUpdates (409: another poller uses this bot token)")
+        self._outage = OutageLog(logger, "getUpdates")
+
+    @property
+    def offset(self) -> int | None:
+        """The offset that is safe to confirm: every update below it is handled."""
+        return self._tracker.offset
+
+    def _finished(self, update_id: int) -> None:
+        self._tracker.finish(update_id)
+        self._progress.set()
+
+    async def run(self, stop: asyncio.Event) -> int | None:
+        """Poll until `stop`; then finish in-flight updates (within the grace period), confirm
+        the offset and return it (for the next time this process holds the lease)."""
+        dispatcher: ChatDispatcher[IncomingMessage | CallbackPress] = ChatDispatcher(
+            self._handle, max_concurrent=self._max_concurrent_chats, on_done=self._finished
+        )
+        try:
+            await self._fetch_loop(stop, dispatcher)
+        finally:
+            if not await dispatcher.join(self._grace_s):
+                logger.warning(
+                    "%d updates unfinished after %.0fs; Telegram will deliver them again",
+                    self._tracker.in_flight,
+                    self._grace_s,
+                )
+                await dispatcher.cancel()
+            await self._confirm()
+        return self._tracker.offset
+
+    async def _fetch_loop(
+        self, stop: asyncio.Event, dispatcher: ChatDispatcher[IncomingMessage | CallbackPress]
+    ) -> None:
+        failures = 0
+        while not stop.is_set():
+            if self._tracker.in_flight >= self._max_in_flight:
+                await self._wait_progress(stop)
+                continue
+            busy = self._tracker.in_flight > 0
+            self._progress.clear()
+            try:
+                updates = await self._fetch(stop, long_poll_s=0 if busy else self._poll_timeout_s)
+            except _Stopped:
+                return
+            except PollingConflict as error:
+                failures += 1
+                self._conflicts.failed(str(error))
+                await sleep_or_stop(stop, self._backoff.delay(failures))
+                continue
+            except (Unavailable, Rejected) as error:
+                failures += 1
+                self._outage.failed(str(error))
+                await sleep_or_stop(stop, self._backoff.delay(failures))
+                continue
+            failures = 0
+            self._conflicts.succeeded()
+            self._outage.succeeded()
+            fresh = self._accept(updates, dispatcher)
+            if not fresh and busy:
+                await self._wait_progress(stop)
+
+    def _accept(
+        self,
+        updates: Sequence[Incoming],
+        dispatcher: ChatDispatcher[IncomingMessage | CallbackPress],
+    ) -> int:
+        fresh = 0
+        for update in sorted(updates, key=lambda u: u.update_id):
+            if not self._tracker.is_new(update.update_id):
+                continue  # still in flight (or done but not yet confirmable)
+            fresh += 1
+            self._tracker.add(update.update_id)
+            if isinstance(update, IncomingMessage | CallbackPress):
+                dispatcher.submit(update)
+            else:
+                self._finished(update.update_id)
+        return fresh
+
+    async def _wait_progress(self, stop: asyncio.Event) -> None:
+        await first_of(stop.wait(), self._progress.wait(), within_s=self._busy_wait_s)
+
+    async def _fetch(self, stop: asyncio.Event, *, long_poll_s: int) -> Sequence[Incoming]:
+        """getUpdates, abandoned as soon as `stop` is set (a long poll may take its full timeout;
+        an abandoned request confirms nothing we have not handled)."""
+        offset = self._tracker.offset
+        request = asyncio.ensure_future(
+            self._telegram.get_updates(offset=offset, long_poll_s=long_poll_s, limit=FETCH_LIMIT)
+        )
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({request, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (request, stopped):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(request, stopped, return_exceptions=True)
+        if request.cancelled():
+            raise _Stopped
+        updates = request.result()
+        self._sent_offset = offset
+        return updates
+
+    async def _confirm(self) -> None:
+        """Tell Telegram the final offset; updates it returns are ignored (not confirmed)."""
+        offset = self._tracker.offset
+        if offset is None or offset == self._sent_offset:
+            return
+        try:
+            await asyncio.wait_for(
+                self._telegram.get_updates(offset=offset, long_poll_s=0, limit=1),
+                self._confirm_timeout_s,
+            )
+        except (TelegramFailure, TimeoutError) as error:
+            logger.warning("could not confirm offset %s: %s", offset, error)
+            return
+        self._sent_offset = offset
+        logger.info("confirmed updates below %s", offset)

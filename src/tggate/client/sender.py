@@ -1,0 +1,153 @@
+"""Sending messages within Telegram's limits (SPEC §6).
+
+One chat's messages leave strictly one after another (a lock per chat); different chats go in
+parallel under the global rate. A 429 pauses only the chat it names; other chats keep going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from .base import (
+    Button,
+    CommandButton,
+    Keyboard,
+    Rejected,
+    RetryLater,
+    TelegramApi,
+    Unavailable,
+)
+from .ratelimit import GlobalPermits, RateLimiter
+from .retry import Backoff, OutageLog
+from .split import MAX_MESSAGE, split_text
+
+__all__ = ["Delivery", "Sender", "usable_keyboard"]
+
+logger = logging.getLogger("tggate.client.sender")
+
+MAX_CALLBACK_DATA = 64  # bytes of UTF-8, the Bot API's limit for callback_data
+
+
+class Delivery(enum.Enum):
+    SENT = "sent"
+    REJECTED = "rejected"  # Telegram refused it for good (bad request, bot blocked, no chat)
+    GAVE_UP = "gave_up"  # still failing after the allowed attempts; worth trying later
+
+
+def usable_keyboard(buttons: Keyboard) -> Keyboard:
+    """Drop buttons Telegram would refuse (callback data over 64 bytes) and rows left empty."""
+    rows: list[tuple[Button, ...]] = []
+    for row in buttons:
+        kept = []
+        for button in row:
+            if isinstance(button, CommandButton) and (
+                not button.command or len(button.command.encode()) > MAX_CALLBACK_DATA
+            ):
+                logger.warning("dropping a button whose command is over 64 bytes")
+                continue
+            kept.append(button)
+        if kept:
+            rows.append(tuple(kept))
+    return tuple(rows)
+
+
+class _ChatLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class Sender:
+    def __init__(
+        self,
+        telegram: TelegramApi,
+        *,
+        global_per_s: float,
+        per_chat_interval_s: float,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._telegram = telegram
+        self._limits = RateLimiter(
+            global_per_s=global_per_s, per_chat_interval_s=per_chat_interval_s
+        )
+        self._permits = GlobalPermits(global_per_s=global_per_s)
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._sleep = sleep
+        self._chats: dict[int, _ChatLock] = {}
+        self._outage = OutageLog(logger, "sending to Telegram")
+
+    async def send(
+        self, chat_id: int, text: str, buttons: Keyboard = (), *, attempts: int | None = None
+    ) -> Delivery:
+        """Send `text` (split if long; the buttons go with the last piece) to the chat.
+
+        Network errors and 5xx are retried with back-off, forever or `attempts` times per piece.
+        """
+        pieces = split_text(text, MAX_MESSAGE)
+        if not pieces:
+            logger.warning("not sending an empty message to chat %s", chat_id)
+            return Delivery.REJECTED
+        keyboard = usable_keyboard(buttons)
+        slot = self._chats.setdefault(chat_id, _ChatLock())
+        slot.users += 1
+        try:
+            async with slot.lock:
+                for index, piece in enumerate(pieces):
+                    last = index == len(pieces) - 1
+                    result = await self._send_piece(
+                        chat_id, piece, keyboard if last else (), attempts
+                    )
+                    if result is not Delivery.SENT:
+                        return result
+                return Delivery.SENT
+        finally:
+            slot.users -= 1
+            if slot.users == 0:
+                del self._chats[chat_id]
+
+    async def _send_piece(
+        self, chat_id: int, text: str, keyboard: Keyboard, attempts: int | None
+    ) -> Delivery:
+        failures = 0
+        while True:
+            wait = self._limits.chat_wait(chat_id, self._clock())
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            try:
+                async with self._permits.permit():
+                    wait = self._limits.reserve_global(self._clock())
+                    if wait > 0:
+                        await self._sleep(wait)
+                    await self._telegram.send_message(chat_id=chat_id, text=text, buttons=keyboard)
+            except RetryLater as error:
+                logger.info("429 for chat %s: waiting %ss", chat_id, error.retry_after)
+                self._limits.hold_chat(chat_id, self._clock() + error.retry_after)
+                continue
+            except Rejected as error:
+                if keyboard:
+                    # A bad button (say, a URL Telegram dislikes) must not cost the text.
+                    logger.warning("chat %s refused a message with buttons (%s)", chat_id, error)
+                    keyboard = ()
+                    continue
+                logger.warning("chat %s refused a message, dropping it: %s", chat_id, error)
+                return Delivery.REJECTED
+            except Unavailable as error:
+                failures += 1
+                self._outage.failed(str(error))
+                if attempts is not None and failures >= attempts:
+                    return Delivery.GAVE_UP
+                await self._sleep(self._backoff.delay(failures))
+                continue
+            self._outage.succeeded()
+            self._limits.sent(chat_id, self._clock())
+            return Delivery.SENT

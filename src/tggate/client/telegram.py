@@ -1,0 +1,184 @@
+"""`TelegramApi` over aiogram's `Bot`, used only as a typed Bot API client (no Dispatcher).
+
+aiogram's own polling confirms updates before handlers finish; here aiogram only makes requests.
+Errors become the `TelegramFailure` family with the bot token scrubbed from their text (the token
+is part of every Bot API URL, and an aiohttp error may quote the URL); the original exception is
+not chained, so a logged traceback cannot leak it either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
+
+import aiohttp
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    AiogramError,
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
+
+from .base import (
+    CallbackPress,
+    CommandButton,
+    Incoming,
+    IncomingMessage,
+    InvalidToken,
+    Keyboard,
+    OtherUpdate,
+    PollingConflict,
+    Rejected,
+    RetryLater,
+    Unavailable,
+)
+from .texts import language_of
+
+__all__ = ["ALLOWED_UPDATES", "AiogramTelegram", "to_incoming"]
+
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+T = TypeVar("T")
+
+_PERMANENT = (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNotFound,
+    TelegramEntityTooLarge,
+    TelegramMigrateToChat,
+)
+
+
+def to_incoming(update: Update) -> Incoming:
+    if update.message is not None:
+        message = update.message
+        user = message.from_user
+        return IncomingMessage(
+            update_id=update.update_id,
+            chat_id=message.chat.id,
+            text=message.text,
+            language=language_of(user.language_code if user else None),
+        )
+    if update.callback_query is not None:
+        query = update.callback_query
+        return CallbackPress(
+            update_id=update.update_id,
+            # The message may be gone (too old); in a private chat the chat id is the user id.
+            chat_id=query.message.chat.id if query.message else query.from_user.id,
+            callback_id=query.id,
+            data=query.data,
+            language=language_of(query.from_user.language_code),
+        )
+    return OtherUpdate(update_id=update.update_id)
+
+
+def to_markup(buttons: Keyboard) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=b.text, callback_data=b.command)
+                if isinstance(b, CommandButton)
+                else InlineKeyboardButton(text=b.text, url=b.url)
+                for b in row
+            ]
+            for row in buttons
+        ]
+    )
+
+
+class AiogramTelegram:
+    """The Bot API at `api_url` (the real one, or the fake Telegram in tests)."""
+
+    def __init__(self, bot: Bot, *, request_timeout_s: int = 30) -> None:
+        self._bot = bot
+        self._token = bot.token
+        self._request_timeout_s = request_timeout_s
+
+    @classmethod
+    def connect(cls, *, token: str, api_url: str, request_timeout_s: int = 30) -> AiogramTelegram:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
+        return cls(Bot(token, session=session), request_timeout_s=request_timeout_s)
+
+    async def close(self) -> None:
+        await self._bot.session.close()
+
+    async def get_updates(
+        self, *, offset: int | None, long_poll_s: int, limit: int
+    ) -> Sequence[Incoming]:
+        updates = await self._call(
+            self._bot.get_updates(
+                offset=offset,
+                limit=limit,
+                timeout=long_poll_s,
+                allowed_updates=ALLOWED_UPDATES,
+                # Longer than the long poll itself, so the server answers first.
+                request_timeout=long_poll_s + self._request_timeout_s,
+            )
+        )
+        return [to_incoming(update) for update in updates]
+
+    async def send_message(self, *, chat_id: int, text: str, buttons: Keyboard = ()) -> None:
+        await self._call(
+            self._bot.send_message(
+                chat_id=chat_id,
+                text=text,
+                parse_mode=None,  # plain text: nothing to escape, nothing to break
+                reply_markup=to_markup(buttons),
+                request_timeout=self._request_timeout_s,
+            )
+        )
+
+    async def answer_callback(self, *, callback_id: str) -> None:
+        await self._call(
+            self._bot.answer_callback_query(
+                callback_query_id=callback_id, request_timeout=self._request_timeout_s
+            )
+        )
+
+    async def set_commands(
+        self, commands: Sequence[tuple[str, str]], *, language: str | None
+    ) -> None:
+        await self._call(
+            self._bot.set_my_commands(
+                commands=[BotCommand(command=c, description=d) for c, d in commands],
+                language_code=language,
+                request_timeout=self._request_timeout_s,
+            )
+        )
+
+    def _scrub(self, text: str) -> str:
+        text = text.replace(self._token, "<bot-token>")
+        # An unreadable answer is quoted whole by aiogram; a log line needs only its start.
+        return text if len(text) <= 500 else text[:500] + "…"
+
+    async def _call(self, request: Awaitable[T]) -> T:
+        try:
+            return await request
+        except TelegramRetryAfter as error:
+            raise RetryLater(error.retry_after, self._scrub(error.message)) from None
+        except TelegramConflictError as error:
+            raise PollingConflict(self._scrub(error.message)) from None
+        except TelegramUnauthorizedError as error:
+            raise InvalidToken(self._scrub(error.message)) from None
+        except _PERMANENT as error:
+            raise Rejected(self._scrub(error.message)) from None
+        except AiogramError as error:  # network errors, 5xx, unreadable answers
+            raise Unavailable(self._scrub(f"{type(error).__name__}: {error}")) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            raise Unavailable(self._scrub(f"{type(error).__name__}: {error}")) from None

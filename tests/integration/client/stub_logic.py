@@ -1,0 +1,121 @@
+"""A stand-in Bot Logic (SPEC §5.1) for the Telegram Client's tests: a small FastAPI app that
+records what it receives and answers by the contract. Not the real Bot Logic: no Redis, no state
+machine; the test decides each answer. It runs under uvicorn in another thread, so the shared
+record is guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+INTERNAL_TOKEN = "client-tests-internal-token"
+
+Json = dict[str, Any]
+
+
+@dataclass
+class LeaseTable:
+    """The poller lease, shareable by several stubs (one per client instance)."""
+
+    holder: str | None = None
+    until: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def grant(self, instance: str, ttl_s: float) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            if self.holder in (None, instance) or now >= self.until:
+                self.holder, self.until = instance, now + ttl_s
+                return True
+            return False
+
+
+def echo(body: Json) -> list[Json]:
+    return [{"chat_id": body["chat_id"], "text": f"echo {body['text']}", "buttons": []}]
+
+
+@dataclass
+class StubLogic:
+    leases: LeaseTable = field(default_factory=LeaseTable)
+    reply: Callable[[Json], list[Json]] = echo
+    delay_s: Callable[[Json], float] = lambda body: 0.0
+    # update_id → statuses to answer, one per request, before the real answer.
+    failures: dict[int, list[int]] = field(default_factory=dict)
+    outbox: dict[str, list[Json]] = field(
+        default_factory=lambda: {"login": [], "notifications": []}
+    )
+    commands: list[Json] = field(default_factory=list)
+    cycles: list[tuple[str, int, int]] = field(default_factory=list)
+    acked: list[str] = field(default_factory=list)
+    lease_requests: list[Json] = field(default_factory=list)
+    unauthorized: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def calls_for(self, update_id: int) -> list[Json]:
+        with self.lock:
+            return [c for c in self.commands if c["update_id"] == update_id]
+
+    def snapshot(self) -> list[Json]:
+        with self.lock:
+            return list(self.commands)
+
+
+def create_stub_app(stub: StubLogic) -> FastAPI:
+    app = FastAPI()
+
+    @app.middleware("http")
+    async def internal_token(request: Request, call_next: Any) -> Any:
+        if request.headers.get("X-Internal-Token") != INTERNAL_TOKEN:
+            with stub.lock:
+                stub.unauthorized += 1
+            return JSONResponse({"detail": "unauthorized"}, status_code=401)
+        return await call_next(request)
+
+    @app.post("/v1/commands")
+    async def commands(request: Request) -> JSONResponse:
+        body = await request.json()
+        with stub.lock:
+            stub.commands.append(body)
+            pending = stub.failures.get(body["update_id"])
+            status = pending.pop(0) if pending else None
+        if status is not None:
+            return JSONResponse({"detail": "scripted failure"}, status_code=status)
+        delay = stub.delay_s(body)
+        if delay:
+            await asyncio.sleep(delay)
+        return JSONResponse({"replies": stub.reply(body)})
+
+    @app.post("/v1/cycles/{kind}")
+    async def cycles(kind: str, request: Request) -> JSONResponse:
+        body = await request.json()
+        shard, shards = body["shard"], body["shards"]
+        with stub.lock:
+            stub.cycles.append((kind, shard, shards))
+            messages = [m for m in stub.outbox[kind] if m["chat_id"] % shards == shard]
+        return JSONResponse({"messages": messages})
+
+    @app.post("/v1/messages/ack")
+    async def ack(request: Request) -> JSONResponse:
+        ids = (await request.json())["ids"]
+        with stub.lock:
+            stub.acked.extend(ids)
+            for kind, messages in stub.outbox.items():
+                stub.outbox[kind] = [m for m in messages if m["id"] not in ids]
+        return JSONResponse({"acked": len(ids)})
+
+    @app.post("/v1/poller/lease")
+    async def lease(request: Request) -> JSONResponse:
+        body = await request.json()
+        with stub.lock:
+            stub.lease_requests.append(body)
+        return JSONResponse({"granted": stub.leases.grant(body["instance"], body["ttl_s"])})
+
+    return app

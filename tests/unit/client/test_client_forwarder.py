@@ -1,0 +1,100 @@
+"""One update: C4 recognise, C5 answer unknown, C6 forward, then send the replies."""
+
+from __future__ import annotations
+
+from tests.unit.client.fakes import TABLE, CommandCall, FakeLogic, FakeTelegram, Sent
+
+from tggate.client.base import (
+    CallbackPress,
+    CommandButton,
+    IncomingMessage,
+    LogicRejected,
+    LogicUnavailable,
+    Reply,
+    UrlButton,
+)
+from tggate.client.forwarder import Forwarder
+from tggate.client.retry import Backoff
+from tggate.client.sender import Sender
+
+INSTANT = Backoff(initial_s=0, max_s=0)
+
+
+def make(telegram: FakeTelegram, logic: FakeLogic, *, notice_after_s: float = 60) -> Forwarder:
+    sender = Sender(telegram, global_per_s=1000, per_chat_interval_s=0, backoff=INSTANT)
+    return Forwarder(
+        telegram=telegram,
+        logic=logic,
+        sender=sender,
+        table=TABLE,
+        backoff=INSTANT,
+        notice_after_s=notice_after_s,
+    )
+
+
+async def test_C5_unknown_text_is_answered_without_bot_logic() -> None:
+    telegram, logic = FakeTelegram(), FakeLogic()
+    forwarder = make(telegram, logic)
+    await forwarder.handle(IncomingMessage(1, 42, "hello", "ru"))
+    await forwarder.handle(IncomingMessage(2, 42, "/nosuch", "en"))
+    await forwarder.handle(IncomingMessage(3, 42, None, "ru"))  # a sticker
+    assert telegram.texts(42) == ["Нет такой команды", "No such command", "Нет такой команды"]
+    assert logic.calls == []
+
+
+async def test_wrong_arguments_get_the_usage_without_bot_logic() -> None:
+    telegram, logic = FakeTelegram(), FakeLogic()
+    await make(telegram, logic).handle(IncomingMessage(1, 42, "/course", "ru"))
+    assert telegram.texts(42) == ["Неверные аргументы: /course <course_id>"]
+    assert logic.calls == []
+
+
+async def test_C6_known_command_is_forwarded_with_parsed_args_and_language() -> None:
+    telegram, logic = FakeTelegram(), FakeLogic()
+    await make(telegram, logic).handle(IncomingMessage(9, 42, "/login github", "en"))
+    assert logic.calls == [CommandCall(9, 42, "login", {"type": "github"}, "/login github", "en")]
+    assert telegram.texts(42) == ["ok /login github"]
+
+
+async def test_replies_go_where_bot_logic_says_with_buttons() -> None:
+    telegram, logic = FakeTelegram(), FakeLogic()
+    keyboard = (
+        (UrlButton("GitHub", "https://github.com/login"), CommandButton("Code", "/login code")),
+    )
+    logic.answer = lambda call: [Reply(42, "first", keyboard), Reply(43, "second")]
+    await make(telegram, logic).handle(IncomingMessage(1, 42, "/start", "ru"))
+    assert telegram.sent == [Sent(42, "first", keyboard), Sent(43, "second")]
+
+
+async def test_transient_failures_are_retried_with_the_same_update_id() -> None:
+    telegram, logic = FakeTelegram(), FakeLogic()
+    logic.failures[5] = [LogicUnavailable("503"), LogicUnavailable("409")]
+    await make(telegram, logic).handle(IncomingMessage(5, 42, "/help", "ru"))
+    assert [c.update_id for c in logic.calls] == [5, 5, 5]
+    assert telegram.texts(42) == ["ok /help"]
+
+
+async def test_a_4xx_gives_a_generic_error_and_moves_on() -> None:
+    telegram, logic = FakeTelegram(), FakeLogic()
+    logic.failures[5] = [LogicRejected(422, "bad")]
+    await make(telegram, logic).handle(IncomingMessage(5, 42, "/help", "en"))
+    assert len(logic.calls) == 1
+    assert telegram.texts(42) == ["Something went wrong. Please try again later."]
+
+
+async def test_a_button_press_is_answered_and_forwarded_as_a_command() -> None:
+    telegram, logic = FakeTelegram(), FakeLogic()
+    await make(telegram, logic).handle(CallbackPress(3, 42, "cb-1", "/login code", "ru"))
+    assert telegram.answered == ["cb-1"]
+    assert logic.calls == [CommandCall(3, 42, "login", {"type": "code"}, "/login code", "ru")]
+    assert telegram.texts(42) == ["ok /login code"]
+
+
+async def test_a_long_outage_is_announced_once_and_the_answer_still_comes() -> None:
+    telegram, logic = FakeTelegram(), FakeLogic()
+    logic.failures[5] = [LogicUnavailable("connection refused")] * 4
+    await make(telegram, logic, notice_after_s=0).handle(IncomingMessage(5, 42, "/help", "ru"))
+    assert telegram.texts(42) == [
+        "Сервис временно недоступен. Ответ придёт, как только он заработает.",
+        "ok /help",
+    ]

@@ -1,0 +1,58 @@
+"""Sending limits as bookkeeping, with the clock in the test's hand."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from tggate.client.ratelimit import GlobalPermits, RateLimiter
+
+
+def test_global_rate_spaces_messages_evenly() -> None:
+    limits = RateLimiter(global_per_s=30, per_chat_interval_s=1)
+    waits = [limits.reserve_global(0.0) for _ in range(60)]
+    slots = sorted(waits)
+    assert slots[0] == 0
+    assert all(abs((b - a) - 1 / 30) < 1e-9 for a, b in itertools.pairwise(slots))
+    # No one-second window [t, t+1) holds more than 30 of them (give or take float rounding).
+    assert max(sum(1 for s in slots if t <= s < t + 1 - 1e-9) for t in slots) <= 30
+
+
+def test_global_slots_do_not_pile_up_while_idle() -> None:
+    limits = RateLimiter(global_per_s=10, per_chat_interval_s=0)
+    assert limits.reserve_global(0.0) == 0
+    assert limits.reserve_global(5.0) == 0
+
+
+def test_per_chat_interval() -> None:
+    limits = RateLimiter(global_per_s=30, per_chat_interval_s=1)
+    limits.sent(1, now=10.0)
+    assert limits.chat_wait(1, 10.25) == 0.75
+    assert limits.chat_wait(2, 10.25) == 0
+    assert limits.chat_wait(1, 11.0) == 0
+
+
+def test_retry_after_holds_only_that_chat_and_never_shortens() -> None:
+    limits = RateLimiter(global_per_s=30, per_chat_interval_s=1)
+    limits.hold_chat(7, until=20.0)
+    limits.sent(7, now=0.0)  # an earlier, shorter interval does not cut the hold
+    assert limits.chat_wait(7, 5.0) == 15.0
+    assert limits.chat_wait(8, 5.0) == 0
+
+
+async def test_global_permits_count_the_window_from_each_answer() -> None:
+    permits = GlobalPermits(global_per_s=50)  # 50 permits, each back 1 s after its answer
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answered: list[float] = []
+
+    async def send(latency_s: float) -> None:
+        async with permits.permit():
+            await asyncio.sleep(latency_s)
+            answered.append(loop.time())
+
+    await asyncio.gather(*(send(0.05) for _ in range(50)))
+    assert loop.time() - started < 0.5  # a full window's worth goes at once
+    await send(0)
+    # The 51st waited until one window after the first answer.
+    assert answered[-1] >= min(answered[:-1]) + 1.0 - 0.01

@@ -1,0 +1,74 @@
+"""The assembled client with fakes: lease standby, timers only while active, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.unit.client.fakes import TABLE, FakeLeases, FakeLogic, FakeTelegram, eventually
+
+from tggate.client.base import OutboxItem
+from tggate.client.retry import Backoff
+from tggate.client.service import ClientOptions, TelegramClient
+
+OPTIONS = ClientOptions(
+    poll_timeout_s=1,
+    lease_ttl_s=0.3,
+    login_cycle_interval_s=0.02,
+    notification_cycle_interval_s=0.02,
+    cycle_shards=2,
+    send_global_per_s=1000,
+    send_per_chat_interval_s=0,
+    shutdown_grace_s=1,
+    busy_wait_s=0.02,
+    retry=Backoff(initial_s=0, max_s=0),
+    poll_backoff=Backoff(initial_s=0.01, max_s=0.05),
+)
+
+
+async def test_only_the_lease_holder_polls_and_ticks_and_a_standby_takes_over() -> None:
+    leases = FakeLeases()
+    tg_a, tg_b = FakeTelegram(), FakeTelegram()
+    logic_a, logic_b = FakeLogic(leases), FakeLogic(leases)
+    a = TelegramClient(telegram=tg_a, logic=logic_a, table=TABLE, options=OPTIONS, instance="a")
+    b = TelegramClient(telegram=tg_b, logic=logic_b, table=TABLE, options=OPTIONS, instance="b")
+    stop_a, stop_b = asyncio.Event(), asyncio.Event()
+    run_a = asyncio.create_task(a.run(stop_a))
+    await eventually(lambda: tg_a.fetches)
+    run_b = asyncio.create_task(b.run(stop_b))
+    await asyncio.sleep(0.3)
+    assert tg_b.fetches == [] and logic_b.cycle_calls == []
+    assert logic_a.cycle_calls
+    assert [language for language, _ in tg_a.menus] == [None, "ru", "en"]
+
+    tg_a.inject(7, "/help")
+    await eventually(lambda: tg_a.texts(7) == ["ok /help"])
+    stop_a.set()
+    await run_a
+    assert tg_a.confirmed_below == 2
+
+    # b takes over once a let go of the lease; it polls and ticks now.
+    logic_b.outbox["login"] = [OutboxItem("m1", 7, "Вы вошли")]
+    await eventually(lambda: tg_b.fetches and logic_b.acked == ["m1"])
+    assert tg_b.texts(7) == ["Вы вошли"]
+    stop_b.set()
+    await run_b
+
+
+async def test_losing_the_lease_stops_polling_and_regaining_it_resumes() -> None:
+    telegram, logic = FakeTelegram(), FakeLogic()
+    client = TelegramClient(telegram=telegram, logic=logic, table=TABLE, options=OPTIONS)
+    stop = asyncio.Event()
+    run = asyncio.create_task(client.run(stop))
+    telegram.inject(1, "/help")
+    await eventually(lambda: telegram.texts(1) == ["ok /help"])
+    logic.lease_down = True
+    await eventually(lambda: client.offset == 2)  # it went standby and kept its offset
+    fetched = len(telegram.fetches)
+    await asyncio.sleep(0.3)
+    assert len(telegram.fetches) == fetched
+    logic.lease_down = False
+    telegram.inject(1, "/start")
+    await eventually(lambda: telegram.texts(1) == ["ok /help", "ok /start"])
+    stop.set()
+    await run
+    assert [c.update_id for c in logic.calls] == [1, 2]
