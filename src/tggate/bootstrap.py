@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -15,11 +16,11 @@ from tggate.adapters.embedded_redis import EmbeddedRedis
 from tggate.adapters.http_base import JsonHttp
 from tggate.adapters.main_http import HttpMainModule
 from tggate.adapters.redis_store import RedisSessionStore
-from tggate.core.commands import CommandTable, load_command_table
+from tggate.core.commands import CommandTable, CommandTableError, load_command_table
 from tggate.logic.app import create_app as create_logic_app
 from tggate.logic.metrics import LogicMetrics
 from tggate.logic.service import BotLogic
-from tggate.settings import Settings, load_settings
+from tggate.settings import Settings, SettingsError, load_settings
 
 __all__ = [
     "build_logic_app",
@@ -27,11 +28,15 @@ __all__ = [
     "logic_app_from_environment",
     "open_redis",
     "redis_url_or_embedded",
+    "run_client",
 ]
 
 
 def command_table(settings: Settings) -> CommandTable:
-    return load_command_table(settings.commands_file)
+    try:
+        return load_command_table(settings.commands_file)
+    except CommandTableError as error:
+        raise SettingsError(f"TGGATE_COMMANDS_FILE: {error}") from None
 
 
 @contextmanager
@@ -58,42 +63,43 @@ def open_redis(url: str, settings: Settings) -> Redis:
     return Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
 
 
+def _json_http(settings: Settings, session: aiohttp.ClientSession, url: str, name: str) -> JsonHttp:
+    return JsonHttp(session=session, base_url=url, timeout_s=settings.http_timeout_s, name=name)
+
+
+def _client_session(settings: Settings) -> aiohttp.ClientSession:
+    # Bounded like the rest: never more connections to a module than chats in flight.
+    connector = aiohttp.TCPConnector(limit=settings.max_concurrent_chats * 2)
+    return aiohttp.ClientSession(connector=connector)
+
+
 @asynccontextmanager
 async def open_logic(
     settings: Settings, redis_url: str, table: CommandTable, metrics: LogicMetrics
 ) -> AsyncIterator[BotLogic]:
+    """Bot Logic with its Redis client and one aiohttp session per module, closed at the end."""
     redis = open_redis(redis_url, settings)
-    connector = aiohttp.TCPConnector(limit=settings.max_concurrent_chats * 4)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        try:
-            auth = HttpAuthModule(
-                JsonHttp(
-                    session=session,
-                    base_url=str(settings.auth_url),
-                    timeout_s=settings.http_timeout_s,
-                    name="auth",
-                )
-            )
-            main = HttpMainModule(
-                JsonHttp(
-                    session=session,
-                    base_url=str(settings.main_url),
-                    timeout_s=settings.http_timeout_s,
-                    name="main",
-                )
-            )
+    try:
+        async with (
+            _client_session(settings) as auth_session,
+            _client_session(settings) as main_session,
+        ):
             yield BotLogic(
                 store=RedisSessionStore(redis),
-                auth=auth,
-                main=main,
+                auth=HttpAuthModule(
+                    _json_http(settings, auth_session, str(settings.auth_url), "auth")
+                ),
+                main=HttpMainModule(
+                    _json_http(settings, main_session, str(settings.main_url), "main")
+                ),
                 table=table,
                 metrics=metrics,
                 update_ttl_s=settings.update_ttl_s,
                 refresh_lock_ttl_ms=settings.refresh_lock_ttl_ms,
                 cycle_concurrency=settings.cycle_concurrency,
             )
-        finally:
-            await redis.aclose()
+    finally:
+        await redis.aclose()
 
 
 def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
@@ -113,3 +119,27 @@ def logic_app_from_environment() -> FastAPI:
     if not settings.redis_url:
         raise SystemExit("TGGATE_REDIS_URL is required when Bot Logic runs several workers")
     return build_logic_app(settings, redis_url=settings.redis_url)
+
+
+async def run_client(settings: Settings, stop: asyncio.Event) -> None:
+    """Build the Telegram Client from `settings` and run it until `stop` (the CLI's entry)."""
+    from tggate.client.logic_api import HttpBotLogic
+    from tggate.client.service import ClientOptions, TelegramClient
+    from tggate.client.telegram import AiogramTelegram
+
+    token = settings.require_bot_token()
+    internal_token = settings.require_internal_token()
+    table = command_table(settings)
+    options = ClientOptions.from_settings(settings)
+    telegram = AiogramTelegram.connect(token=token, api_url=str(settings.telegram_api_url))
+    try:
+        async with HttpBotLogic.open(
+            base_url=str(settings.logic_url),
+            internal_token=internal_token,
+            timeout_s=settings.logic_timeout_s,
+            max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
+        ) as logic:
+            client = TelegramClient(telegram=telegram, logic=logic, table=table, options=options)
+            await client.run(stop)
+    finally:
+        await telegram.close()

@@ -87,7 +87,7 @@ def _run_fake_telegram(settings: Settings, args: argparse.Namespace) -> None:
 def _run_client(settings: Settings, args: argparse.Namespace) -> None:
     import uvloop
 
-    from tggate.client.service import run_client
+    from tggate.bootstrap import run_client
 
     settings.require_bot_token()
     settings.require_internal_token()
@@ -148,6 +148,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; a stop on request is a success.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         settings = load_settings()
         configure_logging(

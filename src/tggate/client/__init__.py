@@ -1,6 +1,6 @@
 """Telegram Client: long-polls the Bot API, forwards commands to Bot Logic, sends replies, runs the
 login-check and notification timers (SPEC §1, C1–C7, L1, N1)."""
 
-from tggate.client.service import ClientOptions, TelegramClient, run_client
+from tggate.client.service import ClientOptions, TelegramClient
 
-__all__ = ["ClientOptions", "TelegramClient", "run_client"]
+__all__ = ["ClientOptions", "TelegramClient"]

@@ -13,21 +13,19 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
-from tggate.core.commands import CommandTable, load_command_table
+from tggate.core.commands import CommandTable
 from tggate.settings import Settings
 
 from .base import BotLogic, InvalidToken, TelegramApi, TelegramFailure
 from .forwarder import Forwarder
 from .lease import LeaseKeeper
-from .logic_api import HttpBotLogic
 from .menu import publish_menu
 from .poller import Poller
 from .retry import Backoff, OutageLog, first_of, sleep_or_stop
 from .sender import Sender
-from .telegram import AiogramTelegram
 from .timers import CycleTimer
 
-__all__ = ["ClientOptions", "TelegramClient", "run_client"]
+__all__ = ["ClientOptions", "TelegramClient"]
 
 logger = logging.getLogger("tggate.client.service")
 
@@ -205,24 +203,3 @@ class TelegramClient:
             outage.succeeded()
             logger.info("command menu published")
             return
-
-
-async def run_client(settings: Settings, stop: asyncio.Event) -> None:
-    """Build the Telegram Client from `settings` and run it until `stop` (the CLI's entry)."""
-    token = settings.require_bot_token()
-    internal_token = settings.require_internal_token()
-    table = load_command_table(settings.commands_file)
-    options = ClientOptions.from_settings(settings)
-    telegram = AiogramTelegram.connect(token=token, api_url=str(settings.telegram_api_url))
-    try:
-        async with HttpBotLogic.open(
-            base_url=str(settings.logic_url),
-            internal_token=internal_token,
-            timeout_s=settings.logic_timeout_s,
-            max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
-        ) as logic:
-            await TelegramClient(telegram=telegram, logic=logic, table=table, options=options).run(
-                stop
-            )
-    finally:
-        await telegram.close()

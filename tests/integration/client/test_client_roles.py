@@ -19,7 +19,7 @@ from tests.integration.client.stub_logic import (
 )
 from tests.support.servers import run_asgi
 
-from tggate.client.service import run_client
+from tggate.bootstrap import run_client
 from tggate.settings import load_settings
 
 
