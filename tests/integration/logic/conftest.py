@@ -36,8 +36,7 @@ def modules() -> Iterator[ModuleUrls]:
         yield ModuleUrls(auth=auth_url, main=main_url)
 
 
-@pytest.fixture(scope="module")
-def logic_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
+def _logic_app(modules: ModuleUrls, redis_url: str) -> Any:
     settings = load_settings(
         redis_url=redis_url,
         auth_url=modules.auth,
@@ -45,7 +44,19 @@ def logic_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
         internal_token=INTERNAL_TOKEN,
         http_timeout_s=1.0,
     )
-    with run_asgi(build_logic_app(settings, redis_url=redis_url)) as url:
+    return build_logic_app(settings, redis_url=redis_url)
+
+
+@pytest.fixture(scope="module")
+def logic_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
+    with run_asgi(_logic_app(modules, redis_url)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def second_replica_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
+    """Another Bot Logic on the same Redis: what a second replica behind nginx is."""
+    with run_asgi(_logic_app(modules, redis_url)) as url:
         yield url
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.integration.logic.conftest import Bot
+import httpx
+from tests.integration.logic.conftest import INTERNAL_TOKEN, Bot
 
 
 async def test_C7_bot_logic_reads_the_chat_key_from_redis(bot: Bot, chat: int) -> None:
@@ -213,10 +214,17 @@ async def test_cycles_are_sharded(bot: Bot) -> None:
     assert sorted(seen) == chats
 
 
-async def test_concurrent_expired_tokens_refresh_once(bot: Bot, chat: int) -> None:
+async def test_concurrent_expired_tokens_refresh_once_across_replicas(
+    bot: Bot, chat: int, second_replica_url: str
+) -> None:
     await bot.login(chat, identity="alice", access_ttl_s=-10)
     await bot.auth.post("/test/stats/reset")
-    replies = await asyncio.gather(*(bot.command(chat, "courses") for _ in range(50)))
+    headers = {"X-Internal-Token": INTERNAL_TOKEN}
+    async with httpx.AsyncClient(base_url=second_replica_url, headers=headers) as other:
+        replica_b = Bot(logic=other, auth=bot.auth, main=bot.main, redis=bot.redis)
+        replies = await asyncio.gather(
+            *((bot if i % 2 else replica_b).command(chat, "courses") for i in range(50))
+        )
     assert all("py101" in r[0]["text"] for r in replies)
     assert (await bot.auth_stats())["refresh"] == 1
     assert (await bot.session(chat))["status"] == "authorized"
