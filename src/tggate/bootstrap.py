@@ -95,6 +95,8 @@ async def open_logic(
                 table=table,
                 metrics=metrics,
                 update_ttl_s=settings.update_ttl_s,
+                # Longer than the worst command: a check, two actions and a refresh in a row.
+                claim_ttl_s=int(settings.http_timeout_s * 4) + 5,
                 refresh_lock_ttl_ms=settings.refresh_lock_ttl_ms,
                 cycle_concurrency=settings.cycle_concurrency,
             )

@@ -92,6 +92,7 @@ class BotLogic:
         table: CommandTable,
         metrics: LogicMetrics | None = None,
         update_ttl_s: int = 86_400,
+        claim_ttl_s: int = 30,
         refresh_lock_ttl_ms: int = 10_000,
         cycle_concurrency: int = 32,
         new_login_token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
@@ -103,6 +104,9 @@ class BotLogic:
         self._table = table
         self._metrics = metrics or LogicMetrics()
         self._update_ttl_s = update_ttl_s
+        # A claim outlives one processing attempt only briefly: if this replica dies mid-way,
+        # the client's retry can claim the update again instead of waiting a day.
+        self._claim_ttl_s = claim_ttl_s
         self._refresh_lock_ttl_ms = refresh_lock_ttl_ms
         self._cycle_concurrency = cycle_concurrency
         self._new_login_token = new_login_token
@@ -119,7 +123,7 @@ class BotLogic:
         deadline = time.monotonic() + self._in_progress_wait_s
         while True:
             claim = await self._store.claim_update(
-                command.chat_id, update_id, ttl_s=self._update_ttl_s
+                command.chat_id, update_id, ttl_s=self._claim_ttl_s
             )
             if isinstance(claim, str):
                 self._metrics.replayed.inc()

@@ -1,0 +1,167 @@
+"""The service layer over hand-written fakes (STYLE.md): idempotency, claims, conflicts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tggate.adapters.memory_store import MemorySessionStore
+from tggate.core.commands import load_command_table
+from tggate.core.machine import Command
+from tggate.core.ports import (
+    ActionDone,
+    ActionResult,
+    LoginCheck,
+    LoginGranted,
+    LoginPending,
+    LoginStarted,
+    ModuleUnavailable,
+    Notification,
+    Refreshed,
+    RefreshRejected,
+)
+from tggate.core.session import Anonymous, Authorized, LoginPrompt, Status
+from tggate.logic.service import BotLogic
+
+TABLE = load_command_table()
+
+
+@dataclass
+class FakeClock:
+    now_s: float = 1_000.0
+
+    def now(self) -> float:
+        return self.now_s
+
+
+@dataclass
+class FakeAuth:
+    check_answer: LoginCheck = field(default_factory=LoginPending)
+    calls: list[str] = field(default_factory=list)
+    refresh_delay_s: float = 0.0
+
+    async def start_login(
+        self, *, login_token: str, login_type: str, chat_id: int, language: str = "ru"
+    ) -> LoginStarted | ModuleUnavailable:
+        self.calls.append("login")
+        return LoginStarted(LoginPrompt(text="Enter 123-456", code="123-456"), expires_in=600)
+
+    async def check_login(self, *, login_token: str) -> LoginCheck | ModuleUnavailable:
+        self.calls.append("check")
+        return self.check_answer
+
+    async def refresh(
+        self, *, refresh_token: str
+    ) -> Refreshed | RefreshRejected | ModuleUnavailable:
+        self.calls.append("refresh")
+        await asyncio.sleep(self.refresh_delay_s)
+        return Refreshed("access-2", "refresh-2")
+
+    async def logout_everywhere(self, *, refresh_token: str) -> ModuleUnavailable | None:
+        self.calls.append("logout")
+        return None
+
+
+@dataclass
+class FakeMain:
+    calls: list[str] = field(default_factory=list)
+
+    async def call(
+        self, *, method: str, path: str, access_token: str, query: object = None
+    ) -> ActionResult:
+        self.calls.append(f"{method} {path} {access_token}")
+        if access_token != "access-2":
+            return ActionDone(401, {"detail": "expired"})
+        return ActionDone(200, {"id": "alice", "name": "Alice", "role": "student"})
+
+    async def notifications(
+        self, *, access_token: str
+    ) -> Sequence[Notification] | ActionDone | ModuleUnavailable:
+        return []
+
+    async def delete_notifications(
+        self, *, access_token: str, ids: Sequence[str]
+    ) -> ActionDone | ModuleUnavailable | None:
+        return None
+
+
+def make(
+    store: MemorySessionStore | None = None, **options: object
+) -> tuple[BotLogic, MemorySessionStore, FakeAuth, FakeMain]:
+    store = store or MemorySessionStore(clock=FakeClock())
+    auth, main = FakeAuth(), FakeMain()
+    logic = BotLogic(store=store, auth=auth, main=main, table=TABLE, **options)  # type: ignore[arg-type]
+    return logic, store, auth, main
+
+
+def me(chat_id: int = 42) -> Command:
+    return Command(chat_id=chat_id, name="me", args={}, language="en")
+
+
+async def test_a_repeated_update_id_replays_the_stored_answer() -> None:
+    logic, store, auth, _ = make()
+    login = Command(chat_id=42, name="login", args={"type": "code"}, language="en")
+    first = await logic.handle_update(7, login)
+    assert await logic.handle_update(7, login) == first
+    assert auth.calls == ["login"]
+
+
+async def test_an_abandoned_claim_expires_and_the_update_is_handled() -> None:
+    clock = FakeClock()
+    logic, store, auth, _ = make(MemorySessionStore(clock=clock), in_progress_wait_s=0.05)
+    # A replica claimed update 9 and died before answering.
+    assert await store.claim_update(42, 9, ttl_s=30) is True
+    try:
+        await logic.handle_update(9, me())
+        raise AssertionError("expected UpdateInProgress")
+    except Exception as error:
+        assert type(error).__name__ == "UpdateInProgress"
+    clock.now_s += 31
+    answer = await logic.handle_update(9, me())
+    assert "not logged in" in answer
+
+
+class StoreDown(Exception):
+    pass
+
+
+class SessionsUnreadable(MemorySessionStore):
+    """A store whose session reads fail, as when Redis drops mid-command."""
+
+    async def load(self, chat_id: int) -> None:
+        raise StoreDown
+
+
+async def test_a_failing_command_releases_its_claim() -> None:
+    store = SessionsUnreadable(clock=FakeClock())
+    logic, _, _, _ = make(store)
+    try:
+        await logic.handle_update(11, me())
+        raise AssertionError("expected StoreDown")
+    except StoreDown:
+        pass
+    assert await store.claim_update(42, 11, ttl_s=30) is True
+
+
+async def test_refresh_is_single_flight_within_a_replica() -> None:
+    logic, store, auth, main = make()
+    auth.refresh_delay_s = 0.05
+    await store.replace(42, Authorized("access-1", "refresh-1"), expect=None)
+    replies = await asyncio.gather(*(logic.run_command(me()) for _ in range(20)))
+    assert all("Alice" in r[0].text for r in replies)
+    assert auth.calls.count("refresh") == 1
+    stored = await store.load(42)
+    assert stored is not None and stored.session == Authorized("access-2", "refresh-2")
+
+
+async def test_a_grant_during_a_command_is_stored_once() -> None:
+    logic, store, auth, _ = make()
+    prompt = LoginPrompt(text="x")
+    await store.replace(42, Anonymous("lt", "code", prompt), expect=None, ttl_s=600)
+    auth.check_answer = LoginGranted("access-2", "refresh-2")
+    replies = await logic.run_command(me())
+    assert [r.text for r in replies][0] == "You are logged in."
+    stored = await store.load(42)
+    assert stored is not None and isinstance(stored.session, Authorized)
+    assert [c async for c in store.chats(Status.AUTHORIZED)] == [42]
