@@ -100,7 +100,7 @@ def me(chat_id: int = 42) -> Command:
 
 
 async def test_a_repeated_update_id_replays_the_stored_answer() -> None:
-    logic, store, auth, _ = make()
+    logic, _store, auth, _ = make()
     login = Command(chat_id=42, name="login", args={"type": "code"}, language="en")
     first = await logic.handle_update(7, login)
     assert await logic.handle_update(7, login) == first
@@ -109,7 +109,7 @@ async def test_a_repeated_update_id_replays_the_stored_answer() -> None:
 
 async def test_an_abandoned_claim_expires_and_the_update_is_handled() -> None:
     clock = FakeClock()
-    logic, store, auth, _ = make(MemorySessionStore(clock=clock), in_progress_wait_s=0.05)
+    logic, store, _auth, _ = make(MemorySessionStore(clock=clock), in_progress_wait_s=0.05)
     # A replica claimed update 9 and died before answering.
     assert await store.claim_update(42, 9, ttl_s=30) is True
     try:
@@ -145,7 +145,7 @@ async def test_a_failing_command_releases_its_claim() -> None:
 
 
 async def test_refresh_is_single_flight_within_a_replica() -> None:
-    logic, store, auth, main = make()
+    logic, store, auth, _main = make()
     auth.refresh_delay_s = 0.05
     await store.replace(42, Authorized("access-1", "refresh-1"), expect=None)
     replies = await asyncio.gather(*(logic.run_command(me()) for _ in range(20)))
@@ -161,7 +161,7 @@ async def test_a_grant_during_a_command_is_stored_once() -> None:
     await store.replace(42, Anonymous("lt", "code", prompt), expect=None, ttl_s=600)
     auth.check_answer = LoginGranted("access-2", "refresh-2")
     replies = await logic.run_command(me())
-    assert [r.text for r in replies][0] == "You are logged in."
+    assert next(r.text for r in replies) == "You are logged in."
     stored = await store.load(42)
     assert stored is not None and isinstance(stored.session, Authorized)
     assert [c async for c in store.chats(Status.AUTHORIZED)] == [42]
