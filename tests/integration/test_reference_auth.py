@@ -531,17 +531,27 @@ def test_without_the_test_api_there_is_no_test_api() -> None:
         assert client.post("/login/check", json={"login_token": "x"}).status_code == 200
 
 
-# ---- the browser side (placeholders until the OAuth issue) ----
+# ---- the browser side (the pages themselves: test_login_pages.py, test_oauth.py) ----
 
 
-def test_the_link_is_single_use(client: httpx.Client) -> None:
+def test_a_provider_without_an_oauth_app_links_to_a_not_configured_page(
+    client: httpx.Client,
+) -> None:
+    # With the test API on, the link is still given so that the test API can decide the login.
     url = start_login(client, "link", type="github")["url"]
-    path = url.removeprefix(PUBLIC_URL)
+    page = client.get(url.removeprefix(PUBLIC_URL))
+    assert page.status_code == 503 and 'data-reason="not-configured"' in page.text
+    assert resolve(client, chat_id=42, decision="granted", identity="alice").status_code == 200
 
-    assert client.get(path).status_code == 200
-    resolve(client, chat_id=42, decision="granted", identity="alice")
-    assert client.get(path).status_code == 404
-    assert client.get("/code").status_code == 200
+
+@pytest.mark.parametrize("provider", ["github", "yandex"])
+def test_without_the_test_api_an_unconfigured_provider_is_refused_in_text(provider: str) -> None:
+    app = create_app(jwt_secret=SECRET, public_url=PUBLIC_URL, test_api=False)
+    with run_asgi(app) as url, httpx.Client(base_url=url) as client:
+        body = start_login(client, "no-provider", type=provider)
+        assert body["url"] is None and body["code"] is None
+        assert "/login code" in body["text"]
+        assert check(client, "no-provider") == {"status": "unknown"}
 
 
 # ---- configuration and secrets ----

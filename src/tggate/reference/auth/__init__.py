@@ -1,5 +1,14 @@
 """The reference Authorization module (SPEC §5.2, §7): `create_app` builds it."""
 
 from tggate.reference.auth.app import create_app
+from tggate.reference.auth.oauth import OAuthProviderConfig, github_config, yandex_config
+from tggate.reference.auth.pages import DEMO_IDENTITIES, DemoIdentity
 
-__all__ = ["create_app"]
+__all__ = [
+    "DEMO_IDENTITIES",
+    "DemoIdentity",
+    "OAuthProviderConfig",
+    "create_app",
+    "github_config",
+    "yandex_config",
+]

@@ -1,20 +1,24 @@
 """The reference Authorization module: an in-memory FastAPI app speaking SPEC §5.2.
 
 `create_app` wires the pieces: `LoginBook` (logins in flight), `SessionRegistry` (refresh tokens,
-rotation, logout), `TokenCodec` (JWTs) and, with `test_api`, a `/test` API that plays the person
-(decides logins) and instruments the module (stats, delay). Nothing happens at import.
+rotation, logout), `TokenCodec` (JWTs), the login pages the person's browser visits (`web.py`:
+code login with a confirmation page, GitHub / Yandex ID OAuth through `oauth.py`) and, with
+`test_api`, a `/test` API that plays the person (decides logins) and instruments the module
+(stats, delay). Nothing happens at import.
 """
 
 from __future__ import annotations
 
-import html
+import hashlib
+import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from starlette.middleware.sessions import SessionMiddleware
 
+from tggate.reference.auth.browser import BrowserState
 from tggate.reference.auth.instrument import Instrument, InstrumentMiddleware
 from tggate.reference.auth.logins import Grant, LoginBook, LoginConflict, NoPendingLogin
 from tggate.reference.auth.models import (
@@ -31,9 +35,12 @@ from tggate.reference.auth.models import (
     ResolveRequest,
     TokenPairAnswer,
 )
+from tggate.reference.auth.oauth import OAuthProvider, OAuthProviderConfig
+from tggate.reference.auth.pages import DEMO_IDENTITIES, DemoIdentity
 from tggate.reference.auth.sessions import RefreshRefused, SessionRegistry
-from tggate.reference.auth.texts import login_text
+from tggate.reference.auth.texts import login_text, not_configured_text
 from tggate.reference.auth.tokens import TokenCodec
+from tggate.reference.auth.web import OAUTH_LOGIN_TYPES, pages_router
 
 __all__ = ["create_app"]
 
@@ -60,8 +67,26 @@ def create_app(
     grace_s: float = 10.0,
     test_api: bool = True,
     clock: Clock = time.time,
+    oauth: Mapping[str, OAuthProviderConfig] | None = None,
+    session_secret: str | None = None,
+    secure_cookies: bool | None = None,
+    demo_sign_in: bool = True,
+    demo_identities: Sequence[DemoIdentity] = DEMO_IDENTITIES,
+    code_guess_limit: int = 5,
+    code_lock_s: float = 60.0,
+    provider_timeout_s: float = 10.0,
 ) -> FastAPI:
-    """Build the module. ValueError for a short secret or a non-positive lifetime."""
+    """Build the module. ValueError for a short secret, a non-positive lifetime or an unknown
+    OAuth provider name.
+
+    `oauth` maps "github" / "yandex" to their OAuth apps (`github_config`, `yandex_config`). A
+    login with a provider that has none is answered with a "not configured" text and no link,
+    except with `test_api`, where the link is still given and the test API decides the login.
+    The browser session cookie is signed with `session_secret` (default: derived from
+    `jwt_secret`) and marked Secure when `secure_cookies` (default: `public_url` is https).
+    `demo_sign_in` offers the demo identities (and a free user name) on the code page; without
+    it, only the configured providers sign a browser in.
+    """
     for name, value in (
         ("access_ttl_s", access_ttl_s),
         ("refresh_ttl_s", refresh_ttl_s),
@@ -71,6 +96,12 @@ def create_app(
             raise ValueError(f"{name} must be positive")
     if grace_s < 0:
         raise ValueError("grace_s must not be negative")
+    providers_config = dict(oauth or {})
+    unknown = sorted(set(providers_config) - set(OAUTH_LOGIN_TYPES))
+    if unknown:
+        raise ValueError(f"unknown OAuth providers {unknown}; known: {list(OAUTH_LOGIN_TYPES)}")
+    if provider_timeout_s <= 0:
+        raise ValueError("provider_timeout_s must be positive")
     codec = TokenCodec(jwt_secret)
     logins = LoginBook(ttl_s=login_ttl_s)
     sessions = SessionRegistry(
@@ -78,15 +109,50 @@ def create_app(
     )
     instrument = Instrument(_MODULE_ENDPOINTS)
     base_url = public_url.rstrip("/")
+    providers = {
+        name: OAuthProvider(
+            name,
+            config,
+            redirect_url=f"{base_url}/oauth/{name}/callback",
+            timeout_s=provider_timeout_s,
+        )
+        for name, config in providers_config.items()
+    }
+    browser = BrowserState(
+        guess_limit=code_guess_limit, lock_s=code_lock_s, attempt_ttl_s=float(login_ttl_s)
+    )
 
     app = FastAPI(title="tggate reference Authorization module", version="1")
     app.add_middleware(InstrumentMiddleware, instrument=instrument)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret or _derived_session_secret(jwt_secret),
+        session_cookie="tggate_auth_session",
+        max_age=24 * 3600,
+        same_site="lax",
+        https_only=base_url.startswith("https://") if secure_cookies is None else secure_cookies,
+    )
     app.include_router(
         _module_router(
-            logins=logins, sessions=sessions, public_url=base_url, ttl_s=login_ttl_s, clock=clock
+            logins=logins,
+            sessions=sessions,
+            public_url=base_url,
+            ttl_s=login_ttl_s,
+            clock=clock,
+            # Without an OAuth app, the test API can still decide a provider login (tests, demo).
+            link_types=set(providers) | (set(OAUTH_LOGIN_TYPES) if test_api else set()),
         )
     )
-    app.include_router(_pages_router(logins=logins, clock=clock))
+    app.include_router(
+        pages_router(
+            logins=logins,
+            browser=browser,
+            providers=providers,
+            demo_identities=demo_identities,
+            demo_sign_in=demo_sign_in,
+            clock=clock,
+        )
+    )
     if test_api:
         app.include_router(
             _test_router(logins=logins, sessions=sessions, instrument=instrument, clock=clock),
@@ -95,14 +161,35 @@ def create_app(
     return app
 
 
+def _derived_session_secret(jwt_secret: str) -> str:
+    """A key for the session cookie that is not the JWT key itself."""
+    return hmac.new(
+        jwt_secret.encode("utf-8"), b"tggate reference auth: session cookie", hashlib.sha256
+    ).hexdigest()
+
+
 def _module_router(
-    *, logins: LoginBook, sessions: SessionRegistry, public_url: str, ttl_s: int, clock: Clock
+    *,
+    logins: LoginBook,
+    sessions: SessionRegistry,
+    public_url: str,
+    ttl_s: int,
+    clock: Clock,
+    link_types: set[str],
 ) -> APIRouter:
     """SPEC §5.2, the only endpoints Bot Logic calls."""
     router = APIRouter(tags=["module"])
 
     @router.post("/login")
     async def start_login(body: LoginRequest) -> LoginStarted:
+        if body.type != "code" and body.type not in link_types:
+            log.info("login refused: chat_id=%s type=%s not configured", body.chat_id, body.type)
+            return LoginStarted(
+                text=not_configured_text(body.type, language=body.language),
+                url=None,
+                code=None,
+                expires_in=0,
+            )
         try:
             login = logins.start(
                 body.login_token, chat_id=body.chat_id, type=body.type, now=clock()
@@ -162,39 +249,6 @@ def _module_router(
         return LogoutAnswer(revoked=sessions.revoke_person(body.refresh_token, now=clock()))
 
     return router
-
-
-def _pages_router(*, logins: LoginBook, clock: Clock) -> APIRouter:
-    """Placeholders where the person's browser lands; the real pages come with OAuth."""
-    router = APIRouter(include_in_schema=False)
-
-    @router.get("/code", response_class=HTMLResponse)
-    async def code_page() -> str:
-        return _page(
-            "Вход по коду",
-            "Страница ввода кода ещё не готова в этой сборке; "
-            "в демо вход подтверждается через тестовый API.",
-        )
-
-    @router.get("/oauth/{provider}/start", response_class=HTMLResponse)
-    async def oauth_start(provider: str, ref: str = "") -> HTMLResponse:
-        try:
-            logins.find(now=clock(), ref=ref)
-        except NoPendingLogin:
-            return HTMLResponse(_page("Ссылка устарела", "Начните вход в боте заново."), 404)
-        return HTMLResponse(
-            _page(f"Вход через {provider}", "Вход через внешнего провайдера ещё не подключён.")
-        )
-
-    return router
-
-
-def _page(title: str, text: str) -> str:
-    return (
-        '<!doctype html><html lang="ru"><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></html>"
-    )
 
 
 def _test_router(

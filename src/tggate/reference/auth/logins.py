@@ -1,8 +1,11 @@
 """Pending logins: started by Bot Logic (U2/A1), decided by the person, checked by Bot Logic.
 
 A login is keyed by Bot Logic's login token, which never leaves the server side: the person sees a
-short code or a link carrying a separate single-use reference. The outcome of a decided login is
-handed out once (SPEC §5.2), then the login is forgotten.
+short code or a link carrying a separate single-use reference. A browser that presents the code or
+the reference *claims* the login (`claim`): a reference works once, a code only for the browser
+session that entered it first, so a forwarded link or a code seen over someone's shoulder cannot be
+used by a second browser. The outcome of a decided login is handed out once (SPEC §5.2), then the
+login is forgotten.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 __all__ = [
@@ -19,6 +22,8 @@ __all__ = [
     "Grant",
     "LoginBook",
     "LoginConflict",
+    "LoginExpired",
+    "LoginTaken",
     "LoginType",
     "NoPendingLogin",
     "PendingLogin",
@@ -35,6 +40,14 @@ class LoginConflict(Exception):
 
 class NoPendingLogin(LookupError):
     """Nothing pending matches the selector."""
+
+
+class LoginExpired(LookupError):
+    """The login matching the selector expired before the person finished it."""
+
+
+class LoginTaken(LookupError):
+    """The login was already answered, or claimed by another browser (or its link was used)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,7 @@ class PendingLogin:
     seq: int
     decision: Decision = "pending"
     grant: Grant | None = None
+    claimed_by: str | None = None  # the browser session that presented the code or reference
 
     def open_at(self, now: float) -> bool:
         """Still waiting for the person, and not expired."""
@@ -149,9 +163,62 @@ class LoginBook:
                 raise ValueError("a granted login needs a grant")
             login.decision = decision
             login.grant = grant if decision == "granted" else None
-            login.ref = None  # single use: the link stops working once it has been answered
             login.expires_at = now + self._ttl_s
-            return login
+            return replace(login)
+
+    def claim(
+        self,
+        *,
+        now: float,
+        claimant: str,
+        code: str | None = None,
+        ref: str | None = None,
+        type: LoginType | None = None,
+    ) -> tuple[str, PendingLogin]:
+        """Bind the login showing `code` (or linked by `ref`) to the browser session `claimant`.
+
+        A reference is single-use: a second claim is refused even from the same browser. A code
+        may be entered again by the browser that claimed it (the person went back a page), by
+        nobody else. A login of another `type` is not matched (and not claimed). NoPendingLogin,
+        LoginExpired or LoginTaken otherwise.
+        """
+        if (code is None) == (ref is None):
+            raise ValueError("give exactly one of code or ref")
+        with self._lock:
+            matches = [
+                (token, login)
+                for token, login in self._logins.items()
+                if (type is None or login.type == type)
+                and (
+                    (code is not None and login.code == code)
+                    or (ref is not None and login.ref == ref)
+                )
+            ]
+            open_ = [(token, login) for token, login in matches if login.open_at(now)]
+            if not open_:
+                if any(login.decision == "pending" for _, login in matches):
+                    raise LoginExpired("the login expired")
+                if matches:
+                    raise LoginTaken("the login was already answered")
+                raise NoPendingLogin("no pending login matches")
+            # Codes are unique among open logins; references are unique outright.
+            token, login = open_[0]
+            if login.claimed_by is not None and (ref is not None or login.claimed_by != claimant):
+                raise LoginTaken("the login was claimed by another browser")
+            login.claimed_by = claimant
+            return token, replace(login)
+
+    def view(self, token: str, *, now: float) -> PendingLogin:
+        """A copy of the login, to show the person; NoPendingLogin / LoginExpired / LoginTaken."""
+        with self._lock:
+            login = self._logins.get(token)
+            if login is None:
+                raise NoPendingLogin("no such login")
+            if login.decision != "pending":
+                raise LoginTaken("the login was already answered")
+            if now >= login.expires_at:
+                raise LoginExpired("the login expired")
+            return replace(login)
 
     def open_logins(self, *, now: float) -> list[PendingLogin]:
         with self._lock:

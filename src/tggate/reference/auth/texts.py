@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["Language", "login_text"]
+__all__ = ["Language", "login_text", "not_configured_text"]
 
 Language = Literal["ru", "en"]
 
@@ -36,3 +36,12 @@ def login_text(
         )
     provider = _PROVIDERS.get(login_type, login_type)
     return f"Чтобы войти через {provider}, откройте ссылку: {url}\nСсылка действует {minutes} мин."
+
+
+def not_configured_text(login_type: str, *, language: Language) -> str:
+    """The answer to a login with a provider this module has no OAuth app for."""
+    if language == "en":
+        provider = _PROVIDERS_EN.get(login_type, login_type)
+        return f"Login with {provider} is not configured here. Try /login code."
+    provider = _PROVIDERS.get(login_type, login_type)
+    return f"Вход через {provider} здесь не настроен. Попробуйте /login code."

@@ -2,7 +2,8 @@
 
 Actions answer 401 for a missing, invalid or expired access token, 403 when the role does not
 allow the action, 404 for a course that does not exist or is not the person's. Notifications are
-created without a token (an admin API in a real system) and read/deleted by their person.
+created without a token (an admin API in a real system) and read/deleted by their person;
+`/notify` is a page to create them by hand (pages.py).
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at
@@ -33,6 +34,7 @@ from tggate.reference.main.models import (
     TaskView,
 )
 from tggate.reference.main.notifications import NotificationBox
+from tggate.reference.main.pages import add_notification_pages
 from tggate.reference.main.security import AccessVerifier, Unauthorized
 
 __all__ = ["create_app"]
@@ -72,6 +74,7 @@ def create_app(
     # against the app's own route list to name them by template ("GET /api/courses/{course_id}").
     _add_actions(app, school=school, caller=caller)
     _add_notifications(app, school=school, box=box, caller=caller, clock=clock)
+    add_notification_pages(app, school=school, box=box, clock=clock)
     if test_api:
         _add_test_api(app, instrument)
     return app
