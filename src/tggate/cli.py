@@ -18,12 +18,18 @@ DEFAULT_PORTS = {
     "reference-auth": 8081,
     "reference-main": 8082,
     "fake-telegram": 8083,
+    "fake-oauth": 8084,
 }
 
 
 def _secrets(settings: Settings) -> list[str]:
     values = [settings.reference_jwt_secret.get_secret_value()]
-    for secret in (settings.internal_token, settings.bot_token):
+    for secret in (
+        settings.internal_token,
+        settings.bot_token,
+        settings.github_client_secret,
+        settings.yandex_client_secret,
+    ):
         if secret is not None:
             values.append(secret.get_secret_value())
     return values
@@ -58,14 +64,30 @@ def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _run_reference_auth(settings: Settings, args: argparse.Namespace) -> None:
+    from tggate.bootstrap import oauth_providers
     from tggate.reference.auth.app import create_app
     from tggate.serve import serve
 
-    public_url = args.public_url or f"http://{args.host}:{args.port}"
+    public_url = args.public_url or str(settings.auth_public_url or "").rstrip("/")
     app = create_app(
-        jwt_secret=settings.reference_jwt_secret.get_secret_value(), public_url=public_url
+        jwt_secret=settings.reference_jwt_secret.get_secret_value(),
+        public_url=public_url or f"http://{args.host}:{args.port}",
+        oauth=oauth_providers(settings),
     )
     serve(app, name="Reference Authorization module", host=args.host, port=args.port)
+
+
+def _run_fake_oauth(settings: Settings, args: argparse.Namespace) -> None:
+    from tggate.bootstrap import oauth_clients
+    from tggate.reference.oauth_provider.app import create_app
+    from tggate.serve import serve
+
+    serve(
+        create_app(clients=oauth_clients(settings)),
+        name="Fake OAuth provider",
+        host=args.host,
+        port=args.port,
+    )
 
 
 def _run_reference_main(settings: Settings, args: argparse.Namespace) -> None:
@@ -131,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     auth = server("reference-auth", "the reference Authorization module", _run_reference_auth)
     auth.add_argument("--public-url", default=None, help="URL people open (default: own)")
     server("reference-main", "the reference Main module", _run_reference_main)
+    server("fake-oauth", "a fake GitHub + Yandex ID OAuth provider", _run_fake_oauth)
     telegram = server("fake-telegram", "a fake Telegram Bot API server", _run_fake_telegram)
     telegram.add_argument("--rate-limits", action="store_true", help="Telegram's 429s")
     client = commands.add_parser("client", help="the Telegram Client (poller, timers)")

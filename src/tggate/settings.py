@@ -33,6 +33,19 @@ class Settings(BaseSettings):
     bot_token: SecretStr | None = None
     reference_jwt_secret: SecretStr = SecretStr("tggate-reference-demo-secret-change-me-0123456789")
 
+    # The reference Authorization module's OAuth providers (unset client id: not offered).
+    auth_public_url: AnyHttpUrl | None = Field(
+        default=None, description="the URL people open for login pages (default: its own)"
+    )
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+    github_url: AnyHttpUrl = AnyHttpUrl("https://github.com")
+    github_api_url: AnyHttpUrl = AnyHttpUrl("https://api.github.com")
+    yandex_client_id: str | None = None
+    yandex_client_secret: SecretStr | None = None
+    yandex_oauth_url: AnyHttpUrl = AnyHttpUrl("https://oauth.yandex.ru")
+    yandex_info_url: AnyHttpUrl = AnyHttpUrl("https://login.yandex.ru/info")
+
     # Timeouts and limits.
     http_timeout_s: float = Field(default=5.0, gt=0, le=120)
     logic_timeout_s: float = Field(default=30.0, gt=0, le=300)

@@ -127,6 +127,9 @@ class Topology:
     host: str = "127.0.0.1"
     progress: Callable[[str], None] = lambda _message: None
     fixed_ports: Mapping[str, int] = field(default_factory=dict)
+    # A local fake GitHub + Yandex ID, so the OAuth flows run end to end with no credentials.
+    fake_oauth: bool = True
+    oauth_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     redis: EmbeddedRedis | None = None
     ports: dict[str, int] = field(default_factory=dict)
@@ -144,6 +147,10 @@ class Topology:
     @property
     def auth_url(self) -> str:
         return self.url("reference-auth")
+
+    @property
+    def oauth_url(self) -> str:
+        return self.url("fake-oauth")
 
     @property
     def main_url(self) -> str:
@@ -177,13 +184,15 @@ class Topology:
     def _start(self) -> None:
         if self.nginx and find_nginx() is None:
             raise TopologyError("nginx is not installed (apt-get install nginx)")
-        names = ["reference-auth", "reference-main", "fake-telegram", "nginx"]
+        names = ["reference-auth", "reference-main", "fake-telegram", "nginx", "fake-oauth"]
         names += [f"logic-{index}" for index in range(self.logic_replicas)]
         for name in names:
             self.ports[name] = self.fixed_ports.get(name) or free_port()
         self.progress("Redis (embedded)")
         self.redis = EmbeddedRedis(data_dir=self.workdir / "redis").start()
-        self.progress("reference modules and fake Telegram")
+        self.progress("reference modules, fake OAuth provider and fake Telegram")
+        if self.fake_oauth:
+            self._spawn("fake-oauth", [], ready="/_test/stats")
         self._spawn("reference-auth", ["--public-url", self.auth_url], ready="/test/stats")
         self._spawn("reference-main", [], ready="/test/stats")
         telegram_args = ["--rate-limits"] if self.fake_telegram_rate_limits else []
@@ -220,6 +229,20 @@ class Topology:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.fake_oauth:
+            oauth = self.url("fake-oauth")
+            env.update(
+                {
+                    "TGGATE_GITHUB_CLIENT_ID": "tggate-demo-github",
+                    "TGGATE_GITHUB_CLIENT_SECRET": self.oauth_secret,
+                    "TGGATE_GITHUB_URL": f"{oauth}/github",
+                    "TGGATE_GITHUB_API_URL": f"{oauth}/github/api",
+                    "TGGATE_YANDEX_CLIENT_ID": "tggate-demo-yandex",
+                    "TGGATE_YANDEX_CLIENT_SECRET": self.oauth_secret,
+                    "TGGATE_YANDEX_OAUTH_URL": f"{oauth}/yandex",
+                    "TGGATE_YANDEX_INFO_URL": f"{oauth}/yandex/info",
+                }
+            )
         env.update(self.extra_env)
         return env
 

@@ -100,6 +100,9 @@ class StoredMessage:
     reply_markup: dict[str, Any] | None = None
     edit_date: int | None = None
     deleted: bool = False
+    # When the message was stored, on the host's monotonic clock (CLOCK_MONOTONIC, shared by
+    # every process on the machine): benchmarks measure injection-to-reply latency with it.
+    monotonic: float = field(default_factory=time.monotonic)
 
     @property
     def inline_markup(self) -> dict[str, Any] | None:
@@ -771,4 +774,5 @@ def _test_view(message: StoredMessage) -> dict[str, object]:
         "edited": message.edit_date is not None,
         "deleted": message.deleted,
         "from_bot": message.from_bot,
+        "monotonic": message.monotonic,
     }
