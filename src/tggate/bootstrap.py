@@ -17,6 +17,7 @@ from tggate.adapters.embedded_redis import EmbeddedRedis
 from tggate.adapters.http_base import JsonHttp
 from tggate.adapters.main_http import HttpMainModule
 from tggate.adapters.redis_store import RedisSessionStore
+from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
 from tggate.core.commands import CommandTable, CommandTableError, load_command_table
 from tggate.logic.app import create_app as create_logic_app
 from tggate.logic.metrics import LogicMetrics
@@ -68,6 +69,16 @@ def oauth_clients(settings: Settings) -> dict[str, str]:
         if client_id and secret:
             clients[client_id] = secret.get_secret_value()
     return clients
+
+
+def token_cipher(settings: Settings) -> TokenCipher | None:
+    if settings.session_keys is None:
+        return None
+    keys = [k for k in settings.session_keys.get_secret_value().split(",") if k.strip()]
+    try:
+        return TokenCipher(keys)
+    except TokenCipherError as error:
+        raise SettingsError(f"TGGATE_SESSION_KEYS: {error}") from None
 
 
 def command_table(settings: Settings) -> CommandTable:
@@ -123,7 +134,7 @@ async def open_logic(
             _client_session(settings) as main_session,
         ):
             yield BotLogic(
-                store=RedisSessionStore(redis),
+                store=RedisSessionStore(redis, cipher=token_cipher(settings)),
                 auth=HttpAuthModule(
                     _json_http(settings, auth_session, str(settings.auth_url), "auth")
                 ),
@@ -144,6 +155,7 @@ async def open_logic(
 
 def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
     table = command_table(settings)
+    token_cipher(settings)  # a bad key stops start-up here, not at the first request
     metrics = LogicMetrics()
     return create_logic_app(
         open_logic=lambda: open_logic(settings, redis_url, table, metrics),

@@ -27,6 +27,7 @@ def _secrets(settings: Settings) -> list[str]:
     for secret in (
         settings.internal_token,
         settings.bot_token,
+        settings.session_keys,
         settings.github_client_secret,
         settings.yandex_client_secret,
     ):

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # Secrets.
     internal_token: SecretStr | None = None
     bot_token: SecretStr | None = None
+    session_keys: SecretStr | None = Field(
+        default=None,
+        description="comma-separated Fernet keys: tokens are encrypted in Redis (first encrypts)",
+    )
     reference_jwt_secret: SecretStr = SecretStr("tggate-reference-demo-secret-change-me-0123456789")
 
     # The reference Authorization module's OAuth providers (unset client id: not offered).

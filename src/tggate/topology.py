@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tggate.adapters.embedded_redis import EmbeddedRedis, die_with_parent
+from tggate.adapters.token_cipher import TokenCipher
 
 __all__ = ["NGINX_TEMPLATE", "Topology", "TopologyError", "find_nginx", "free_port"]
 
@@ -130,6 +131,8 @@ class Topology:
     # A local fake GitHub + Yandex ID, so the OAuth flows run end to end with no credentials.
     fake_oauth: bool = True
     oauth_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Tokens encrypted at rest, as a production deployment should run.
+    session_key: str = field(default_factory=TokenCipher.generate_key)
 
     redis: EmbeddedRedis | None = None
     ports: dict[str, int] = field(default_factory=dict)
@@ -225,6 +228,7 @@ class Topology:
                 "TGGATE_BOT_TOKEN": self.bot_token,
                 "TGGATE_INTERNAL_TOKEN": self.internal_token,
                 "TGGATE_REFERENCE_JWT_SECRET": self.jwt_secret,
+                "TGGATE_SESSION_KEYS": self.session_key,
                 "TGGATE_DATA_DIR": str(self.workdir),
                 "PYTHONUNBUFFERED": "1",
             }

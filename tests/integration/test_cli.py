@@ -94,6 +94,10 @@ def test_each_server_prints_its_url_and_stops_cleanly(
             "TGGATE_AUTH_URL:",
         ),
         (
+            {"TGGATE_INTERNAL_TOKEN": "x" * 20, "TGGATE_SESSION_KEYS": "short"},
+            "TGGATE_SESSION_KEYS: a key is not a Fernet key",
+        ),
+        (
             {"TGGATE_INTERNAL_TOKEN": "x" * 20, "TGGATE_COMMANDS_FILE": "/nonexistent.toml"},
             "/nonexistent.toml",
         ),

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 
 from tggate.adapters import redis_scripts
+from tggate.adapters.token_cipher import TokenCipher
 from tggate.core.ports import OutboxMessage
 from tggate.core.session import (
     Anonymous,
@@ -98,6 +99,7 @@ class RedisSessionStore:
         delivered_ttl_s: int = 86400,
         ping_timeout_s: float = 2.0,
         scan_count: int = 500,
+        cipher: TokenCipher | None = None,
     ) -> None:
         _require_positive(delivered_ttl_s=delivered_ttl_s, scan_count=scan_count)
         self._redis = redis
@@ -105,6 +107,7 @@ class RedisSessionStore:
         self._delivered_ttl_s = delivered_ttl_s
         self._ping_timeout_s = ping_timeout_s
         self._scan_count = scan_count
+        self._cipher = cipher
         self._replace = redis.register_script(redis_scripts.REPLACE_SESSION)
         self._add_outbox = redis.register_script(redis_scripts.ADD_OUTBOX)
         self._ack_outbox = redis.register_script(redis_scripts.ACK_OUTBOX)
@@ -123,7 +126,10 @@ class RedisSessionStore:
         raw: Mapping[Any, Any] = await self._redis.hgetall(self._keys.session(chat_id))
         if not raw:
             return None
-        return _decode_session(chat_id, {_text(k): _text(v) for k, v in raw.items()})
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        if self._cipher is not None:
+            fields = self._cipher.open_fields(fields)
+        return _decode_session(chat_id, fields)
 
     async def replace(
         self,
@@ -137,6 +143,8 @@ class RedisSessionStore:
         if ttl_s is not None:
             _require_positive(ttl_s=ttl_s)
         revision = "" if session is None else secrets.token_hex(8)
+        if session is not None and self._cipher is not None:
+            session = self._cipher.seal_session(session)
         fields = [] if session is None else _encode_session(session, revision)
         own, other = (
             (Status.ANONYMOUS, Status.AUTHORIZED)

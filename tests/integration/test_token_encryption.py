@@ -1,0 +1,43 @@
+"""Tokens at rest: encrypted in Redis when TGGATE_SESSION_KEYS is set (SPEC §6)."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from tggate.adapters.redis_store import RedisSessionStore
+from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
+from tggate.core.session import Anonymous, Authorized, LoginPrompt
+
+ACCESS = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+
+
+async def test_tokens_are_unreadable_in_redis_and_read_back(redis_client: Redis) -> None:
+    cipher = TokenCipher([TokenCipher.generate_key()])
+    store = RedisSessionStore(redis_client, cipher=cipher)
+    await store.replace(1, Authorized(ACCESS, "refresh-secret"), expect=None)
+    raw = await redis_client.hgetall("tggate:{1}:session")
+    assert ACCESS.encode() not in b"".join(raw.values())
+    assert b"refresh-secret" not in b"".join(raw.values())
+    loaded = await store.load(1)
+    assert loaded is not None and loaded.session == Authorized(ACCESS, "refresh-secret")
+    await store.replace(2, Anonymous("login-secret", "code", LoginPrompt("x")), expect=None)
+    assert b"login-secret" not in b"".join(
+        (await redis_client.hgetall("tggate:{2}:session")).values()
+    )
+
+
+async def test_keys_rotate_and_plaintext_from_before_still_reads(redis_client: Redis) -> None:
+    old, new = TokenCipher.generate_key(), TokenCipher.generate_key()
+    await RedisSessionStore(redis_client).replace(1, Authorized("a", "r"), expect=None)
+    await RedisSessionStore(redis_client, cipher=TokenCipher([old])).replace(
+        2, Authorized("a2", "r2"), expect=None
+    )
+    rotated = RedisSessionStore(redis_client, cipher=TokenCipher([new, old]))
+    assert (await rotated.load(1)).session == Authorized("a", "r")  # type: ignore[union-attr]
+    assert (await rotated.load(2)).session == Authorized("a2", "r2")  # type: ignore[union-attr]
+
+
+def test_a_malformed_key_is_refused_with_a_message() -> None:
+    with pytest.raises(TokenCipherError, match="not a Fernet key"):
+        TokenCipher(["short"])
