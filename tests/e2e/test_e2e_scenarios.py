@@ -183,6 +183,7 @@ def test_no_secret_appears_in_any_log(topology: Topology, telegram: Telegram, ch
     person.ask_one("/me")
     logs = topology.logs()
     assert logs, "the components logged something"
-    for secret in (topology.bot_token, topology.internal_token, topology.jwt_secret):
+    secrets = (topology.bot_token, topology.internal_token, topology.jwt_secret)
+    for secret in (*secrets, topology.session_key, topology.oauth_secret):
         assert secret not in logs
     assert "eyJ" not in logs, "a JWT reached a log"
