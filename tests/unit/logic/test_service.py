@@ -165,3 +165,25 @@ async def test_a_grant_during_a_command_is_stored_once() -> None:
     stored = await store.load(42)
     assert stored is not None and isinstance(stored.session, Authorized)
     assert [c async for c in store.chats(Status.AUTHORIZED)] == [42]
+
+
+async def test_Z4_path_arguments_are_url_encoded() -> None:
+    from tggate.core.commands import parse_command_table
+
+    table = parse_command_table(
+        """
+[[actions]]
+command = "find"
+path = "/api/find/{term}"
+[[actions.args]]
+name = "term"
+pattern = "^.{1,50}$"
+"""
+    )
+    store = MemorySessionStore(clock=FakeClock())
+    auth, main = FakeAuth(), FakeMain()
+    logic = BotLogic(store=store, auth=auth, main=main, table=table)
+    await store.replace(42, Authorized("access-2", "refresh-2"), expect=None)
+    command = Command(chat_id=42, name="find", args={"term": "../a b?c#d/é"}, language="en")
+    await logic.run_command(command)
+    assert main.calls == ["GET /api/find/..%2Fa%20b%3Fc%23d%2F%C3%A9 access-2"]
