@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tggate.adapters.memory_store import MemorySessionStore
-from tggate.core.commands import load_command_table
+from tggate.core.commands import load_command_table, parse_command_table
 from tggate.core.machine import Command
 from tggate.core.ports import (
     ActionDone,
@@ -168,8 +168,6 @@ async def test_a_grant_during_a_command_is_stored_once() -> None:
 
 
 async def test_Z4_path_arguments_are_url_encoded() -> None:
-    from tggate.core.commands import parse_command_table
-
     table = parse_command_table(
         """
 [[actions]]
