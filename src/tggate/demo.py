@@ -43,18 +43,15 @@ def run_demo(settings: Settings, *, host: str, port: int, nginx: str) -> None:
     try:
         elapsed = time.monotonic() - started
         front = "nginx → 2 Bot Logic replicas" if use_nginx else "Bot Logic (2 workers)"
+        # Issue 4: one URL to open, first; the pages a first session visits next to it.
         print(
             f"\nReady in {elapsed:.1f} s: fake Telegram → Telegram Client → {front}"
             f" → Redis + reference modules.\n"
-            f"\n  Fake Telegram (web chat): {topology.telegram_url}/\n"
-            f"  Authorization module:     {topology.auth_url}\n"
-            f"  Main module:              {topology.main_url}\n"
-            f"  Bot Logic:                {topology.logic_url}\n"
-            f"  Logs:                     {topology.workdir}\n"
-            f"\nTalk to the bot through the fake Telegram's test API, for example:\n"
-            f"  curl -s {topology.telegram_url}/_test/inject -H 'Content-Type: application/json'"
-            f' -d \'{{"chat_id": 42, "text": "/start", "language_code": "en"}}\'\n'
-            f"  curl -s {topology.telegram_url}/_test/chats/42/messages\n"
+            f"\n  Open {topology.telegram_url}/ in a browser to chat with the bot.\n"
+            f"\n  Login pages (Authorization module): {topology.auth_url}/code\n"
+            f"  Send a notification (Main module):  {topology.main_url}/notify\n"
+            f"  Bot Logic:                          {topology.logic_url}\n"
+            f"  Logs:                               {topology.workdir}\n"
             f"\nPress Ctrl-C to stop everything.",
             flush=True,
         )

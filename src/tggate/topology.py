@@ -9,6 +9,7 @@ started with `python -m tggate.cli …` on a free port; stopping the topology le
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -210,6 +211,9 @@ class Topology:
         if self.client:
             self.progress("Telegram Client")
             self.start_client()
+            # Issue 4: "ready" means a message sent now is answered, so wait until the client
+            # polls (it has no port; its first import-heavy seconds used to pass unseen).
+            self.wait_polling()
 
     def component_env(self) -> dict[str, str]:
         assert self.redis is not None
@@ -317,6 +321,27 @@ class Topology:
                 if time.monotonic() > deadline:
                     raise TopologyError(f"{process.name} did not get ready:\n{process.tail()}")
                 time.sleep(0.05)
+
+    def wait_polling(self, timeout_s: float = 30.0) -> None:
+        """Until the fake Telegram has seen a `getUpdates` call (from the Telegram Client)."""
+        deadline = time.monotonic() + timeout_s
+        stats_url = self.telegram_url + "/_test/stats"
+        while True:
+            try:
+                with urllib.request.urlopen(stats_url, timeout=1.0) as response:
+                    calls = json.load(response).get("calls", {})
+                if calls.get("getUpdates", 0) > 0:
+                    return
+            except (OSError, ValueError):
+                pass
+            clients = [p for p in self.processes.values() if p.name.startswith("client")]
+            for process in clients:
+                if not process.alive:
+                    raise TopologyError(f"{process.name} exited:\n{process.tail()}")
+            if time.monotonic() > deadline:
+                tails = "\n".join(process.tail() for process in clients)
+                raise TopologyError(f"the Telegram Client did not start polling:\n{tails}")
+            time.sleep(0.05)
 
     def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
         process = self.processes[name]

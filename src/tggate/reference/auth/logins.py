@@ -84,6 +84,9 @@ class LoginBook:
     def __init__(self, *, ttl_s: int) -> None:
         self._ttl_s = ttl_s
         self._logins: dict[str, PendingLogin] = {}
+        # Links of logins already handed out, until when they are remembered (issue 4: a person
+        # who opens the link again is told it was used, not that it never existed).
+        self._spent_refs: dict[str, float] = {}
         self._seq = itertools.count()
         self._lock = threading.Lock()
 
@@ -127,6 +130,8 @@ class LoginBook:
             if login.decision == "pending":
                 return ("pending" if now < login.expires_at else "expired"), None
             del self._logins[token]
+            if login.ref is not None:
+                self._spent_refs[login.ref] = now + self._ttl_s
             return login.decision, login.grant
 
     def find(
@@ -198,7 +203,7 @@ class LoginBook:
             if not open_:
                 if any(login.decision == "pending" for _, login in matches):
                     raise LoginExpired("the login expired")
-                if matches:
+                if matches or (ref is not None and now < self._spent_refs.get(ref, 0.0)):
                     raise LoginTaken("the login was already answered")
                 raise NoPendingLogin("no pending login matches")
             # Codes are unique among open logins; references are unique outright.
@@ -220,6 +225,19 @@ class LoginBook:
                 raise LoginExpired("the login expired")
             return replace(login)
 
+    def expire(self, *, chat_id: int, now: float) -> int:
+        """Let the chat's open logins expire now; how many did (the test API, issue 4: the real
+        lifetime is 10 minutes, too long for a browser test of an expired login)."""
+        with self._lock:
+            open_ = [
+                login
+                for login in self._logins.values()
+                if login.chat_id == chat_id and login.open_at(now)
+            ]
+            for login in open_:
+                login.expires_at = now
+            return len(open_)
+
     def open_logins(self, *, now: float) -> list[PendingLogin]:
         with self._lock:
             return sorted(
@@ -240,3 +258,5 @@ class LoginBook:
         stale = [t for t, login in self._logins.items() if now >= login.expires_at + self._ttl_s]
         for token in stale:
             del self._logins[token]
+        for ref in [ref for ref, until in self._spent_refs.items() if now >= until]:
+            del self._spent_refs[ref]

@@ -11,6 +11,8 @@ from tggate.reference.auth.texts import Language
 
 __all__ = [
     "DelayRequest",
+    "ExpireAnswer",
+    "ExpireRequest",
     "LoginCheckAnswer",
     "LoginCheckRequest",
     "LoginRequest",
@@ -92,6 +94,16 @@ class ResolveRequest(_Body):
         if self.decision == "granted" and self.identity is None:
             raise ValueError("a granted login needs an identity")
         return self
+
+
+class ExpireRequest(_Body):
+    """Let a chat's open logins expire now (issue 4: the browser test of an expired login)."""
+
+    chat_id: StrictInt
+
+
+class ExpireAnswer(BaseModel):
+    expired: int
 
 
 class ResolveAnswer(BaseModel):
