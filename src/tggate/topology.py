@@ -207,10 +207,13 @@ class Topology:
         if self.nginx:
             self.progress("nginx")
             self._start_nginx()
-        self.wait_ready()
         if self.client:
+            # Started with the others: its imports take seconds, and it asks Bot Logic for
+            # the poller lease again and again until Bot Logic answers.
             self.progress("Telegram Client")
             self.start_client()
+        self.wait_ready()
+        if self.client:
             # Issue 4: "ready" means a message sent now is answered, so wait until the client
             # polls (it has no port; its first import-heavy seconds used to pass unseen).
             self.wait_polling()

@@ -23,6 +23,7 @@ logger = logging.getLogger("tggate.client.lease")
 # On a graceful shutdown the lease is renewed for this long only (the shortest Bot Logic takes),
 # so a standby takes over within a second or so instead of a whole ttl.
 _RELEASE_TTL_S = 1.0
+_FIRST_RETRY_S = 0.1
 
 
 class LeaseKeeper:
@@ -72,12 +73,19 @@ class LeaseKeeper:
     async def run(self, stop: asyncio.Event) -> None:
         """Acquire, renew or wait for the lease until `stop`; then release it if held."""
         interval = self._ttl_s / 3
+        # Bot Logic unreachable while we hold nothing (it is still starting, say): ask again
+        # soon, backing off to the usual interval, so a fresh start polls within a second.
+        retry = _FIRST_RETRY_S
         try:
             while not stop.is_set():
-                await self._attempt()
+                reached = await self._attempt()
                 wait = interval
                 if self.held:
                     wait = min(wait, max(0.0, self._deadline - self._clock()))
+                elif not reached:
+                    wait, retry = min(retry, interval), retry * 2
+                else:
+                    retry = _FIRST_RETRY_S
                 if await sleep_or_stop(stop, wait):
                     break
         finally:
@@ -85,7 +93,8 @@ class LeaseKeeper:
                 self._set(False, stopping=True)
                 await self._release()
 
-    async def _attempt(self) -> None:
+    async def _attempt(self) -> bool:
+        """One acquire or renew; False when Bot Logic could not be asked."""
         started = self._clock()
         try:
             # A renewal that takes longer than this cannot be trusted to land in time.
@@ -96,12 +105,13 @@ class LeaseKeeper:
             self._outage.failed(str(error) or type(error).__name__)
             if self.held and self._clock() >= self._deadline:
                 self._set(False)
-            return
+            return False
         self._outage.succeeded()
         if granted:
             # Counted from when the request left: the server's clock started no earlier.
             self._deadline = started + self._ttl_s * 5 / 6
         self._set(granted)
+        return True
 
     async def _release(self) -> None:
         try:
