@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +14,19 @@ import httpx
 
 from tggate.topology import Topology
 
-__all__ = ["Person", "Telegram", "logic_counter"]
+__all__ = [
+    "LOGGED_IN",
+    "Person",
+    "Telegram",
+    "create_notification",
+    "log_in_many",
+    "logic_counter",
+    "process_log",
+    "replica_counters",
+    "resolve_login",
+    "texts_after",
+    "wait_for_texts",
+]
 
 
 @dataclass
@@ -108,3 +124,113 @@ def logic_counter(topology: Topology, name: str = "tggate_commands_total") -> fl
                 if match:
                     total += float(match.group(1))
     return total
+
+
+# ---- helpers for the load, crash, notification and standby tests ----
+
+LOGGED_IN = {"en": "You are logged in.", "ru": "Успешная авторизация."}
+
+
+def resolve_login(
+    topology: Topology,
+    chat_id: int,
+    *,
+    identity: str = "alice",
+    decision: str = "granted",
+    **extra: Any,
+) -> None:
+    """What the person does on the Authorization module's page (Yes / No)."""
+    body = {"chat_id": chat_id, "decision": decision, "identity": identity, **extra}
+    response = httpx.post(topology.auth_url + "/test/logins/resolve", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def log_in_many(
+    telegram: Telegram,
+    topology: Topology,
+    chat_ids: list[int],
+    *,
+    identity: str | Callable[[int], str] = "alice",
+    language: str = "en",
+) -> dict[int, Person]:
+    """Log many chats in at once (U2, the person's Yes, then L: the timer says "logged in");
+    the returned people have read everything so far."""
+    telegram.inject_many(
+        [{"chat_id": c, "text": "/login code", "language_code": language} for c in chat_ids]
+    )
+    people = {c: telegram.person(c, language) for c in chat_ids}
+    for person in people.values():
+        person.read(1)  # the code to enter
+    for c in chat_ids:
+        resolve_login(topology, c, identity=identity(c) if callable(identity) else identity)
+    for person in people.values():
+        (message,) = person.read(1)
+        assert message["text"] == LOGGED_IN[language], (person.chat_id, message["text"])
+    return people
+
+
+def wait_for_texts(
+    people: Iterable[Person], count: int | Mapping[int, int], *, timeout: float
+) -> dict[int, list[str]]:
+    """Each person's bot messages after the ones already read, once there are `count` of them
+    (or, when `timeout` ran out overall, whatever is there). `last_seen` stays as it was."""
+    deadline = time.monotonic() + timeout
+    texts: dict[int, list[str]] = {}
+    for person in people:
+        wanted = count if isinstance(count, int) else count[person.chat_id]
+        response = person.telegram.http.get(
+            "/_test/wait",
+            params={
+                "chat_id": person.chat_id,
+                "count": wanted,
+                "timeout": max(0.0, deadline - time.monotonic()),
+                "after": person.last_seen,
+            },
+            timeout=timeout + 10,
+        )
+        texts[person.chat_id] = [m["text"] for m in response.json()]
+    return texts
+
+
+def texts_after(person: Person) -> list[str]:
+    """Every bot message of the chat after the ones the person has read, right now."""
+    return [
+        m["text"]
+        for m in person.telegram.bot_messages(person.chat_id)
+        if m["message_id"] > person.last_seen
+    ]
+
+
+def replica_counters(topology: Topology, name: str = "tggate_commands_total") -> list[float]:
+    """A Bot Logic counter per replica (summed over its labels), read from each /metrics."""
+    totals = []
+    for url in topology.logic_replica_urls():
+        total = 0.0
+        for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                match = re.search(r"\s([0-9.e+-]+)$", line)
+                if match:
+                    total += float(match.group(1))
+        totals.append(total)
+    return totals
+
+
+def create_notification(topology: Topology, identity: str, text: str) -> str:
+    """A notification created in the reference Main module; its id."""
+    response = httpx.post(
+        topology.main_url + "/notifications", json={"to": identity, "text": text}, timeout=10
+    )
+    assert response.status_code == 201, response.text
+    notification_id: str = response.json()["id"]
+    return notification_id
+
+
+def process_log(topology: Topology, name: str) -> list[dict[str, Any]]:
+    """One component's JSON log lines (lines that are not JSON are skipped)."""
+    entries = []
+    for line in topology.processes[name].tail(10**9).splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries

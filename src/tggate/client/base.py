@@ -8,7 +8,7 @@ types, and raise only the errors below.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = [
@@ -51,6 +51,9 @@ class IncomingMessage:
     chat_id: int
     text: str | None
     language: Language
+    # When the person sent it (Unix time). With update_id it tells an update Telegram delivers
+    # again from a new one that reuses the id (see journal.py); not part of equality.
+    date: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from .base import (
     TelegramApi,
     TelegramFailure,
 )
+from .journal import DeliveryJournal, update_key
 from .retry import Backoff, OutageLog
 from .sender import Sender
 
@@ -44,10 +45,12 @@ class Forwarder:
         table: CommandTable,
         backoff: Backoff | None = None,
         notice_after_s: float = 10.0,
+        journal: DeliveryJournal | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._telegram = telegram
+        self._journal = journal
         self._logic = logic
         self._sender = sender
         self._table = table
@@ -64,8 +67,16 @@ class Forwarder:
         else:
             text = update.text
         replies = await self._replies(update, text)
-        for reply in replies:
+        # After a crash Telegram delivers handled updates again (see journal.py): skip the
+        # replies already settled with Telegram, and write down each one settled now.
+        key = update_key(update)
+        already = self._journal.sent(key) if self._journal else 0
+        for index, reply in enumerate(replies):
+            if index < already:
+                continue
             await self._sender.send(reply.chat_id, reply.text, reply.buttons)
+            if self._journal:
+                self._journal.record(key, index + 1)
 
     async def _answer_callback(self, callback_id: str) -> None:
         # Stops the button's spinner. Best effort: an old query is refused, and that is fine.

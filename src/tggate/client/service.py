@@ -12,12 +12,14 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tggate.core.commands import CommandTable
 from tggate.settings import Settings
 
 from .base import BotLogic, InvalidToken, TelegramApi, TelegramFailure
 from .forwarder import Forwarder
+from .journal import DeliveryJournal
 from .lease import LeaseKeeper
 from .menu import publish_menu
 from .poller import Poller
@@ -51,10 +53,16 @@ class ClientOptions:
     retry: Backoff = field(default_factory=Backoff)
     # getUpdates after a 409 or a network error.
     poll_backoff: Backoff = field(default_factory=lambda: Backoff(initial_s=1.0, max_s=30.0))
+    # Where the replies Telegram accepted are written down (see journal.py); None: nowhere.
+    journal_path: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClientOptions:
+        # One journal per bot: the part of the token before ":" is the bot's public id.
+        bot_id = (settings.bot_token.get_secret_value() if settings.bot_token else "").split(":")[0]
+        name = f"client-{bot_id if bot_id.isdigit() else 'bot'}-deliveries.log"
         return cls(
+            journal_path=Path(settings.data_dir) / name,
             max_concurrent_chats=settings.max_concurrent_chats,
             poll_timeout_s=settings.poll_timeout_s,
             lease_ttl_s=settings.lease_ttl_s,
@@ -82,6 +90,8 @@ class TelegramClient:
         self._options = options or ClientOptions()
         self.instance = instance or uuid.uuid4().hex
         self._menu_published = False
+        path = self._options.journal_path
+        self._journal = DeliveryJournal(path) if path is not None else None
         self._offset: int | None = None
 
     @property
@@ -116,10 +126,16 @@ class TelegramClient:
                 lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await lease_task
+            if self._journal:
+                self._journal.close()
         logger.info("Telegram Client %s stopped", self.instance)
 
     async def _active(self, stop: asyncio.Event, lease: LeaseKeeper, sender: Sender) -> None:
         o = self._options
+        if self._journal:
+            # Read afresh: the previous holder (a crashed process, or another instance on this
+            # data directory) may have sent replies of updates Telegram now delivers again.
+            self._journal.open()
         forwarder = Forwarder(
             telegram=self._telegram,
             logic=self._logic,
@@ -127,6 +143,7 @@ class TelegramClient:
             table=self._table,
             backoff=o.retry,
             notice_after_s=o.unavailable_notice_after_s,
+            journal=self._journal,
         )
         poller = Poller(
             telegram=self._telegram,
@@ -148,6 +165,7 @@ class TelegramClient:
                 sender=sender,
                 max_concurrent_chats=o.max_concurrent_chats,
                 backoff=o.retry,
+                journal=self._journal,
             ),
             CycleTimer(
                 kind="notifications",
@@ -157,6 +175,7 @@ class TelegramClient:
                 sender=sender,
                 max_concurrent_chats=o.max_concurrent_chats,
                 backoff=o.retry,
+                journal=self._journal,
             ),
         ]
         inactive = asyncio.Event()

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from .base import BotLogic, Cycle, LogicRejected, LogicUnavailable, OutboxItem
+from .journal import DeliveryJournal, outbox_key
 from .retry import Backoff, OutageLog, sleep_or_stop
 from .sender import Delivery, Sender
 
@@ -37,8 +38,10 @@ class CycleTimer:
         max_concurrent_chats: int = 64,
         send_attempts: int = 3,
         backoff: Backoff | None = None,
+        journal: DeliveryJournal | None = None,
     ) -> None:
         self.kind = kind
+        self._journal = journal
         self._interval_s = interval_s
         self._shards = shards
         self._logic = logic
@@ -93,11 +96,18 @@ class CycleTimer:
         settled: list[str] = []
         async with self._chat_slots:
             for item in items:
+                key = outbox_key(item.id)
+                if self._journal and self._journal.sent(key):
+                    # Sent before a crash that came before its ack (see journal.py): ack only.
+                    settled.append(item.id)
+                    continue
                 result = await self._sender.send(
                     item.chat_id, item.text, item.buttons, attempts=self._send_attempts
                 )
                 if result is Delivery.GAVE_UP:
                     break  # keep the chat's order: the rest waits for the next tick too
+                if self._journal and result is Delivery.SENT:
+                    self._journal.record(key, 1)
                 settled.append(item.id)
         return settled
 

@@ -72,7 +72,9 @@ class LeaseIn(_Strict):
     ttl_s: float = Field(default=15.0, ge=1, le=300)
 
 
-def _get_logic(request: Request) -> BotLogic:
+# `async` on purpose: FastAPI runs a plain `def` dependency in a worker thread, and that hop on
+# every request cost Bot Logic more CPU than the lookup itself (bench/README.md).
+async def _get_logic(request: Request) -> BotLogic:
     logic: BotLogic = request.app.state.logic
     return logic
 

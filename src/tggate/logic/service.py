@@ -313,7 +313,9 @@ class BotLogic:
         self, prefix: str, shard: int, shards: int, cycle: str
     ) -> list[OutboxMessage]:
         pending = await self._store.pending_outbox(shard=shard, shards=shards)
-        messages = sorted((m for m in pending if m.id.startswith(prefix)), key=lambda m: m.id)
+        # Kept in the store's order, the order they were produced in (a chat's notifications as
+        # the Main module listed them); sorting by id (random for notifications) shuffled them.
+        messages = [m for m in pending if m.id.startswith(prefix)]
         self._metrics.cycle_messages.labels(cycle).inc(len(messages))
         return messages
 
