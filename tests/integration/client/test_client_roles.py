@@ -7,6 +7,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -145,9 +146,10 @@ async def _polling(person: PersonApi) -> bool:
 
 
 async def test_run_client_builds_everything_from_settings(
-    telegram_url: str, logic_url: str, stub: StubLogic, person: PersonApi
+    telegram_url: str, logic_url: str, stub: StubLogic, person: PersonApi, tmp_path: Path
 ) -> None:
     settings = load_settings(
+        data_dir=tmp_path,  # the client's delivery journal goes there
         telegram_api_url=telegram_url,
         bot_token=BOT_TOKEN,
         logic_url=logic_url,
