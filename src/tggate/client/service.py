@@ -13,6 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from tggate.core.commands import CommandTable
 from tggate.settings import Settings
@@ -158,25 +159,16 @@ class TelegramClient:
         )
         timers = [
             CycleTimer(
-                kind="login",
-                interval_s=o.login_cycle_interval_s,
+                kind=kind,
+                interval_s=interval_s,
                 shards=o.cycle_shards,
                 logic=self._logic,
                 sender=sender,
                 max_concurrent_chats=o.max_concurrent_chats,
                 backoff=o.retry,
                 journal=self._journal,
-            ),
-            CycleTimer(
-                kind="notifications",
-                interval_s=o.notification_cycle_interval_s,
-                shards=o.cycle_shards,
-                logic=self._logic,
-                sender=sender,
-                max_concurrent_chats=o.max_concurrent_chats,
-                backoff=o.retry,
-                journal=self._journal,
-            ),
+            )
+            for kind, interval_s in _cycles(o)
         ]
         inactive = asyncio.Event()
 
@@ -222,3 +214,12 @@ class TelegramClient:
             outage.succeeded()
             logger.info("command menu published")
             return
+
+
+def _cycles(
+    options: ClientOptions,
+) -> tuple[tuple[Literal["login", "notifications"], float], ...]:
+    return (
+        ("login", options.login_cycle_interval_s),
+        ("notifications", options.notification_cycle_interval_s),
+    )

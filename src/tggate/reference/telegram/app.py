@@ -12,18 +12,17 @@ believes that something happened when it did not.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
+from tggate.reference.telegram.disconnect import unless_disconnected
 from tggate.reference.telegram.errors import ApiError, bad_request, not_found, unauthorized
 from tggate.reference.telegram.schema import ApiSchema
 from tggate.reference.telegram.state import (
@@ -38,7 +37,6 @@ from tggate.reference.telegram.webchat import webchat_router
 __all__ = ["create_app"]
 
 Handler = Callable[[Mapping[str, Any]], Awaitable[object]]
-T = TypeVar("T")
 _MAX_WAIT_S = 300.0
 
 
@@ -147,7 +145,7 @@ def create_app(
                 raise bad_request("method not supported by the fake")
             if spec.name == "getUpdates":
                 # A long poll whose client went away (timeout, cancellation) must not linger.
-                result = await _unless_disconnected(request, handler(params))
+                result = await unless_disconnected(request, handler(params))
             else:
                 result = await handler(params)
         except ApiError as error:
@@ -210,7 +208,7 @@ def create_app(
         timeout_s: float = Query(default=10.0, ge=0, le=_MAX_WAIT_S, alias="timeout"),
         after: int = Query(default=0, ge=0),
     ) -> JSONResponse:
-        answer = await _unless_disconnected(
+        answer = await unless_disconnected(
             request,
             telegram.wait_for_bot_messages(chat_id, count=count, timeout_s=timeout_s, after=after),
         )
@@ -219,28 +217,6 @@ def create_app(
 
     app.include_router(webchat_router(telegram))
     return app
-
-
-async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
-    """Run `work` until it finishes or the client hangs up (then cancel it and return None)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnect(request))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for pending in (watcher, task):
-            if not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending
-    if task.cancelled():
-        return None
-    return task.result()
-
-
-async def _disconnect(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 def _failure(error: ApiError) -> JSONResponse:

@@ -40,25 +40,23 @@ Element ids and attributes the page keeps stable for browser tests:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tggate.reference.telegram.disconnect import unless_disconnected
 from tggate.reference.telegram.errors import ApiError
 from tggate.reference.telegram.state import FakeTelegram, InjectedMessage, TestApiError
 
 __all__ = ["Person", "WebChat", "webchat_router"]
 
-T = TypeVar("T")
 Language = Literal["ru", "en"]
 
 MAX_POLL_S = 50.0
@@ -298,7 +296,7 @@ def webchat_router(telegram: FakeTelegram) -> APIRouter:
     ) -> JSONResponse:
         person = webchat.known(chat_id)
         if timeout_s > 0:
-            await _unless_disconnected(
+            await unless_disconnected(
                 request,
                 webchat.wait(chat_id, after=after, revision=revision, timeout_s=timeout_s),
             )
@@ -331,7 +329,7 @@ def webchat_router(telegram: FakeTelegram) -> APIRouter:
         callback_query_id: str = Path(min_length=1, max_length=64),
         timeout_s: float = Query(default=10.0, ge=0, le=MAX_POLL_S, alias="timeout"),
     ) -> JSONResponse:
-        answer = await _unless_disconnected(
+        answer = await unless_disconnected(
             request, webchat.wait_for_answer(callback_query_id, timeout_s=timeout_s)
         )
         return JSONResponse(answer if answer is not None else {"answered": False})
@@ -373,28 +371,3 @@ def _int(value: object) -> int:
     if not isinstance(value, int):
         raise TypeError(f"expected an int, got {value!r}")
     return value
-
-
-async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
-    """Run `work` until it finishes or the client hangs up (then cancel it and return None).
-
-    The same as the Bot API's long poll in app.py: a page that went away must not keep a waiter.
-    """
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnect(request))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for pending in (watcher, task):
-            if not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending
-    if task.cancelled():
-        return None
-    return task.result()
-
-
-async def _disconnect(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
