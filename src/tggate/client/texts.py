@@ -1,8 +1,10 @@
-"""The few replies the Telegram Client gives by itself (C5), in Russian and English."""
+"""The few replies the Telegram Client gives by itself (C5); the words live in core/texts.py."""
 
 from __future__ import annotations
 
 from tggate.core.commands import CommandTable, Usage
+from tggate.core.texts import Text, say
+from tggate.core.texts import language_of as core_language_of
 
 from .base import Language
 
@@ -16,28 +18,24 @@ _BUILTIN_USAGE = {
 
 def language_of(language_code: str | None) -> Language:
     """Russian by default (the seed's texts); English when the person's Telegram is English."""
-    return "en" if language_code and language_code.lower().startswith("en") else "ru"
+    return "en" if core_language_of(language_code) == "en" else "ru"
 
 
 def no_such_command(language: Language) -> str:
-    return "No such command" if language == "en" else "Нет такой команды"
+    return say(Text.NO_SUCH_COMMAND, language)
 
 
 def usage(problem: Usage, table: CommandTable, language: Language) -> str:
     spec = table.actions.get(problem.command)
     line = spec.usage(language) if spec else _BUILTIN_USAGE.get(problem.command, "/help")
-    return f"Wrong arguments: {line}" if language == "en" else f"Неверные аргументы: {line}"
+    return say(Text.WRONG_ARGUMENTS, language, usage=line)
 
 
 def logic_error(language: Language) -> str:
     """Bot Logic refused the request for good (a 4xx): not the person's fault, no stack trace."""
-    if language == "en":
-        return "Something went wrong. Please try again later."
-    return "Что-то пошло не так. Попробуйте позже."
+    return say(Text.SOMETHING_WENT_WRONG, language)
 
 
 def unavailable(language: Language) -> str:
     """Bot Logic has not answered for a while; the command is still being retried."""
-    if language == "en":
-        return "The service is temporarily unavailable. The answer will come once it is back."
-    return "Сервис временно недоступен. Ответ придёт, как только он заработает."
+    return say(Text.STILL_TRYING, language)

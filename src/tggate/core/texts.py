@@ -28,6 +28,9 @@ class Text(StrEnum):
     NOTIFICATION = "notification"
     BUTTON_CODE = "button_code"
     BUTTON_OPEN = "button_open"
+    WRONG_ARGUMENTS = "wrong_arguments"
+    SOMETHING_WENT_WRONG = "something_went_wrong"
+    STILL_TRYING = "still_trying"
 
 
 _TEXTS: Mapping[Text, Mapping[str, str]] = {
@@ -73,6 +76,16 @@ _TEXTS: Mapping[Text, Mapping[str, str]] = {
     Text.NOTIFICATION: {"ru": "🔔 {text}", "en": "🔔 {text}"},
     Text.BUTTON_CODE: {"ru": "По коду", "en": "One-time code"},
     Text.BUTTON_OPEN: {"ru": "Открыть страницу входа", "en": "Open the login page"},
+    # Said by the Telegram Client itself:
+    Text.WRONG_ARGUMENTS: {"ru": "Неверные аргументы: {usage}", "en": "Wrong arguments: {usage}"},
+    Text.SOMETHING_WENT_WRONG: {
+        "ru": "Что-то пошло не так. Попробуйте позже.",
+        "en": "Something went wrong. Please try again later.",
+    },
+    Text.STILL_TRYING: {
+        "ru": "Сервис временно недоступен. Ответ придёт, как только он заработает.",
+        "en": "The service is temporarily unavailable. The answer will come once it is back.",
+    },
 }
 
 
