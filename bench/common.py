@@ -1,0 +1,473 @@
+"""What the benchmarks share: process probes (CPU, peak memory), percentiles, the fake Telegram's
+test API, sessions written straight into Redis, result files and machine facts.
+
+Nothing here asserts a figure: benchmarks measure and write what they saw.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from tggate.adapters.token_cipher import TokenCipher
+from tggate.reference.auth.tokens import TokenCodec
+from tggate.topology import Topology, TopologyError, find_nginx
+
+__all__ = [
+    "RESULTS_DIR",
+    "Figure",
+    "ProcessSet",
+    "Result",
+    "TelegramTestApi",
+    "busy_percent",
+    "cipher_of",
+    "cpu_jiffies",
+    "machine_info",
+    "mint_access_tokens",
+    "percentiles",
+    "seed_anonymous",
+    "seed_authorized",
+    "started_topology",
+    "topology_processes",
+    "used_memory",
+    "wait_for_quiet",
+]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_KEY_PREFIX = "tggate"
+
+
+# ---- results ----
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One row of the printed table (and of `summary.json`)."""
+
+    name: str
+    value: float | int | str
+    unit: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        return {"name": self.name, "value": self.value, "unit": self.unit}
+
+
+@dataclass(slots=True)
+class Result:
+    name: str
+    figures: list[Figure] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, name: str, value: float | int | str, unit: str = "") -> None:
+        if isinstance(value, float):
+            value = round(value, 3 if abs(value) < 100 else 1)
+        self.figures.append(Figure(name, value, unit))
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "benchmark": self.name,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seconds": round(self.seconds, 1),
+            "machine": machine_info(),
+            "figures": [f.as_json() for f in self.figures],
+            "details": self.details,
+        }
+
+
+def percentiles(values: Sequence[float], points: Iterable[int] = (50, 95, 99)) -> dict[str, float]:
+    """Nearest-rank percentiles (p50, p95, p99 …) of `values`, plus max and count."""
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    found: dict[str, float] = {}
+    for point in points:
+        rank = max(1, -(-point * len(ordered) // 100))  # ceil without floats
+        found[f"p{point}"] = ordered[rank - 1]
+    found["max"] = ordered[-1]
+    found["mean"] = sum(ordered) / len(ordered)
+    found["count"] = len(ordered)
+    return found
+
+
+def machine_info() -> dict[str, object]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kb / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "nginx": _version([find_nginx() or "nginx", "-v"]),
+        "redis": _redis_version(),
+    }
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (done.stdout + done.stderr).strip().splitlines()[0] if done.stdout + done.stderr else ""
+
+
+def _redis_version() -> str:
+    from tggate.adapters.embedded_redis import find_redis_server
+
+    try:
+        return _version([str(find_redis_server()), "--version"])
+    except Exception:
+        return "unknown"
+
+
+# ---- processes: CPU seconds and peak memory from /proc ----
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # Fields after the command name (which may hold spaces) start after the last ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / _CLOCK_TICKS
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass(slots=True)
+class ProcessSet:
+    """Named processes (a name may cover a process and its children, like nginx's workers)."""
+
+    pids: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, name: str, pid: int | None, *, with_children: bool = False) -> None:
+        if pid is None:
+            return
+        self.pids[name] = [pid, *(_children(pid) if with_children else [])]
+
+    def cpu(self) -> dict[str, float]:
+        return {name: sum(_cpu_seconds(p) for p in pids) for name, pids in self.pids.items()}
+
+    def peak_rss_mib(self) -> dict[str, float]:
+        """VmHWM (peak resident set) per name, summed over its processes."""
+        return {
+            name: round(sum(_status_kb(p, "VmHWM") for p in pids) / 1024, 1)
+            for name, pids in self.pids.items()
+        }
+
+    def rss_mib(self) -> dict[str, float]:
+        return {
+            name: round(sum(_status_kb(p, "VmRSS") for p in pids) / 1024, 1)
+            for name, pids in self.pids.items()
+        }
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from the first line of /proc/stat.
+
+    Busy is user + nice + system: the time processes used. Interrupt and softirq time (loopback
+    networking is much of it) and steal are charged to no process, so they are left out."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return values[0] + values[1] + values[2], sum(values[:8])
+
+
+def busy_percent(before: tuple[int, int], after: tuple[int, int]) -> float:
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return round(100 * busy / total, 1) if total else 0.0
+
+
+def wait_for_quiet(*, below_pct: float = 15.0, within_s: float = 120.0) -> float:
+    """Wait (at most `within_s`) until the machine is nearly idle for a second; the last
+    busy share seen. Other work on the machine (a test suite) would skew every figure."""
+    deadline = time.monotonic() + within_s
+    while True:
+        before = cpu_jiffies()
+        time.sleep(1.0)
+        busy = busy_percent(before, cpu_jiffies())
+        if busy < below_pct or time.monotonic() > deadline:
+            return busy
+
+
+def cpu_delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before.get(name, 0.0), 3) for name in after}
+
+
+def topology_processes(topology: Topology, names: Iterable[str] | None = None) -> ProcessSet:
+    """Every component process of the topology (nginx with its workers, Redis included)."""
+    found = ProcessSet()
+    for name, process in topology.processes.items():
+        if names is not None and name not in names:
+            continue
+        if process.popen is not None and process.popen.poll() is None:
+            found.add(name, process.popen.pid, with_children=name == "nginx")
+    if topology.redis is not None and (names is None or "redis" in names):
+        found.add("redis", topology.redis.pid)
+    return found
+
+
+# ---- the topology ----
+
+# Timers far apart: a benchmark that wants a cycle calls it (or sets its own interval), so the
+# command figures are not mixed with background ticks over every authorized chat.
+QUIET_TIMERS = {
+    "TGGATE_LOGIN_CYCLE_INTERVAL_S": "600",
+    "TGGATE_NOTIFICATION_CYCLE_INTERVAL_S": "600",
+}
+
+
+@contextmanager
+def started_topology(name: str, **options: Any) -> Iterator[Topology]:
+    """A topology in a temporary folder, stopped and removed afterwards."""
+    if find_nginx() is None and options.get("nginx", True):
+        raise TopologyError("nginx is not installed (apt-get install nginx)")
+    workdir = Path(tempfile.mkdtemp(prefix=f"tggate-bench-{name}-"))
+    env = dict(QUIET_TIMERS)
+    env.update(options.pop("extra_env", {}))
+    topology = Topology(workdir=workdir, extra_env=env, **options)
+    try:
+        topology.start()
+        yield topology
+    finally:
+        topology.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---- the fake Telegram ----
+
+
+@dataclass(slots=True)
+class TelegramTestApi:
+    """The fake Telegram's `/_test` API and the Bot API calls a benchmark needs."""
+
+    base_url: str
+    bot_token: str
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.base_url, timeout=120)
+
+    @classmethod
+    def of(cls, topology: Topology) -> TelegramTestApi:
+        return cls(topology.telegram_url, topology.bot_token)
+
+    def inject(self, messages: Sequence[Mapping[str, object]]) -> None:
+        response = self.http.post("/_test/inject_many", json={"messages": list(messages)})
+        response.raise_for_status()
+
+    def bot_messages_total(self) -> int:
+        chats = self.http.get("/_test/chats").json()
+        return sum(int(chat["bot_messages"]) for chat in chats)
+
+    def messages(self, chat_id: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.http.get(f"/_test/chats/{chat_id}/messages").json()
+        return found
+
+    def stats(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.http.get("/_test/stats").json()
+        return found
+
+    def drop_pending_updates(self) -> None:
+        """deleteWebhook with drop_pending_updates: chats exist, their messages are not news."""
+        url = f"/bot{self.bot_token}/deleteWebhook"
+        self.http.post(url, json={"drop_pending_updates": True}).raise_for_status()
+
+    def wait_for_bot_messages(self, total: int, *, timeout_s: float, poll_s: float = 0.1) -> int:
+        """Poll until the bot has sent `total` messages overall (or the time is up)."""
+        deadline = time.monotonic() + timeout_s
+        seen = self.bot_messages_total()
+        while seen < total and time.monotonic() < deadline:
+            time.sleep(poll_s)
+            seen = self.bot_messages_total()
+        return seen
+
+    def close(self) -> None:
+        self.http.close()
+
+
+# ---- sessions written straight into Redis, in the layout of tggate.adapters.redis_store ----
+
+
+def _session_key(chat_id: int) -> str:
+    return f"{_KEY_PREFIX}:{{{chat_id}}}:session"
+
+
+def _index_key(status: str) -> str:
+    return f"{_KEY_PREFIX}:index:{status}"
+
+
+def _write_chunks(
+    client: redis.Redis, chat_ids: Sequence[int], write: Any, *, chunk: int = 5000
+) -> None:
+    for start in range(0, len(chat_ids), chunk):
+        pipe = client.pipeline(transaction=False)
+        for chat_id in chat_ids[start : start + chunk]:
+            write(pipe, chat_id)
+        pipe.execute()
+
+
+def seed_authorized(
+    redis_url: str,
+    tokens: Mapping[int, tuple[str, str]],
+    *,
+    language: str = "en",
+    cipher: TokenCipher | None = None,
+) -> None:
+    """Authorized sessions {chat: (access, refresh)}: the hash and the status index, as
+    `RedisSessionStore.replace` writes them (tokens sealed when `cipher` is given)."""
+    client = redis.Redis.from_url(redis_url)
+
+    def write(pipe: Any, chat_id: int) -> None:
+        access, refresh = tokens[chat_id]
+        if cipher is not None:
+            access, refresh = cipher.seal(access), cipher.seal(refresh)
+        key = _session_key(chat_id)
+        pipe.delete(key)
+        pipe.hset(
+            key,
+            mapping={
+                "status": "authorized",
+                "rev": secrets.token_hex(8),
+                "language": language,
+                "access_token": access,
+                "refresh_token": refresh,
+            },
+        )
+        pipe.sadd(_index_key("authorized"), chat_id)
+        pipe.srem(_index_key("anonymous"), chat_id)
+
+    try:
+        _write_chunks(client, list(tokens), write)
+    finally:
+        client.close()
+
+
+def seed_anonymous(
+    redis_url: str,
+    login_tokens: Mapping[int, str],
+    *,
+    ttl_s: int = 3600,
+    language: str = "en",
+    public_url: str = "http://127.0.0.1:8081",
+    cipher: TokenCipher | None = None,
+) -> None:
+    """Anonymous sessions {chat: login token} of a pending code login, with their TTL (the
+    login token sealed when `cipher` is given)."""
+    client = redis.Redis.from_url(redis_url)
+
+    def write(pipe: Any, chat_id: int) -> None:
+        login_token = login_tokens[chat_id]
+        if cipher is not None:
+            login_token = cipher.seal(login_token)
+        code = f"{secrets.randbelow(1000):03d}-{secrets.randbelow(1000):03d}"
+        key = _session_key(chat_id)
+        pipe.delete(key)
+        pipe.hset(
+            key,
+            mapping={
+                "status": "anonymous",
+                "rev": secrets.token_hex(8),
+                "language": language,
+                "login_token": login_token,
+                "login_type": "code",
+                "prompt_text": (
+                    f"Open {public_url}/code and enter the code {code}. "
+                    "The code is valid for 10 min."
+                ),
+                "prompt_url": "",
+                "prompt_code": code,
+            },
+        )
+        pipe.pexpire(key, ttl_s * 1000)
+        pipe.sadd(_index_key("anonymous"), chat_id)
+        pipe.srem(_index_key("authorized"), chat_id)
+
+    try:
+        _write_chunks(client, list(login_tokens), write)
+    finally:
+        client.close()
+
+
+def mint_access_tokens(
+    jwt_secret: str, identities: Mapping[int, str], *, ttl_s: int = 24 * 3600
+) -> dict[int, tuple[str, str]]:
+    """Real JWT pairs of the reference Authorization module, made locally (no refresh record
+    at the module: enough for benchmarks whose tokens never expire)."""
+    codec = TokenCodec(jwt_secret)
+    now = time.time()
+    pairs: dict[int, tuple[str, str]] = {}
+    for chat_id, identity in identities.items():
+        access = codec.encode(
+            codec.mint(sub=identity, name=identity, typ="access", now=now, ttl_s=ttl_s)
+        )
+        refresh = codec.encode(
+            codec.mint(sub=identity, name=identity, typ="refresh", now=now, ttl_s=30 * 86400)
+        )
+        pairs[chat_id] = (access, refresh)
+    return pairs
+
+
+def cipher_of(topology: Topology) -> TokenCipher:
+    """The topology's own key: sessions written by a benchmark are sealed as Bot Logic would."""
+    return TokenCipher([topology.session_key])
+
+
+def used_memory(redis_url: str) -> int:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        info = client.info("memory")
+        return int(info["used_memory"])
+    finally:
+        client.close()
+
+
+def python() -> str:
+    return sys.executable
