@@ -89,6 +89,7 @@ class LoginBook:
         self._spent_refs: dict[str, float] = {}
         self._seq = itertools.count()
         self._lock = threading.Lock()
+        self._swept_at = float("-inf")
 
     def start(self, token: str, *, chat_id: int, type: LoginType, now: float) -> PendingLogin:
         """Start a login; repeating the same request while it is open returns the same login.
@@ -254,7 +255,13 @@ class LoginBook:
                 return code
 
     def _sweep(self, now: float) -> None:
-        """Forget logins a TTL after they expired; until then a check reports "expired"."""
+        """Forget logins a TTL after they expired; until then a check reports "expired".
+
+        At most once a second: a sweep reads every login, and a check per login per timer tick
+        would otherwise cost O(logins²) per tick (bench/README.md, cycles)."""
+        if now - self._swept_at < 1.0:
+            return
+        self._swept_at = now
         stale = [t for t, login in self._logins.items() if now >= login.expires_at + self._ttl_s]
         for token in stale:
             del self._logins[token]
