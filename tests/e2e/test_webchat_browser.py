@@ -15,18 +15,16 @@ from typing import Any
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+from tests.e2e.browser import CHROMIUM, requires_chromium
 from tests.support.servers import run_asgi
 
 from tggate.reference.telegram import create_app
 
 TOKEN = "123456:TEST-webchat-browser-token"
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 PHONE = {"width": 390, "height": 844}
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian chromium not installed: apt-get install chromium"
-)
+pytestmark = requires_chromium
 
 
 @pytest.fixture(scope="module")
