@@ -126,6 +126,18 @@ def _run_client(settings: Settings, args: argparse.Namespace) -> None:
     uvloop.run(run())
 
 
+def _run_bench(settings: Settings, args: argparse.Namespace) -> None:
+    import subprocess
+    from pathlib import Path
+
+    # The benchmarks live beside the package in the repository (bench/), not inside it.
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "bench" / "__main__.py").exists():
+        raise SettingsError("tggate bench runs from a checkout of the repository (bench/)")
+    command = [sys.executable, "-m", "bench", *args.names]
+    sys.exit(subprocess.call(command, cwd=root))
+
+
 def _run_demo(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.demo import run_demo
 
@@ -159,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     telegram.add_argument("--rate-limits", action="store_true", help="Telegram's 429s")
     client = commands.add_parser("client", help="the Telegram Client (poller, timers)")
     client.set_defaults(run=_run_client)
+    bench = commands.add_parser("bench", help="the benchmarks (same as python -m bench)")
+    bench.add_argument("names", nargs="*", help="benchmark names and options (bench/README.md)")
+    bench.set_defaults(run=_run_bench)
     demo = server("demo", "the whole system on this machine", _run_demo)
     demo.add_argument(
         "--nginx",
@@ -171,7 +186,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":  # options such as --markdown belong to the benchmark runner
+        args.names = [*args.names, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # uvicorn re-raises SIGTERM after its graceful shutdown; a stop on request is a success.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
