@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 
-import pytest
-from tests.e2e.conftest import start_topology
 from tests.e2e.driver import (
     Telegram,
     log_in_many,
@@ -35,22 +32,6 @@ COMMANDS = [
 ]
 CHATS = 100
 SEED = 20240531
-
-
-@pytest.fixture(scope="module")
-def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    topology = start_topology(tmp_path_factory.mktemp("load"))
-    try:
-        yield topology
-    finally:
-        topology.stop()
-
-
-@pytest.fixture(scope="module")
-def telegram(topology: Topology) -> Iterator[Telegram]:
-    client = Telegram.of(topology)
-    yield client
-    client.close()
 
 
 def expected_replies(telegram: Telegram, topology: Topology, chat_id: int) -> dict[str, str]:

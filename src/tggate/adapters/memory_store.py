@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from tggate.adapters.store_checks import require_positive, require_shard
 from tggate.core.ports import Clock, OutboxMessage
 from tggate.core.session import Session, Status, StoredSession
 
@@ -51,7 +52,7 @@ class MemorySessionStore:
     """Sessions, idempotency records, locks, the outbox and leases in dicts."""
 
     def __init__(self, *, clock: Clock | None = None, delivered_ttl_s: int = 86400) -> None:
-        _require_positive(delivered_ttl_s=delivered_ttl_s)
+        require_positive(delivered_ttl_s=delivered_ttl_s)
         self._clock = clock or _SystemClock()
         self._delivered_ttl_s = delivered_ttl_s
         self._sessions: dict[int, _Entry] = {}
@@ -80,7 +81,7 @@ class MemorySessionStore:
         outbox: Sequence[OutboxMessage] = (),
     ) -> str | None:
         if ttl_s is not None:
-            _require_positive(ttl_s=ttl_s)
+            require_positive(ttl_s=ttl_s)
         current = self._live_session(chat_id)
         if (current.revision if current else "") != (expect or ""):
             return None
@@ -98,7 +99,7 @@ class MemorySessionStore:
         return revision
 
     async def chats(self, status: Status, *, shard: int = 0, shards: int = 1) -> AsyncIterator[int]:
-        _require_shard(shard, shards)
+        require_shard(shard, shards)
         index = self._index[status]
         for chat_id in sorted(index):  # a snapshot: the caller may write while iterating
             if chat_id % shards != shard:
@@ -112,7 +113,7 @@ class MemorySessionStore:
     # -- idempotency of /v1/commands by update_id
 
     async def claim_update(self, chat_id: int, update_id: int, *, ttl_s: int) -> bool | str:
-        _require_positive(ttl_s=ttl_s)
+        require_positive(ttl_s=ttl_s)
         key = (chat_id, update_id)
         found = self._live(self._updates, key)
         if found is None:
@@ -121,7 +122,7 @@ class MemorySessionStore:
         return found.removeprefix(_DONE) if found.startswith(_DONE) else False
 
     async def finish_update(self, chat_id: int, update_id: int, answer: str, *, ttl_s: int) -> None:
-        _require_positive(ttl_s=ttl_s)
+        require_positive(ttl_s=ttl_s)
         self._updates[(chat_id, update_id)] = _Expiring(_DONE + answer, self._clock.now() + ttl_s)
 
     async def release_update(self, chat_id: int, update_id: int) -> None:
@@ -132,7 +133,7 @@ class MemorySessionStore:
     # -- single-flight refresh
 
     async def acquire_lock(self, chat_id: int, name: str, *, owner: str, ttl_ms: int) -> bool:
-        _require_positive(ttl_ms=ttl_ms)
+        require_positive(ttl_ms=ttl_ms)
         key = (chat_id, name)
         if self._live(self._locks, key) is not None:
             return False
@@ -150,7 +151,7 @@ class MemorySessionStore:
         self._add(messages)
 
     async def pending_outbox(self, *, shard: int = 0, shards: int = 1) -> list[OutboxMessage]:
-        _require_shard(shard, shards)
+        require_shard(shard, shards)
         entries = sorted(self._outbox.values(), key=lambda entry: entry[0])
         return [message for _, message in entries if message.chat_id % shards == shard]
 
@@ -167,7 +168,7 @@ class MemorySessionStore:
     # -- the poller lease
 
     async def lease(self, name: str, *, instance: str, ttl_ms: int) -> bool:
-        _require_positive(ttl_ms=ttl_ms)
+        require_positive(ttl_ms=ttl_ms)
         holder = self._live(self._leases, name)
         if holder is not None and holder != instance:
             return False
@@ -207,17 +208,6 @@ class MemorySessionStore:
             if forget_at is None and message.id not in self._outbox:
                 self._outbox_seq += 1
                 self._outbox[message.id] = (self._outbox_seq, message)
-
-
-def _require_positive(**values: int) -> None:
-    for name, value in values.items():
-        if value <= 0:
-            raise ValueError(f"{name} must be positive, got {value}")
-
-
-def _require_shard(shard: int, shards: int) -> None:
-    if shards < 1 or not 0 <= shard < shards:
-        raise ValueError(f"need 0 <= shard < shards, got shard={shard}, shards={shards}")
 
 
 if TYPE_CHECKING:

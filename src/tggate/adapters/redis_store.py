@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 
 from tggate.adapters import redis_scripts
+from tggate.adapters.store_checks import require_positive, require_shard
 from tggate.adapters.token_cipher import TokenCipher
 from tggate.core.ports import OutboxMessage
 from tggate.core.session import (
@@ -101,7 +102,7 @@ class RedisSessionStore:
         scan_count: int = 500,
         cipher: TokenCipher | None = None,
     ) -> None:
-        _require_positive(delivered_ttl_s=delivered_ttl_s, scan_count=scan_count)
+        require_positive(delivered_ttl_s=delivered_ttl_s, scan_count=scan_count)
         self._redis = redis
         self._keys = RedisKeys(prefix)
         self._delivered_ttl_s = delivered_ttl_s
@@ -141,7 +142,7 @@ class RedisSessionStore:
         outbox: Sequence[OutboxMessage] = (),
     ) -> str | None:
         if ttl_s is not None:
-            _require_positive(ttl_s=ttl_s)
+            require_positive(ttl_s=ttl_s)
         revision = "" if session is None else secrets.token_hex(8)
         if session is not None and self._cipher is not None:
             session = self._cipher.seal_session(session)
@@ -171,7 +172,7 @@ class RedisSessionStore:
         return revision if done else None
 
     async def chats(self, status: Status, *, shard: int = 0, shards: int = 1) -> AsyncIterator[int]:
-        _require_shard(shard, shards)
+        require_shard(shard, shards)
         index = self._keys.index(status)
         seen: set[int] = set()
         cursor = 0
@@ -195,7 +196,7 @@ class RedisSessionStore:
     # -- idempotency of /v1/commands by update_id
 
     async def claim_update(self, chat_id: int, update_id: int, *, ttl_s: int) -> bool | str:
-        _require_positive(ttl_s=ttl_s)
+        require_positive(ttl_s=ttl_s)
         found = await self._claim_update(
             keys=[self._keys.update(chat_id, update_id)], args=[_PENDING, ttl_s]
         )
@@ -205,7 +206,7 @@ class RedisSessionStore:
         return value.removeprefix(_DONE) if value.startswith(_DONE) else False
 
     async def finish_update(self, chat_id: int, update_id: int, answer: str, *, ttl_s: int) -> None:
-        _require_positive(ttl_s=ttl_s)
+        require_positive(ttl_s=ttl_s)
         await self._redis.set(self._keys.update(chat_id, update_id), _DONE + answer, ex=ttl_s)
 
     async def release_update(self, chat_id: int, update_id: int) -> None:
@@ -214,7 +215,7 @@ class RedisSessionStore:
     # -- single-flight refresh
 
     async def acquire_lock(self, chat_id: int, name: str, *, owner: str, ttl_ms: int) -> bool:
-        _require_positive(ttl_ms=ttl_ms)
+        require_positive(ttl_ms=ttl_ms)
         acquired = await self._redis.set(self._keys.lock(chat_id, name), owner, nx=True, px=ttl_ms)
         return bool(acquired)
 
@@ -234,7 +235,7 @@ class RedisSessionStore:
         await self._add_outbox(keys=keys, args=_outbox_args(messages))
 
     async def pending_outbox(self, *, shard: int = 0, shards: int = 1) -> list[OutboxMessage]:
-        _require_shard(shard, shards)
+        require_shard(shard, shards)
         found: dict[str, tuple[int, OutboxMessage]] = {}
         cursor = 0
         while True:
@@ -263,7 +264,7 @@ class RedisSessionStore:
     # -- the poller lease
 
     async def lease(self, name: str, *, instance: str, ttl_ms: int) -> bool:
-        _require_positive(ttl_ms=ttl_ms)
+        require_positive(ttl_ms=ttl_ms)
         granted = await self._lease(keys=[self._keys.lease(name)], args=[instance, ttl_ms])
         return bool(granted)
 
@@ -377,17 +378,6 @@ def _decode_outbox_entry(value: str) -> tuple[int, OutboxMessage]:
 
 def _outbox_args(messages: Sequence[OutboxMessage]) -> list[str]:
     return [item for m in messages for item in (m.id, _encode_outbox_message(m))]
-
-
-def _require_positive(**values: int) -> None:
-    for name, value in values.items():
-        if value <= 0:
-            raise ValueError(f"{name} must be positive, got {value}")
-
-
-def _require_shard(shard: int, shards: int) -> None:
-    if shards < 1 or not 0 <= shard < shards:
-        raise ValueError(f"need 0 <= shard < shards, got shard={shard}, shards={shards}")
 
 
 if TYPE_CHECKING:
