@@ -33,6 +33,7 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
+from tests.support.clock import FakeClock
 from tests.support.servers import run_asgi
 
 from tggate.reference.telegram import create_app
@@ -41,23 +42,10 @@ TOKEN = "123456:TEST-fake-telegram-token"
 CHAT = 42
 
 
-class FakeClock:
-    """The fake's rate-limit clock; tests move it instead of sleeping."""
-
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture(scope="module")
 def shared() -> Iterator[tuple[str, FakeClock]]:
     """One server for the module; every test starts from `/_test/reset` (state and config)."""
-    clock = FakeClock()
+    clock = FakeClock(1_000.0)
     with run_asgi(create_app(token=TOKEN, clock=clock)) as url:
         yield url, clock
 
@@ -71,7 +59,7 @@ def clock(shared: tuple[str, FakeClock]) -> FakeClock:
 def server(shared: tuple[str, FakeClock]) -> str:
     url, clock = shared
     httpx.post(f"{url}/_test/reset").raise_for_status()
-    clock.now = FakeClock().now
+    clock.now = FakeClock(1_000.0).now
     return url
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from tests.support.clock import FakeClock
 from tests.support.servers import run_asgi
 
 from tggate.reference.auth import create_app
@@ -22,17 +23,6 @@ from tggate.reference.auth import create_app
 SECRET = "login-pages-test-secret-0123456789abcdef"
 PUBLIC_URL = "http://auth.example"
 START = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import httpx
 import jwt
 import pytest
+from tests.support.clock import FakeClock
 from tests.support.servers import run_asgi
 
 from tggate.reference.auth import OAuthProviderConfig, create_app
@@ -35,17 +36,6 @@ CLIENT_SECRET = "tggate-test-client-secret"
 START = 1_700_000_000.0
 
 PROVIDERS = ["github", "yandex"]
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

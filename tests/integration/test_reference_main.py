@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from tests.support.clock import FakeClock
 from tests.support.servers import run_asgi
 
 from tggate.core.commands import load_command_table
@@ -19,17 +20,6 @@ from tggate.reference.main import create_app
 
 SECRET = "reference-main-test-secret-" + "0123456789abcdef" * 4  # 64+ bytes: HS512 too
 START = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def access_token(

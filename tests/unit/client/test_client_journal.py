@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support.clock import FakeClock
+
 from tggate.client.journal import DeliveryJournal, outbox_key
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_restarted_journal_remembers_what_was_sent(tmp_path: Path) -> None:
@@ -33,14 +27,14 @@ def test_a_restarted_journal_remembers_what_was_sent(tmp_path: Path) -> None:
 def test_a_line_cut_by_a_crash_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "journal.log"
     path.write_text("42:7:1 1 1000000\n42:8:2 1 10", "utf-8")  # the last line lost its end
-    journal = DeliveryJournal(path, clock=FakeClock())
+    journal = DeliveryJournal(path, clock=FakeClock(1_000_000.0))
     journal.open()
     assert journal.sent("42:7:1") == 1
     journal.close()
 
 
 def test_entries_older_than_a_day_are_forgotten(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_000_000.0)
     path = tmp_path / "journal.log"
     journal = DeliveryJournal(path, clock=clock, max_age_s=60)
     journal.open()
@@ -53,7 +47,7 @@ def test_entries_older_than_a_day_are_forgotten(tmp_path: Path) -> None:
 
 
 def test_compaction_keeps_the_newest_entries(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_000_000.0)
     path = tmp_path / "journal.log"
     journal = DeliveryJournal(path, clock=clock, keep=10)
     journal.open()
