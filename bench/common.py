@@ -24,8 +24,8 @@ import httpx
 import redis
 
 from tggate.adapters.token_cipher import TokenCipher
-from tggate.reference.auth.tokens import TokenCodec
-from tggate.topology import Topology, TopologyError, find_nginx
+from tggate_sandbox.reference.auth.tokens import TokenCodec
+from tggate_sandbox.topology import Topology, TopologyError, find_nginx
 
 __all__ = [
     "RESULTS_DIR",

@@ -35,7 +35,7 @@ from bench.common import (
     topology_processes,
 )
 from tggate.adapters.embedded_redis import die_with_parent
-from tggate.topology import Topology, free_port
+from tggate_sandbox.topology import Topology, free_port
 
 __all__ = ["SIZES", "run_cycles"]
 

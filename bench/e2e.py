@@ -45,7 +45,7 @@ from bench.common import (
     topology_processes,
 )
 from tggate.adapters.embedded_redis import die_with_parent
-from tggate.topology import Topology
+from tggate_sandbox.topology import Topology
 
 __all__ = ["Workload", "run_baseline", "run_e2e"]
 

@@ -31,7 +31,7 @@ from bench.common import (
     started_topology,
     topology_processes,
 )
-from tggate.topology import Topology
+from tggate_sandbox.topology import Topology
 
 __all__ = ["run_logic"]
 

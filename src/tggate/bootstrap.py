@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import aiohttp
 from fastapi import FastAPI
@@ -24,9 +23,6 @@ from tggate.logic.metrics import LogicMetrics
 from tggate.logic.service import BotLogic
 from tggate.settings import Settings, SettingsError, load_settings
 
-if TYPE_CHECKING:  # the reference module (and Authlib) load only where they run
-    from tggate.reference.auth.oauth import OAuthProviderConfig
-
 __all__ = [
     "build_logic_app",
     "command_table",
@@ -35,40 +31,6 @@ __all__ = [
     "redis_url_or_embedded",
     "run_client",
 ]
-
-
-def oauth_providers(settings: Settings) -> dict[str, OAuthProviderConfig]:
-    """The providers the reference Authorization module offers: those with a client id."""
-    from tggate.reference.auth.oauth import github_config, yandex_config
-
-    providers: dict[str, OAuthProviderConfig] = {}
-    if settings.github_client_id and settings.github_client_secret:
-        providers["github"] = github_config(
-            settings.github_client_id,
-            settings.github_client_secret.get_secret_value(),
-            base_url=str(settings.github_url).rstrip("/"),
-            api_url=str(settings.github_api_url).rstrip("/"),
-        )
-    if settings.yandex_client_id and settings.yandex_client_secret:
-        providers["yandex"] = yandex_config(
-            settings.yandex_client_id,
-            settings.yandex_client_secret.get_secret_value(),
-            oauth_url=str(settings.yandex_oauth_url).rstrip("/"),
-            info_url=str(settings.yandex_info_url),
-        )
-    return providers
-
-
-def oauth_clients(settings: Settings) -> dict[str, str]:
-    """The fake OAuth provider's registered clients: the same ids and secrets."""
-    clients: dict[str, str] = {}
-    for client_id, secret in (
-        (settings.github_client_id, settings.github_client_secret),
-        (settings.yandex_client_id, settings.yandex_client_secret),
-    ):
-        if client_id and secret:
-            clients[client_id] = secret.get_secret_value()
-    return clients
 
 
 def token_cipher(settings: Settings) -> TokenCipher | None:

@@ -1,4 +1,9 @@
-"""`tggate <command>`: every component as a console command (settings read once, here)."""
+"""`tggate <command>`: every component as a console command (settings read once, here).
+
+The product's commands are defined here. Other distributions add theirs through the
+`tggate.commands` entry point: a function that receives the sub-command parsers and a
+`CommandKit` (the sandbox adds `demo`, the reference modules and the fakes that way).
+"""
 
 from __future__ import annotations
 
@@ -7,33 +12,73 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 
 from tggate.logs import configure_logging
 from tggate.settings import Settings, SettingsError, load_settings
 
-__all__ = ["main"]
+__all__ = ["CommandKit", "Run", "main"]
 
-DEFAULT_PORTS = {
-    "logic": 8080,
-    "reference-auth": 8081,
-    "reference-main": 8082,
-    "fake-telegram": 8083,
-    "fake-oauth": 8084,
-}
+PLUGIN_GROUP = "tggate.commands"
+SANDBOX_HINT = (
+    "The demo, the reference modules and the fakes come with the sandbox distribution "
+    "(tggate-sandbox): in a checkout of the repository `uv run tggate demo` has it; elsewhere "
+    "install tggate-sandbox beside tggate."
+)
+
+Run = Callable[[Settings, argparse.Namespace], None]
 
 
-def _secrets(settings: Settings) -> list[str]:
-    values = [settings.reference_jwt_secret.get_secret_value()]
-    for secret in (
-        settings.internal_token,
-        settings.bot_token,
-        settings.session_keys,
-        settings.github_client_secret,
-        settings.yandex_client_secret,
-    ):
-        if secret is not None:
-            values.append(secret.get_secret_value())
-    return values
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default; descriptions keep their line breaks."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandKit:
+    """What a command needs to declare itself the way every tggate command does."""
+
+    commands: argparse._SubParsersAction[argparse.ArgumentParser]
+
+    def add(
+        self, name: str, help_text: str, run: Run, *, description: str | None = None
+    ) -> argparse.ArgumentParser:
+        sub = self.commands.add_parser(
+            name,
+            help=help_text,
+            description=description or help_text,
+            formatter_class=_Formatter,
+        )
+        sub.set_defaults(run=run, component=name)
+        return sub
+
+    def server(
+        self,
+        name: str,
+        help_text: str,
+        run: Run,
+        *,
+        port: int,
+        description: str | None = None,
+    ) -> argparse.ArgumentParser:
+        """A command that serves HTTP: --host and --port, with help and defaults."""
+        sub = self.add(name, help_text, run, description=description)
+        sub.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        sub.add_argument("--port", type=int, default=port, help="port to listen on")
+        return sub
+
+
+def variables_epilog(component: str) -> str:
+    """The `TGGATE_*` variables a command reads, from the settings object itself."""
+    lines = ["environment (docs/configuration.md has them all):"]
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra
+        used_by = extra.get("used_by", []) if isinstance(extra, dict) else []
+        if isinstance(used_by, list) and component in used_by:
+            default = "unset" if field.default is None else str(field.default)
+            lines.append(f"  TGGATE_{name.upper()}  (default: {default})")
+            lines.append(f"      {field.description}")
+    return "\n".join(lines)
 
 
 def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
@@ -64,49 +109,6 @@ def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
         serve(app, name="Bot Logic", host=args.host, port=args.port, log_level=settings.log_level)
 
 
-def _run_reference_auth(settings: Settings, args: argparse.Namespace) -> None:
-    from tggate.bootstrap import oauth_providers
-    from tggate.reference.auth.app import create_app
-    from tggate.serve import serve
-
-    public_url = args.public_url or str(settings.auth_public_url or "").rstrip("/")
-    app = create_app(
-        jwt_secret=settings.reference_jwt_secret.get_secret_value(),
-        public_url=public_url or f"http://{args.host}:{args.port}",
-        oauth=oauth_providers(settings),
-    )
-    serve(app, name="Reference Authorization module", host=args.host, port=args.port)
-
-
-def _run_fake_oauth(settings: Settings, args: argparse.Namespace) -> None:
-    from tggate.bootstrap import oauth_clients
-    from tggate.reference.oauth_provider.app import create_app
-    from tggate.serve import serve
-
-    serve(
-        create_app(clients=oauth_clients(settings)),
-        name="Fake OAuth provider",
-        host=args.host,
-        port=args.port,
-    )
-
-
-def _run_reference_main(settings: Settings, args: argparse.Namespace) -> None:
-    from tggate.reference.main.app import create_app
-    from tggate.serve import serve
-
-    app = create_app(jwt_secret=settings.reference_jwt_secret.get_secret_value())
-    serve(app, name="Reference Main module", host=args.host, port=args.port)
-
-
-def _run_fake_telegram(settings: Settings, args: argparse.Namespace) -> None:
-    from tggate.reference.telegram.app import create_app
-    from tggate.serve import serve
-
-    app = create_app(token=settings.require_bot_token(), rate_limits=args.rate_limits)
-    serve(app, name="Fake Telegram Bot API", host=args.host, port=args.port)
-
-
 def _run_client(settings: Settings, args: argparse.Namespace) -> None:
     import uvloop
 
@@ -126,69 +128,49 @@ def _run_client(settings: Settings, args: argparse.Namespace) -> None:
     uvloop.run(run())
 
 
-def _run_bench(settings: Settings, args: argparse.Namespace) -> None:
-    import subprocess
-    from pathlib import Path
-
-    # The benchmarks live beside the package in the repository (bench/), not inside it.
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "bench" / "__main__.py").exists():
-        raise SettingsError("tggate bench runs from a checkout of the repository (bench/)")
-    command = [sys.executable, "-m", "bench", *args.names]
-    sys.exit(subprocess.call(command, cwd=root))
-
-
-def _run_demo(settings: Settings, args: argparse.Namespace) -> None:
-    from tggate.demo import run_demo
-
-    run_demo(settings, host=args.host, port=args.port, nginx=args.nginx)
+def _plugins() -> list[Callable[[CommandKit], None]]:
+    return [entry.load() for entry in entry_points(group=PLUGIN_GROUP)]
 
 
 def _parser() -> argparse.ArgumentParser:
+    plugins = _plugins()
     parser = argparse.ArgumentParser(
         prog="tggate",
         description="tggate: a Telegram front door for a system with its own Authorization "
-        "and Main modules. Settings come from TGGATE_* environment variables.",
+        "and Main modules. Settings come from TGGATE_* environment variables "
+        "(docs/configuration.md).",
+        epilog=None if plugins else SANDBOX_HINT,
+        formatter_class=_Formatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def server(
-        name: str, help_text: str, run: Callable[[Settings, argparse.Namespace], None]
-    ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--host", default="127.0.0.1")
-        sub.add_argument("--port", type=int, default=DEFAULT_PORTS.get(name, 0))
-        sub.set_defaults(run=run)
-        return sub
-
-    logic = server("logic", "Bot Logic HTTP server (SPEC §5.1)", _run_logic)
-    logic.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    auth = server("reference-auth", "the reference Authorization module", _run_reference_auth)
-    auth.add_argument("--public-url", default=None, help="URL people open (default: own)")
-    server("reference-main", "the reference Main module", _run_reference_main)
-    server("fake-oauth", "a fake GitHub + Yandex ID OAuth provider", _run_fake_oauth)
-    telegram = server("fake-telegram", "a fake Telegram Bot API server", _run_fake_telegram)
-    telegram.add_argument("--rate-limits", action="store_true", help="Telegram's 429s")
-    client = commands.add_parser("client", help="the Telegram Client (poller, timers)")
-    client.set_defaults(run=_run_client)
-    bench = commands.add_parser("bench", help="the benchmarks (same as python -m bench)")
-    bench.add_argument("names", nargs="*", help="benchmark names and options (bench/README.md)")
-    bench.set_defaults(run=_run_bench)
-    demo = server("demo", "the whole system on this machine", _run_demo)
-    demo.add_argument(
-        "--nginx",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="nginx in front of two Bot Logic replicas (auto: when nginx is installed)",
+    kit = CommandKit(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    logic = kit.server(
+        "logic",
+        "Bot Logic: the per-chat state machine over HTTP (docs/contract.md)",
+        _run_logic,
+        port=8080,
     )
-    demo.set_defaults(port=8090)
+    logic.epilog = variables_epilog("logic")
+    logic.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (more than 1 needs TGGATE_REDIS_URL)",
+    )
+    client = kit.add(
+        "client",
+        "the Telegram Client: polls Telegram, forwards commands, runs the timers",
+        _run_client,
+    )
+    client.epilog = variables_epilog("client")
+    for plugin in plugins:
+        plugin(kit)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "bench":  # options such as --markdown belong to the benchmark runner
+    if getattr(args, "passthrough", False):  # options that belong to the command's own runner
         args.names = [*args.names, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -197,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = load_settings()
         configure_logging(
-            component=args.command, level=settings.log_level, secrets=_secrets(settings)
+            component=args.command, level=settings.log_level, secrets=settings.secrets()
         )
         args.run(settings, args)
     except SettingsError as error:

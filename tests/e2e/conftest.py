@@ -1,4 +1,4 @@
-"""The seed's whole topology as real processes (tggate.topology) for end-to-end tests."""
+"""The seed's whole topology as real processes (tggate_sandbox.topology) for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.e2e.driver import Telegram
 
-from tggate.topology import Topology, find_nginx
+from tggate_sandbox.topology import Topology, find_nginx
 
 # Fast timers, and no per-chat pause between replies: the tests that measure Telegram's limits
 # set their own values. Everything else is as deployed.

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tggate.topology import Topology
+from tggate_sandbox.topology import Topology
 
 __all__ = [
     "LOGGED_IN",

@@ -25,7 +25,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page, Route, expect
 from tests.e2e.browser import LoginPages, WebChat, chromium, new_context, requires_chromium
 
-from tggate.topology import Topology
+from tggate_sandbox.topology import Topology
 
 pytestmark = requires_chromium
 

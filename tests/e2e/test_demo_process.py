@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tggate.topology import free_port
+from tggate_sandbox.topology import free_port
 
 READY_WITHIN_S = 60.0
 STOPPED_WITHIN_S = 60.0

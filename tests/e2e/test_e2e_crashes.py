@@ -19,7 +19,7 @@ import pytest
 from tests.e2e.conftest import start_topology
 from tests.e2e.driver import Person, Telegram, log_in_many, texts_after, wait_for_texts
 
-from tggate.topology import Topology
+from tggate_sandbox.topology import Topology
 
 COMMANDS = [
     "/me",

@@ -14,7 +14,7 @@ from tests.e2e.driver import (
     wait_for_texts,
 )
 
-from tggate.topology import Topology
+from tggate_sandbox.topology import Topology
 
 # Ten commands whose replies all differ for a student (alice), so a chat's replies show the order
 # its commands were handled in, and a lost or doubled one shows too.

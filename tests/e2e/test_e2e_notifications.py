@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.conftest import FAST, start_topology
 from tests.e2e.driver import Telegram, create_notification, log_in_many, texts_after
 
-from tggate.topology import Topology
+from tggate_sandbox.topology import Topology
 
 TICK_S = float(FAST["TGGATE_NOTIFICATION_CYCLE_INTERVAL_S"])
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from tests.e2e.driver import Person, Telegram, logic_counter
 
-from tggate.topology import Topology
+from tggate_sandbox.topology import Topology
 
 TEXTS = {
     "en": {

@@ -18,7 +18,7 @@ import pytest
 from tests.e2e.conftest import start_topology
 from tests.e2e.driver import Person, Telegram, log_in_many, process_log, texts_after
 
-from tggate.topology import Topology
+from tggate_sandbox.topology import Topology
 
 CONFLICT_OF = "getUpdates (409: another poller uses this bot token)"
 CONFLICT = CONFLICT_OF + " failed"

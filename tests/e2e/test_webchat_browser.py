@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from tests.e2e.browser import CHROMIUM, requires_chromium
 from tests.support.servers import run_asgi
 
-from tggate.reference.telegram import create_app
+from tggate_sandbox.fakes.telegram import create_app
 
 TOKEN = "123456:TEST-webchat-browser-token"
 ARTIFACTS = Path(__file__).parent / "artifacts"

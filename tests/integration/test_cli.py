@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tggate.topology import free_port
+from tggate_sandbox.topology import free_port
 
 
 def _env(**values: str) -> dict[str, str]:

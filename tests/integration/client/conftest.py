@@ -20,7 +20,7 @@ from tggate.client.retry import Backoff
 from tggate.client.service import ClientOptions, TelegramClient
 from tggate.client.telegram import AiogramTelegram
 from tggate.core.commands import parse_command_table
-from tggate.reference.telegram.app import create_app as create_fake_telegram
+from tggate_sandbox.fakes.telegram.app import create_app as create_fake_telegram
 
 BOT_TOKEN = "123456:client-tests-bot-token"
 

@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 from tests.support.servers import run_asgi
 
 from tggate.bootstrap import build_logic_app
-from tggate.reference.auth.app import create_app as create_auth_app
-from tggate.reference.main.app import create_app as create_main_app
 from tggate.settings import load_settings
+from tggate_sandbox.reference.auth.app import create_app as create_auth_app
+from tggate_sandbox.reference.main.app import create_app as create_main_app
 
 INTERNAL_TOKEN = "test-internal-token-0123456789abcdef"
 JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"

@@ -1,0 +1,67 @@
+"""`tggate demo`: the whole system on this machine, no Telegram account and no configuration."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tggate.settings import Settings
+from tggate_sandbox.topology import Topology, TopologyError, find_nginx
+
+__all__ = ["run_demo"]
+
+
+def run_demo(settings: Settings, *, host: str, port: int, nginx: str) -> None:
+    use_nginx = nginx == "on" or (nginx == "auto" and find_nginx() is not None)
+    started = time.monotonic()
+
+    def progress(step: str) -> None:
+        print(f"  starting {step} …", flush=True)
+
+    topology = Topology(
+        workdir=Path(settings.data_dir).resolve() / "demo",
+        nginx=use_nginx,
+        # Without nginx: one Bot Logic with two uvicorn workers instead of two replicas.
+        logic_replicas=2 if use_nginx else 1,
+        logic_workers=1 if use_nginx else 2,
+        host=host,
+        fixed_ports={"fake-telegram": port},
+        progress=progress,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print("tggate demo", flush=True)
+    try:
+        topology.start()
+    except TopologyError as error:
+        print(f"tggate demo: {error}", file=sys.stderr)
+        sys.exit(1)
+    try:
+        elapsed = time.monotonic() - started
+        front = "nginx → 2 Bot Logic replicas" if use_nginx else "Bot Logic (2 workers)"
+        # Issue 4: one URL to open, first; the pages a first session visits next to it.
+        print(
+            f"\nReady in {elapsed:.1f} s: fake Telegram → Telegram Client → {front}"
+            f" → Redis + reference modules.\n"
+            f"\n  Open {topology.telegram_url}/ in a browser to chat with the bot.\n"
+            f"\n  Login pages (Authorization module): {topology.auth_url}/code\n"
+            f"  Send a notification (Main module):  {topology.main_url}/notify\n"
+            f"  Bot Logic:                          {topology.logic_url}\n"
+            f"  Logs:                               {topology.workdir}\n"
+            f"\nPress Ctrl-C to stop everything.",
+            flush=True,
+        )
+        while not stop.is_set():
+            for process in topology.processes.values():
+                if not process.alive:
+                    print(f"tggate demo: {process.name} exited:\n{process.tail()}", flush=True)
+                    stop.set()
+            stop.wait(1.0)
+    finally:
+        print("\nStopping …", flush=True)
+        topology.stop()
+        print("Stopped.", flush=True)

@@ -1,0 +1,1 @@
+"""Stand-ins for what lives outside this machine: Telegram, and GitHub / Yandex ID OAuth."""

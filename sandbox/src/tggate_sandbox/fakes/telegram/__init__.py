@@ -1,0 +1,5 @@
+"""A fake Telegram Bot API (SPEC §7): real getUpdates semantics, api.json validation, a test API."""
+
+from tggate_sandbox.fakes.telegram.app import create_app
+
+__all__ = ["create_app"]

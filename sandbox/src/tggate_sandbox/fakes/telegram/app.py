@@ -1,0 +1,250 @@
+"""The fake Telegram Bot API as an ASGI app: `/bot{token}/{method}` plus a `/_test` control API.
+
+The Bot API side answers like the real server (status codes, `{"ok": ...}` bodies, error texts), so
+aiogram 3 cannot tell the difference; every call is validated against `api.json` first.
+Methods with behaviour: getMe, getUpdates, setWebhook, deleteWebhook, getWebhookInfo, sendMessage,
+editMessageText, editMessageReplyMarkup, deleteMessage, sendChatAction, answerCallbackQuery,
+setMyCommands, getMyCommands, deleteMyCommands, logOut, close. Any other method of `api.json` is
+validated and then refused with 400 "Bad Request: method not supported by the fake", so a bot never
+believes that something happened when it did not.
+`GET /` is a web chat page for talking to the bot in a browser (see `webchat.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+
+from tggate_sandbox.fakes.telegram.disconnect import unless_disconnected
+from tggate_sandbox.fakes.telegram.errors import ApiError, bad_request, not_found, unauthorized
+from tggate_sandbox.fakes.telegram.schema import ApiSchema
+from tggate_sandbox.fakes.telegram.state import (
+    FakeTelegram,
+    FakeTelegramConfig,
+    InjectedMessage,
+    TestApiError,
+)
+from tggate_sandbox.fakes.telegram.validation import UploadedFile, Validator
+from tggate_sandbox.fakes.telegram.webchat import webchat_router
+
+__all__ = ["create_app"]
+
+Handler = Callable[[Mapping[str, Any]], Awaitable[object]]
+_MAX_WAIT_S = 300.0
+
+
+class InjectBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chat_id: int = Field(gt=0)
+    text: str = Field(min_length=1, max_length=4096)
+    first_name: str = Field(default="Tester", min_length=1)
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+
+    def to_message(self) -> InjectedMessage:
+        return InjectedMessage(**self.model_dump())
+
+
+class InjectManyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[InjectBody]
+
+
+class PressBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chat_id: int
+    message_id: int
+    data: str
+
+
+class BlockBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chat_id: int
+    blocked: bool = True
+
+
+class ConfigBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limits: bool | None = None
+    per_chat_per_s: float | None = Field(default=None, gt=0)
+    global_per_s: float | None = Field(default=None, gt=0)
+
+
+def create_app(
+    *,
+    token: str,
+    bot_username: str = "tggate_bot",
+    rate_limits: bool = False,
+    per_chat_per_s: float = 1.0,
+    global_per_s: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """Build a fake Bot API for one bot `token`; `clock` drives the rate limits."""
+    schema = ApiSchema.load()
+    validator = Validator(schema)
+    telegram = FakeTelegram(
+        token=token,
+        bot_username=bot_username,
+        update_kinds=[name for name in schema.types["Update"].fields if name != "update_id"],
+        config=FakeTelegramConfig(
+            rate_limits=rate_limits, per_chat_per_s=per_chat_per_s, global_per_s=global_per_s
+        ),
+        clock=clock,
+    )
+    handlers: dict[str, Handler] = {
+        "getMe": telegram.get_me,
+        "getUpdates": telegram.get_updates,
+        "setWebhook": telegram.set_webhook,
+        "deleteWebhook": telegram.delete_webhook,
+        "getWebhookInfo": telegram.get_webhook_info,
+        "logOut": telegram.log_out,
+        "close": telegram.log_out,
+        "sendMessage": telegram.send_message,
+        "editMessageText": telegram.edit_message_text,
+        "editMessageReplyMarkup": telegram.edit_message_reply_markup,
+        "deleteMessage": telegram.delete_message,
+        "sendChatAction": telegram.send_chat_action,
+        "answerCallbackQuery": telegram.answer_callback_query,
+        "setMyCommands": telegram.set_my_commands,
+        "getMyCommands": telegram.get_my_commands,
+        "deleteMyCommands": telegram.delete_my_commands,
+    }
+
+    app = FastAPI(title="tggate fake Telegram Bot API", version=schema.version)
+    app.state.telegram = telegram
+
+    @app.exception_handler(TestApiError)
+    async def test_api_error(request: Request, error: TestApiError) -> JSONResponse:
+        return JSONResponse({"detail": error.detail}, status_code=error.status)
+
+    @app.api_route("/bot{bot_token}/{method}", methods=["GET", "POST"])
+    async def bot_api(bot_token: str, method: str, request: Request) -> JSONResponse:
+        if bot_token != token:
+            return _failure(unauthorized())
+        spec = schema.method(method)
+        if spec is None:
+            return _failure(not_found())
+        telegram.count_call(spec.name)
+        try:
+            params = validator.validate_call(spec, await _read_params(request))
+            handler = handlers.get(spec.name)
+            if handler is None:
+                raise bad_request("method not supported by the fake")
+            if spec.name == "getUpdates":
+                # A long poll whose client went away (timeout, cancellation) must not linger.
+                result = await unless_disconnected(request, handler(params))
+            else:
+                result = await handler(params)
+        except ApiError as error:
+            return _failure(error)
+        return JSONResponse({"ok": True, "result": result})
+
+    @app.post("/_test/inject")
+    async def inject(body: InjectBody) -> JSONResponse:
+        [result] = await telegram.inject([body.to_message()])
+        return JSONResponse(result)
+
+    @app.post("/_test/inject_many")
+    async def inject_many(body: InjectManyBody) -> JSONResponse:
+        return JSONResponse(await telegram.inject([m.to_message() for m in body.messages]))
+
+    @app.post("/_test/press")
+    async def press(body: PressBody) -> JSONResponse:
+        return JSONResponse(await telegram.press(body.chat_id, body.message_id, body.data))
+
+    @app.post("/_test/block")
+    async def block(body: BlockBody) -> JSONResponse:
+        await telegram.block(body.chat_id, blocked=body.blocked)
+        return JSONResponse({"chat_id": body.chat_id, "blocked": body.blocked})
+
+    @app.get("/_test/chats")
+    async def chats() -> JSONResponse:
+        return JSONResponse(telegram.chats())
+
+    @app.get("/_test/chats/{chat_id}/messages")
+    async def chat_messages(chat_id: int) -> JSONResponse:
+        return JSONResponse(telegram.messages(chat_id))
+
+    @app.get("/_test/callbacks")
+    async def callbacks() -> JSONResponse:
+        return JSONResponse(telegram.callback_queries())
+
+    @app.get("/_test/stats")
+    async def stats() -> JSONResponse:
+        return JSONResponse(telegram.stats())
+
+    @app.post("/_test/config")
+    async def configure(body: ConfigBody) -> JSONResponse:
+        await telegram.configure(
+            rate_limits=body.rate_limits,
+            per_chat_per_s=body.per_chat_per_s,
+            global_per_s=body.global_per_s,
+        )
+        return JSONResponse(telegram.config_json())
+
+    @app.post("/_test/reset")
+    async def reset() -> JSONResponse:
+        await telegram.reset()
+        return JSONResponse({"ok": True})
+
+    @app.get("/_test/wait")
+    async def wait(
+        request: Request,
+        chat_id: int,
+        count: int = Query(default=1, ge=0),
+        timeout_s: float = Query(default=10.0, ge=0, le=_MAX_WAIT_S, alias="timeout"),
+        after: int = Query(default=0, ge=0),
+    ) -> JSONResponse:
+        answer = await unless_disconnected(
+            request,
+            telegram.wait_for_bot_messages(chat_id, count=count, timeout_s=timeout_s, after=after),
+        )
+        messages, complete = answer if answer is not None else ([], False)
+        return JSONResponse(messages, status_code=200 if complete else 408)
+
+    app.include_router(webchat_router(telegram))
+    return app
+
+
+def _failure(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.error_code)
+
+
+async def _read_params(request: Request) -> dict[str, object]:
+    """Parameters from the query string and the body, in every encoding the real server takes."""
+    params: dict[str, object] = dict(request.query_params)
+    if request.method != "POST":
+        return params
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type == "application/json":
+        body = await request.body()
+        if body.strip():
+            try:
+                data = json.loads(body)
+            except ValueError:
+                raise bad_request("can't parse JSON object") from None
+            if not isinstance(data, dict):
+                raise bad_request("JSON object expected")
+            params.update(data)
+    elif content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        async with request.form() as form:
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    content = await value.read()
+                    params[key] = UploadedFile(value.filename or key, len(content))
+                else:
+                    params[key] = value
+    return params

@@ -1,0 +1,373 @@
+"""A web chat served by the fake Telegram (SPEC §7, issue 4): talk to the bot without Telegram.
+
+`GET /` is the page: plain HTML, CSS and JS from `static/`, no build step. A newcomer picks or
+creates a person (name, language → a chat id the page keeps in localStorage), writes messages and
+commands, and presses the bot's inline buttons. Everything the page sends goes through the fake's
+own `inject` and `press`, so the bot gets the very updates `/_test/inject` and `/_test/press` make.
+
+JSON endpoints; bad input is a 4xx with `{"detail": ...}`:
+
+- `GET  /webchat/api/people` → `{"bot": {...}, "people": [{chat_id, name, language, messages}]}`:
+  the people created here plus every chat the fake knows (e.g. from `/_test/inject`).
+- `POST /webchat/api/people` `{name, language: "ru"|"en", chat_id?}` → the person. Without
+  `chat_id` the id is derived from the name and language, so the same person gets the same id
+  after a restart; with it, the person is (re-)registered under that id (a reload does that).
+  People live in the web chat, not in the fake: they survive `/_test/reset`, their messages do not.
+- `GET  /webchat/api/chats/{chat_id}/messages?after=0&revision=&timeout=0` → `{chat_id, revision,
+  messages, commands}`, messages newer than `after`. A long poll of up to `timeout` seconds: with
+  `revision` it waits for any change to the chat (new, edited or deleted messages); without, for
+  a message newer than `after`.
+- `POST /webchat/api/chats/{chat_id}/messages` `{text}` → `{update_id, message_id, queued}`.
+- `POST /webchat/api/chats/{chat_id}/press` `{message_id, data}` → `{update_id, callback_query_id,
+  queued}`: a callback query, as if the person pressed the inline button.
+- `GET  /webchat/api/chats/{chat_id}/commands` → `{"commands": [...]}`: the bot's menu for the
+  person, resolved like Telegram does (chat, all private chats, default; language first).
+- `GET  /webchat/api/callbacks/{callback_query_id}?timeout=10` → `{answered, text?, show_alert?,
+  url?}` once the bot answered the query (or the timeout passed).
+
+Element ids and attributes the page keeps stable for browser tests:
+
+- picker: `#people-panel`, `#people-list` with `button.person[data-chat-id]`, `#person-name`,
+  `#person-language` (a select, `ru`/`en`), `#person-create`; `#people-toggle` opens the picker.
+- chat: `#chat-title`, `#status` (`data-state` = `idle` | `connecting` | `online` | `offline`),
+  `#messages` with `.message.bot` / `.message.person` (`data-message-id`, `.text`, `.edited`,
+  `time`), under a bot message `.keyboard button[data-callback]` (callback buttons) and
+  `.keyboard a[data-url]` (URL buttons, `target=_blank`, `rel="noopener noreferrer"`); links in
+  text are `.text a[href]`, commands in bot text `.text button.command-link[data-command]`.
+- input: `#commands` with `button.command[data-command]`, `#message-input` (Enter sends, Shift+Enter
+  is a new line), `#send`; `#toast` shows errors and the bot's callback answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tggate_sandbox.fakes.telegram.disconnect import unless_disconnected
+from tggate_sandbox.fakes.telegram.errors import ApiError
+from tggate_sandbox.fakes.telegram.state import FakeTelegram, InjectedMessage, TestApiError
+
+__all__ = ["Person", "WebChat", "webchat_router"]
+
+Language = Literal["ru", "en"]
+
+MAX_POLL_S = 50.0
+MAX_TEXT_LENGTH = 4096
+MAX_NAME_LENGTH = 64  # Telegram's limit for a first name
+# Ids the page keeps as JavaScript numbers must stay exact there (2**53), like Telegram's own.
+MAX_CHAT_ID = 2**52
+ChatId = Annotated[int, Path(gt=0, le=MAX_CHAT_ID)]
+_DERIVED_IDS_FROM = 1_000_000_000
+_DERIVED_IDS_SPAN = 1_000_000_000
+
+_ASSETS = {
+    "webchat.css": "text/css; charset=utf-8",
+    "webchat.js": "text/javascript; charset=utf-8",
+}
+# The page builds every node with textContent, and the policy makes sure nothing else runs.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone talking to the bot from the web chat; the chat id is their Telegram user id."""
+
+    chat_id: int
+    name: str
+    language: str
+
+    def json(self, *, messages: int = 0) -> dict[str, object]:
+        return {
+            "chat_id": self.chat_id,
+            "name": self.name,
+            "language": self.language,
+            "messages": messages,
+        }
+
+
+class PersonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    language: Language
+    chat_id: int | None = Field(default=None, gt=0, le=MAX_CHAT_ID)
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError("the name must not be blank")
+        return name.strip()
+
+
+class TextBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        # Telegram apps do not send blank messages, and Telegram trims what they send.
+        if not text.strip():
+            raise ValueError("the message must not be blank")
+        return text.strip()
+
+
+class PressBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message_id: int = Field(gt=0)
+    data: str = Field(min_length=1)
+
+
+class WebChat:
+    """The people of the web chat, on top of the fake's chats."""
+
+    def __init__(self, telegram: FakeTelegram) -> None:
+        self.telegram = telegram
+        self._people: dict[int, Person] = {}
+
+    def people(self) -> list[dict[str, object]]:
+        counts: dict[int, int] = {}
+        listed: dict[int, Person] = dict(self._people)
+        for chat in self.telegram.chats():
+            chat_id = _int(chat["chat_id"])
+            counts[chat_id] = _int(chat["messages"])
+            if chat_id not in listed:
+                listed[chat_id] = Person(
+                    chat_id, str(chat["first_name"]), str(chat["language_code"] or "en")
+                )
+        return [person.json(messages=counts.get(cid, 0)) for cid, person in listed.items()]
+
+    def person(self, chat_id: int) -> Person | None:
+        """The person behind `chat_id`: created here, or a chat the fake knows from elsewhere."""
+        person = self._people.get(chat_id)
+        if person is not None:
+            return person
+        for chat in self.telegram.chats():
+            if chat["chat_id"] == chat_id:
+                return Person(chat_id, str(chat["first_name"]), str(chat["language_code"] or ""))
+        return None
+
+    def register(self, name: str, language: str, chat_id: int | None = None) -> Person:
+        if chat_id is not None:
+            person = Person(chat_id, name, language)
+            self._people[chat_id] = person
+            return person
+        for attempt in range(1_000):
+            candidate = _derived_chat_id(name, language, attempt)
+            existing = self.person(candidate)
+            if existing is None:
+                person = Person(candidate, name, language)
+                self._people[candidate] = person
+                return person
+            if (existing.name, existing.language) == (name, language):
+                return existing
+        raise TestApiError(409, "could not find a free chat id for this person")
+
+    def known(self, chat_id: int) -> Person:
+        person = self.person(chat_id)
+        if person is None:
+            raise TestApiError(404, f"no person with chat id {chat_id}; create one first")
+        return person
+
+    async def send(self, person: Person, text: str) -> dict[str, object]:
+        [result] = await self.telegram.inject(
+            [
+                InjectedMessage(
+                    chat_id=person.chat_id,
+                    text=text,
+                    first_name=person.name,
+                    language_code=person.language or None,
+                )
+            ]
+        )
+        return result
+
+    def view(self, chat_id: int, *, after: int = 0) -> tuple[str, list[dict[str, object]]]:
+        """The chat's revision (changes with any message change) and its messages after `after`."""
+        views = [_message_view(m) for m in self.telegram.messages(chat_id) if not m["deleted"]]
+        encoded = json.dumps(views, sort_keys=True, separators=(",", ":")).encode()
+        revision = hashlib.sha256(encoded).hexdigest()[:16]
+        return revision, [v for v in views if _int(v["message_id"]) > after]
+
+    async def wait(
+        self, chat_id: int, *, after: int, revision: str | None, timeout_s: float
+    ) -> None:
+        def ready() -> bool:
+            current, newer = self.view(chat_id, after=after)
+            return current != revision if revision is not None else bool(newer)
+
+        await self.telegram.wait_until(ready, timeout_s=timeout_s)
+
+    async def commands(self, person: Person) -> list[dict[str, str]]:
+        """The bot's menu as Telegram shows it in a private chat (Bot API, "Determining list")."""
+        scopes: Sequence[Mapping[str, object] | None] = (
+            {"type": "chat", "chat_id": person.chat_id},
+            {"type": "all_private_chats"},
+            None,
+        )
+        for scope in scopes:
+            for language in dict.fromkeys((person.language, "")):
+                params: dict[str, object] = {"language_code": language}
+                if scope is not None:
+                    params["scope"] = scope
+                try:
+                    found = await self.telegram.get_my_commands(params)
+                except ApiError:
+                    continue  # the chat scope of a person who has not written yet
+                if isinstance(found, list) and found:
+                    return [
+                        {"command": str(c["command"]), "description": str(c["description"])}
+                        for c in found
+                    ]
+        return []
+
+    async def wait_for_answer(self, query_id: str, *, timeout_s: float) -> dict[str, object]:
+        def query() -> dict[str, object] | None:
+            for candidate in self.telegram.callback_queries():
+                if candidate["callback_query_id"] == query_id:
+                    return candidate
+            return None
+
+        if query() is None:
+            raise TestApiError(404, f"no callback query {query_id}")
+        await self.telegram.wait_until(
+            lambda: bool((query() or {}).get("answered")), timeout_s=timeout_s
+        )
+        found = query() or {}
+        return {
+            key: found[key] for key in ("answered", "text", "show_alert", "url") if key in found
+        }
+
+
+def webchat_router(telegram: FakeTelegram) -> APIRouter:
+    """The page at `/` and its JSON API under `/webchat/api` (see the module docstring)."""
+    webchat = WebChat(telegram)
+    static = resources.files(__package__).joinpath("static")
+    page = static.joinpath("webchat.html").read_text(encoding="utf-8")
+    assets = {name: static.joinpath(name).read_text(encoding="utf-8") for name in _ASSETS}
+    router = APIRouter()
+
+    @router.get("/", include_in_schema=False)
+    @router.get("/webchat", include_in_schema=False)
+    async def webchat_page() -> Response:
+        return Response(page, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+    @router.get("/webchat/static/{name}", include_in_schema=False)
+    async def webchat_asset(name: str) -> Response:
+        if name not in assets:
+            return JSONResponse({"detail": f"no asset {name!r}"}, status_code=404)
+        return Response(assets[name], media_type=_ASSETS[name], headers=_PAGE_HEADERS)
+
+    @router.get("/webchat/api/people")
+    async def people() -> JSONResponse:
+        return JSONResponse({"bot": telegram.bot_user(), "people": webchat.people()})
+
+    @router.post("/webchat/api/people")
+    async def create_person(body: PersonBody) -> JSONResponse:
+        person = webchat.register(body.name, body.language, body.chat_id)
+        return JSONResponse(person.json(), status_code=201)
+
+    @router.get("/webchat/api/chats/{chat_id}/messages")
+    async def messages(
+        request: Request,
+        chat_id: ChatId,
+        after: int = Query(default=0, ge=0),
+        revision: str | None = Query(default=None, min_length=1, max_length=64),
+        timeout_s: float = Query(default=0.0, ge=0, le=MAX_POLL_S, alias="timeout"),
+    ) -> JSONResponse:
+        person = webchat.known(chat_id)
+        if timeout_s > 0:
+            await unless_disconnected(
+                request,
+                webchat.wait(chat_id, after=after, revision=revision, timeout_s=timeout_s),
+            )
+        current, newer = webchat.view(chat_id, after=after)
+        return JSONResponse(
+            {
+                "chat_id": chat_id,
+                "revision": current,
+                "messages": newer,
+                "commands": await webchat.commands(person),
+            }
+        )
+
+    @router.post("/webchat/api/chats/{chat_id}/messages")
+    async def send(body: TextBody, chat_id: ChatId) -> JSONResponse:
+        return JSONResponse(await webchat.send(webchat.known(chat_id), body.text))
+
+    @router.post("/webchat/api/chats/{chat_id}/press")
+    async def press(body: PressBody, chat_id: ChatId) -> JSONResponse:
+        webchat.known(chat_id)
+        return JSONResponse(await telegram.press(chat_id, body.message_id, body.data))
+
+    @router.get("/webchat/api/chats/{chat_id}/commands")
+    async def commands(chat_id: ChatId) -> JSONResponse:
+        return JSONResponse({"commands": await webchat.commands(webchat.known(chat_id))})
+
+    @router.get("/webchat/api/callbacks/{callback_query_id}")
+    async def callback_answer(
+        request: Request,
+        callback_query_id: str = Path(min_length=1, max_length=64),
+        timeout_s: float = Query(default=10.0, ge=0, le=MAX_POLL_S, alias="timeout"),
+    ) -> JSONResponse:
+        answer = await unless_disconnected(
+            request, webchat.wait_for_answer(callback_query_id, timeout_s=timeout_s)
+        )
+        return JSONResponse(answer if answer is not None else {"answered": False})
+
+    return router
+
+
+def _message_view(message: Mapping[str, Any]) -> dict[str, object]:
+    markup = message.get("reply_markup") or {}
+    rows = (markup.get("inline_keyboard") or []) if isinstance(markup, dict) else []
+    return {
+        "message_id": message["message_id"],
+        "from": "bot" if message["from_bot"] else "person",
+        "text": message["text"],
+        "entities": message["entities"],
+        "date": message["date"],
+        "edited": message["edited"],
+        "keyboard": [[_button_view(button) for button in row] for row in rows],
+    }
+
+
+def _button_view(button: Mapping[str, Any]) -> dict[str, object]:
+    view: dict[str, object] = {"text": str(button.get("text", ""))}
+    if "callback_data" in button:
+        view |= {"kind": "callback", "data": button["callback_data"]}
+    elif "url" in button:
+        view |= {"kind": "url", "url": button["url"]}
+    else:
+        view["kind"] = "other"  # login, web app, inline query, game, pay: not in a browser
+    return view
+
+
+def _derived_chat_id(name: str, language: str, attempt: int) -> int:
+    digest = hashlib.sha256(f"{name}\n{language}\n{attempt}".encode()).digest()
+    return _DERIVED_IDS_FROM + int.from_bytes(digest[:8], "big") % _DERIVED_IDS_SPAN
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"expected an int, got {value!r}")
+    return value

@@ -1,0 +1,377 @@
+"""The seed's whole topology as real processes on loopback (SPEC §1):
+
+Telegram (fake) → Telegram Client → nginx → Bot Logic replicas → Redis + reference modules.
+
+Used by `tggate demo` and by the end-to-end tests. Every component is a separate process
+started with `python -m tggate.cli …` on a free port; stopping the topology leaves none behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tggate.adapters.embedded_redis import EmbeddedRedis, die_with_parent
+from tggate.adapters.token_cipher import TokenCipher
+
+__all__ = ["NGINX_TEMPLATE", "Topology", "TopologyError", "find_nginx", "free_port"]
+
+# The repository's deploy/nginx.conf: the sandbox runs from a checkout (a workspace member).
+NGINX_TEMPLATE = Path(__file__).resolve().parents[3] / "deploy" / "nginx.conf"
+DEMO_BOT_TOKEN = "123456789:TGGATE-demo-token-for-the-fake-telegram-0"
+
+
+class TopologyError(RuntimeError):
+    """A component did not start; the message names it and ends with its last log lines."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def find_nginx() -> str | None:
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+
+
+def _http_ok(url: str, timeout_s: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return bool(200 <= response.status < 500)
+    except urllib.error.HTTPError as error:
+        return error.code < 500
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class _Process:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    ready_url: str | None
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        try:
+            self.popen = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in a terminal reaches the supervisor only
+                preexec_fn=die_with_parent(),  # and if the supervisor is killed, so are they
+            )
+        finally:
+            log.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.alive:
+            assert self.popen is not None
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signum)
+
+    def wait(self, timeout_s: float) -> bool:
+        if self.popen is None:
+            return True
+        try:
+            self.popen.wait(timeout=timeout_s)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class Topology:
+    """Start with `start()` (or `with Topology(...) as t:`); URLs are known once started."""
+
+    workdir: Path
+    logic_replicas: int = 2
+    nginx: bool = True
+    client: bool = True
+    bot_token: str = DEMO_BOT_TOKEN
+    internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    fake_telegram_rate_limits: bool = False
+    logic_workers: int = 1
+    host: str = "127.0.0.1"
+    progress: Callable[[str], None] = lambda _message: None
+    fixed_ports: Mapping[str, int] = field(default_factory=dict)
+    # A local fake GitHub + Yandex ID, so the OAuth flows run end to end with no credentials.
+    fake_oauth: bool = True
+    oauth_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Tokens encrypted at rest, as a production deployment should run.
+    session_key: str = field(default_factory=TokenCipher.generate_key)
+
+    redis: EmbeddedRedis | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, _Process] = field(default_factory=dict)
+
+    # ---- URLs ----
+
+    def url(self, name: str) -> str:
+        return f"http://{self.host}:{self.ports[name]}"
+
+    @property
+    def telegram_url(self) -> str:
+        return self.url("fake-telegram")
+
+    @property
+    def auth_url(self) -> str:
+        return self.url("reference-auth")
+
+    @property
+    def oauth_url(self) -> str:
+        return self.url("fake-oauth")
+
+    @property
+    def main_url(self) -> str:
+        return self.url("reference-main")
+
+    @property
+    def logic_url(self) -> str:
+        """Where the Telegram Client sends requests: nginx, or the only replica."""
+        return self.url("nginx") if self.nginx else self.url("logic-0")
+
+    def logic_replica_urls(self) -> list[str]:
+        return [self.url(f"logic-{i}") for i in range(self.logic_replicas)]
+
+    # ---- life cycle ----
+
+    def __enter__(self) -> Topology:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        if self.nginx and find_nginx() is None:
+            raise TopologyError("nginx is not installed (apt-get install nginx)")
+        names = ["reference-auth", "reference-main", "fake-telegram", "nginx", "fake-oauth"]
+        names += [f"logic-{index}" for index in range(self.logic_replicas)]
+        for name in names:
+            self.ports[name] = self.fixed_ports.get(name) or free_port()
+        self.progress("Redis (embedded)")
+        self.redis = EmbeddedRedis(data_dir=self.workdir / "redis").start()
+        self.progress("reference modules, fake OAuth provider and fake Telegram")
+        if self.fake_oauth:
+            self._spawn("fake-oauth", [], ready="/_test/stats")
+        self._spawn("reference-auth", ["--public-url", self.auth_url], ready="/test/stats")
+        self._spawn("reference-main", [], ready="/test/stats")
+        telegram_args = ["--rate-limits"] if self.fake_telegram_rate_limits else []
+        self._spawn("fake-telegram", telegram_args, ready="/_test/stats")
+        self.progress(f"Bot Logic x{self.logic_replicas}")
+        for index in range(self.logic_replicas):
+            self.start_logic(index)
+        if self.nginx:
+            self.progress("nginx")
+            self._start_nginx()
+        if self.client:
+            # Started with the others: its imports take seconds, and it asks Bot Logic for
+            # the poller lease again and again until Bot Logic answers.
+            self.progress("Telegram Client")
+            self.start_client()
+        self.wait_ready()
+        if self.client:
+            # Issue 4: "ready" means a message sent now is answered, so wait until the client
+            # polls (it has no port; its first import-heavy seconds used to pass unseen).
+            self.wait_polling()
+
+    def component_env(self) -> dict[str, str]:
+        assert self.redis is not None
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("TGGATE_") or key == "TGGATE_LOG_LEVEL"
+        }
+        env.update(
+            {
+                "TGGATE_REDIS_URL": self.redis.url,
+                "TGGATE_AUTH_URL": self.auth_url,
+                "TGGATE_MAIN_URL": self.main_url,
+                "TGGATE_LOGIC_URL": self.logic_url,
+                "TGGATE_TELEGRAM_API_URL": self.telegram_url,
+                "TGGATE_BOT_TOKEN": self.bot_token,
+                "TGGATE_INTERNAL_TOKEN": self.internal_token,
+                "TGGATE_REFERENCE_JWT_SECRET": self.jwt_secret,
+                "TGGATE_SESSION_KEYS": self.session_key,
+                "TGGATE_DATA_DIR": str(self.workdir),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        if self.fake_oauth:
+            oauth = self.url("fake-oauth")
+            env.update(
+                {
+                    "TGGATE_GITHUB_CLIENT_ID": "tggate-demo-github",
+                    "TGGATE_GITHUB_CLIENT_SECRET": self.oauth_secret,
+                    "TGGATE_GITHUB_URL": f"{oauth}/github",
+                    "TGGATE_GITHUB_API_URL": f"{oauth}/github/api",
+                    "TGGATE_YANDEX_CLIENT_ID": "tggate-demo-yandex",
+                    "TGGATE_YANDEX_CLIENT_SECRET": self.oauth_secret,
+                    "TGGATE_YANDEX_OAUTH_URL": f"{oauth}/yandex",
+                    "TGGATE_YANDEX_INFO_URL": f"{oauth}/yandex/info",
+                }
+            )
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(
+        self, name: str, args: list[str], *, ready: str | None, command: str | None = None
+    ) -> _Process:
+        argv = [sys.executable, "-m", "tggate.cli", command or name]
+        if name in self.ports:
+            argv += ["--host", self.host, "--port", str(self.ports[name])]
+        process = _Process(
+            name=name,
+            argv=argv + args,
+            env=self.component_env(),
+            log_path=self.workdir / f"{name}.log",
+            ready_url=(self.url(name) + ready) if ready else None,
+        )
+        process.start()
+        self.processes[name] = process
+        return process
+
+    def start_logic(self, index: int) -> None:
+        workers = ["--workers", str(self.logic_workers)] if self.logic_workers > 1 else []
+        self._spawn(f"logic-{index}", workers, ready="/readyz", command="logic")
+
+    def start_client(self) -> None:
+        self.start_named_client("client")
+
+    def start_named_client(self, name: str) -> None:
+        """Start a Telegram Client as `name` (a second one on the same token is a standby)."""
+        self._spawn(name, [], ready=None, command="client")
+
+    def _start_nginx(self) -> None:
+        nginx = find_nginx()
+        assert nginx is not None
+        prefix = self.workdir / "nginx"
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (prefix / sub).mkdir(parents=True, exist_ok=True)
+        servers = "\n".join(
+            f"        server {self.host}:{self.ports[f'logic-{i}']} max_fails=1 fail_timeout=2s;"
+            for i in range(self.logic_replicas)
+        )
+        config = (
+            NGINX_TEMPLATE.read_text("utf-8")
+            .replace("{{user}}", "user root;" if os.geteuid() == 0 else "")
+            .replace("{{prefix}}", str(prefix))
+            .replace("{{upstream_servers}}", servers)
+            .replace("{{listen_host}}", self.host)
+            .replace("{{listen_port}}", str(self.ports["nginx"]))
+        )
+        config_path = prefix / "nginx.conf"
+        config_path.write_text(config, "utf-8")
+        process = _Process(
+            name="nginx",
+            argv=[nginx, "-p", str(prefix), "-c", str(config_path), "-e", str(prefix / "e.log")],
+            env=dict(os.environ),
+            log_path=self.workdir / "nginx.log",
+            ready_url=self.url("nginx") + "/healthz",
+        )
+        process.start()
+        self.processes["nginx"] = process
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        for process in list(self.processes.values()):
+            while process.ready_url is not None and not _http_ok(process.ready_url):
+                if not process.alive:
+                    raise TopologyError(f"{process.name} exited:\n{process.tail()}")
+                if time.monotonic() > deadline:
+                    raise TopologyError(f"{process.name} did not get ready:\n{process.tail()}")
+                time.sleep(0.05)
+
+    def wait_polling(self, timeout_s: float = 30.0) -> None:
+        """Until the fake Telegram has seen a `getUpdates` call (from the Telegram Client)."""
+        deadline = time.monotonic() + timeout_s
+        stats_url = self.telegram_url + "/_test/stats"
+        while True:
+            try:
+                with urllib.request.urlopen(stats_url, timeout=1.0) as response:
+                    calls = json.load(response).get("calls", {})
+                if calls.get("getUpdates", 0) > 0:
+                    return
+            except (OSError, ValueError):
+                pass
+            clients = [p for p in self.processes.values() if p.name.startswith("client")]
+            for process in clients:
+                if not process.alive:
+                    raise TopologyError(f"{process.name} exited:\n{process.tail()}")
+            if time.monotonic() > deadline:
+                tails = "\n".join(process.tail() for process in clients)
+                raise TopologyError(f"the Telegram Client did not start polling:\n{tails}")
+            time.sleep(0.05)
+
+    def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
+        process = self.processes[name]
+        process.signal(signum)
+        process.wait(10)
+
+    def restart(self, name: str) -> None:
+        process = self.processes[name]
+        if process.alive:
+            self.kill(name, signal.SIGTERM)
+        process.start()
+        if process.ready_url:
+            self.wait_ready()
+
+    def logs(self) -> str:
+        """Everything every component logged so far (for assertions on log contents)."""
+        return "\n".join(p.tail(10**9) for p in self.processes.values())
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        # The client first, so it stops fetching and confirms its offset while Bot Logic is up.
+        order = [p for p in self.processes.values() if p.name.startswith("client")]
+        order += [p for p in reversed(self.processes.values()) if p not in order]
+        for process in order:
+            process.signal(signal.SIGTERM)
+            if not process.wait(timeout_s):
+                process.signal(signal.SIGKILL)
+                process.wait(5)
+        if self.redis is not None:
+            self.redis.stop()

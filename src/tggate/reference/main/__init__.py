@@ -1,5 +1,0 @@
-"""The reference Main module (SPEC §5.3, §7): `create_app` builds it."""
-
-from tggate.reference.main.app import create_app
-
-__all__ = ["create_app"]

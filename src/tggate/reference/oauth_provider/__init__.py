@@ -1,6 +1,0 @@
-"""A local fake OAuth 2.0 provider (GitHub and Yandex ID flavours) for tests and the demo."""
-
-from tggate.reference.oauth_provider.app import auth_configs, create_app
-from tggate.reference.oauth_provider.grants import DEMO_USERS, FakeUser
-
-__all__ = ["DEMO_USERS", "FakeUser", "auth_configs", "create_app"]

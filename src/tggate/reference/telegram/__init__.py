@@ -1,5 +1,0 @@
-"""A fake Telegram Bot API (SPEC §7): real getUpdates semantics, api.json validation, a test API."""
-
-from tggate.reference.telegram.app import create_app
-
-__all__ = ["create_app"]

@@ -1,0 +1,361 @@
+"""Code login through the reference Authorization module's pages (SPEC A4/A5), over real HTTP.
+
+The bot side calls §5.2 (`/login`, `/login/check`); the person's browser is an httpx client that
+keeps cookies and does not follow redirects, so each hop is checked.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from tests.support.clock import FakeClock
+from tests.support.servers import run_asgi
+
+from tggate_sandbox.reference.auth import create_app
+
+SECRET = "login-pages-test-secret-0123456789abcdef"
+PUBLIC_URL = "http://auth.example"
+START = 1_700_000_000.0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def auth_url(clock: FakeClock) -> Iterator[str]:
+    with run_asgi(create_app(jwt_secret=SECRET, public_url=PUBLIC_URL, clock=clock)) as url:
+        yield url
+
+
+@pytest.fixture
+async def bot(auth_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Bot Logic's side: §5.2 calls."""
+    async with httpx.AsyncClient(base_url=auth_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def browser(auth_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The person's browser: keeps cookies, follows no redirect by itself."""
+    async with httpx.AsyncClient(base_url=auth_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def other_browser(auth_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=auth_url, timeout=10) as client:
+        yield client
+
+
+async def start_code_login(bot: httpx.AsyncClient, token: str, chat_id: int = 42) -> str:
+    answer = await bot.post(
+        "/login", json={"login_token": token, "type": "code", "chat_id": chat_id}
+    )
+    assert answer.status_code == 200, answer.text
+    code: str = answer.json()["code"]
+    return code
+
+
+async def check(bot: httpx.AsyncClient, token: str) -> dict[str, Any]:
+    answer = await bot.post("/login/check", json={"login_token": token})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def field(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert found is not None, f"no {name} field in the page"
+    return html.unescape(found.group(1))
+
+
+def reason(response: httpx.Response) -> str | None:
+    found = re.search(r'id="error"[^>]*data-reason="([^"]+)"', response.text)
+    return found.group(1) if found else None
+
+
+async def sign_in(browser: httpx.AsyncClient, **form: str) -> httpx.Response:
+    page = await browser.get("/code")
+    assert page.status_code == 200
+    return await browser.post("/signin", data={"csrf": field(page.text, "csrf"), **form})
+
+
+async def enter_code(browser: httpx.AsyncClient, code: str) -> httpx.Response:
+    page = await browser.get("/code")
+    assert 'id="code-form"' in page.text
+    return await browser.post("/code", data={"csrf": field(page.text, "csrf"), "code": code})
+
+
+async def answer(browser: httpx.AsyncClient, decision: str) -> httpx.Response:
+    page = await browser.get("/confirm")
+    assert page.status_code == 200, page.text
+    return await browser.post(
+        "/confirm",
+        data={
+            "csrf": field(page.text, "csrf"),
+            "ticket": field(page.text, "ticket"),
+            "decision": decision,
+        },
+    )
+
+
+def claims(token: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = jwt.decode(
+        token, SECRET, algorithms=["HS256"], options={"verify_exp": False}
+    )
+    return decoded
+
+
+# ---- the happy paths ----
+
+
+async def test_A5_code_login_yes_grants_the_signed_in_identity(
+    bot: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    code = await start_code_login(bot, "token-yes", chat_id=4242)
+
+    signin = await browser.get("/code")
+    assert 'id="signin-form"' in signin.text and 'name="demo" value="alice"' in signin.text
+    assert '<meta name="viewport"' in signin.text
+    signed = await sign_in(browser, demo="alice")
+    assert signed.status_code == 303 and signed.headers["location"] == "/code"
+    entered = await enter_code(browser, code)
+    assert entered.status_code == 303 and entered.headers["location"] == "/confirm"
+
+    confirm = await browser.get("/confirm")
+    assert 'id="chat-id">4242<' in confirm.text
+    assert 'data-type="code"' in confirm.text and 'data-identity="alice"' in confirm.text
+    assert 'id="requested-at">2023-11-14 22:13:20 UTC<' in confirm.text
+    assert 'name="decision" value="yes"' in confirm.text
+    assert await check(bot, "token-yes") == {"status": "pending"}
+
+    result = await answer(browser, "yes")
+    assert result.status_code == 200
+    assert 'data-status="granted"' in result.text
+
+    granted = await check(bot, "token-yes")
+    assert granted["status"] == "granted"
+    access, refresh = claims(granted["access_token"]), claims(granted["refresh_token"])
+    assert access["sub"] == refresh["sub"] == "alice"
+    assert access["name"] == "Алиса Иванова"
+    assert access["typ"] == "access" and refresh["typ"] == "refresh"
+
+
+async def test_A4_code_login_no_denies(bot: httpx.AsyncClient, browser: httpx.AsyncClient) -> None:
+    code = await start_code_login(bot, "token-no")
+    await sign_in(browser, demo="bob")
+    await enter_code(browser, code)
+
+    result = await answer(browser, "no")
+    assert result.status_code == 200 and 'data-status="denied"' in result.text
+    assert await check(bot, "token-no") == {"status": "denied"}
+
+
+async def test_a_typed_user_name_becomes_the_identity(
+    bot: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    code = await start_code_login(bot, "token-typed")
+    await sign_in(browser, identity="  carol  ")
+    assert 'data-identity="carol"' in (await browser.get("/code")).text
+    await enter_code(browser, code.replace("-", ""))  # "123456" is the same code as "123-456"
+    await answer(browser, "yes")
+
+    assert claims((await check(bot, "token-typed"))["access_token"])["sub"] == "carol"
+
+
+@pytest.mark.parametrize("typed", ["github:1001", "", "a" * 65, "<script>"])
+async def test_a_user_name_that_could_pose_as_another_is_refused(
+    browser: httpx.AsyncClient, typed: str
+) -> None:
+    refused = await sign_in(browser, identity=typed)
+    assert refused.status_code == 400 and reason(refused) == "bad-identity"
+    assert 'id="signin-form"' in (await browser.get("/code")).text  # still signed out
+
+
+async def test_signing_out_asks_who_you_are_again(browser: httpx.AsyncClient) -> None:
+    await sign_in(browser, demo="alice")
+    page = await browser.get("/code")
+    out = await browser.post("/signout", data={"csrf": field(page.text, "csrf")})
+    assert out.status_code == 303
+    assert 'id="signin-form"' in (await browser.get("/code")).text
+
+
+async def test_the_pages_speak_english_when_the_browser_asks(browser: httpx.AsyncClient) -> None:
+    page = await browser.get("/code", headers={"Accept-Language": "en-US,en;q=0.9,ru;q=0.5"})
+    assert '<html lang="en">' in page.text and "Sign in" in page.text
+    page = await browser.get("/code", headers={"Accept-Language": "ru-RU,ru;q=0.9"})
+    assert '<html lang="ru">' in page.text
+
+
+async def test_the_session_cookie_is_http_only_and_same_site(browser: httpx.AsyncClient) -> None:
+    page = await browser.get("/code")
+    cookie = page.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
+
+
+def test_on_https_the_session_cookie_is_secure() -> None:
+    app = create_app(jwt_secret=SECRET, public_url="https://auth.example")
+    with run_asgi(app) as url, httpx.Client(base_url=url) as client:
+        assert "secure" in client.get("/code").headers["set-cookie"].lower()
+
+
+# ---- refusals ----
+
+
+async def test_a_wrong_code_is_a_clear_400_and_changes_nothing(
+    bot: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    code = await start_code_login(bot, "token-wrong")
+    await sign_in(browser, demo="alice")
+    wrong = "000-000" if code != "000-000" else "000-001"
+
+    refused = await enter_code(browser, wrong)
+    assert refused.status_code == 400 and reason(refused) == "wrong-code"
+    assert 'id="code-form"' in refused.text  # the person can try again right there
+    assert (await browser.get("/confirm")).status_code == 404
+    assert await check(bot, "token-wrong") == {"status": "pending"}
+
+
+async def test_a_used_code_is_refused(bot: httpx.AsyncClient, browser: httpx.AsyncClient) -> None:
+    code = await start_code_login(bot, "token-used")
+    await sign_in(browser, demo="alice")
+    await enter_code(browser, code)
+    await answer(browser, "yes")
+
+    again = await enter_code(browser, code)
+    assert again.status_code == 409 and reason(again) == "used"
+    assert (await check(bot, "token-used"))["status"] == "granted"
+    # Handed out and forgotten: now the code is simply unknown.
+    gone = await enter_code(browser, code)
+    assert gone.status_code == 400 and reason(gone) == "wrong-code"
+
+
+async def test_a_code_claimed_by_one_browser_is_refused_in_another(
+    bot: httpx.AsyncClient, browser: httpx.AsyncClient, other_browser: httpx.AsyncClient
+) -> None:
+    code = await start_code_login(bot, "token-claimed")
+    await sign_in(browser, demo="alice")
+    await enter_code(browser, code)
+
+    await sign_in(other_browser, demo="bob")
+    stolen = await enter_code(other_browser, code)
+    assert stolen.status_code == 409 and reason(stolen) == "used"
+
+    # The first browser can still go back and enter it again.
+    assert (await enter_code(browser, code)).status_code == 303
+    await answer(browser, "yes")
+    assert claims((await check(bot, "token-claimed"))["access_token"])["sub"] == "alice"
+
+
+async def test_an_expired_code_says_so(
+    bot: httpx.AsyncClient, browser: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    code = await start_code_login(bot, "token-expired")
+    await sign_in(browser, demo="alice")
+    clock.advance(601)
+
+    refused = await enter_code(browser, code)
+    assert refused.status_code == 410 and reason(refused) == "expired"
+    assert await check(bot, "token-expired") == {"status": "expired"}
+
+
+async def test_a_login_that_expires_on_the_confirmation_page_is_not_granted(
+    bot: httpx.AsyncClient, browser: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    code = await start_code_login(bot, "token-slow")
+    await sign_in(browser, demo="alice")
+    await enter_code(browser, code)
+    page = await browser.get("/confirm")
+    clock.advance(601)
+
+    late = await browser.post(
+        "/confirm",
+        data={
+            "csrf": field(page.text, "csrf"),
+            "ticket": field(page.text, "ticket"),
+            "decision": "yes",
+        },
+    )
+    assert late.status_code == 410 and reason(late) == "expired"
+    assert await check(bot, "token-slow") == {"status": "expired"}
+
+
+@pytest.mark.parametrize("path", ["/signin", "/code", "/confirm", "/signout"])
+async def test_a_post_without_the_csrf_token_is_403(browser: httpx.AsyncClient, path: str) -> None:
+    await browser.get("/code")
+    refused = await browser.post(
+        path, data={"identity": "mallory", "code": "123-456", "decision": "yes"}
+    )
+    assert refused.status_code == 403 and reason(refused) == "csrf"
+
+
+async def test_a_csrf_token_of_another_session_is_403_and_grants_nothing(
+    bot: httpx.AsyncClient, browser: httpx.AsyncClient, other_browser: httpx.AsyncClient
+) -> None:
+    code = await start_code_login(bot, "token-csrf")
+    await sign_in(browser, demo="alice")
+    await enter_code(browser, code)
+    page = await browser.get("/confirm")
+    await sign_in(other_browser, demo="bob")
+    foreign_csrf = field((await other_browser.get("/code")).text, "csrf")
+
+    forged = await browser.post(
+        "/confirm",
+        data={"csrf": foreign_csrf, "ticket": field(page.text, "ticket"), "decision": "yes"},
+    )
+    assert forged.status_code == 403 and reason(forged) == "csrf"
+    # And another browser cannot answer this browser's confirmation with its own token.
+    hijack = await other_browser.post(
+        "/confirm",
+        data={"csrf": foreign_csrf, "ticket": field(page.text, "ticket"), "decision": "yes"},
+    )
+    assert hijack.status_code == 404 and reason(hijack) == "nothing-to-confirm"
+    assert await check(bot, "token-csrf") == {"status": "pending"}
+
+
+async def test_nothing_to_confirm_without_a_code(browser: httpx.AsyncClient) -> None:
+    page = await browser.get("/confirm")
+    assert page.status_code == 404 and reason(page) == "nothing-to-confirm"
+
+
+async def test_five_wrong_codes_lock_the_session_for_a_minute(
+    bot: httpx.AsyncClient, browser: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    code = await start_code_login(bot, "token-guess")
+    await sign_in(browser, demo="alice")
+    wrong = "999-999" if code != "999-999" else "999-998"
+
+    statuses = [(await enter_code(browser, wrong)).status_code for _ in range(5)]
+    assert statuses == [400, 400, 400, 400, 429]
+    locked = await enter_code(browser, code)  # even the right code, while locked
+    assert locked.status_code == 429 and reason(locked) == "rate-limited"
+
+    clock.advance(61)
+    assert (await enter_code(browser, code)).status_code == 303
+    await answer(browser, "yes")
+    assert (await check(bot, "token-guess"))["status"] == "granted"
+
+
+async def test_codes_and_login_tokens_never_reach_the_log(
+    bot: httpx.AsyncClient, browser: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    code = await start_code_login(bot, "login-token-that-must-stay-secret")
+    await sign_in(browser, demo="alice")
+    await enter_code(browser, "000-000" if code != "000-000" else "000-001")
+    await enter_code(browser, code)
+    await answer(browser, "yes")
+    granted = await check(bot, "login-token-that-must-stay-secret")
+
+    assert any(r.name.startswith("tggate_sandbox.reference.auth") for r in caplog.records)
+    for secret in (code, "login-token-that-must-stay-secret", granted["refresh_token"]):
+        assert secret not in caplog.text

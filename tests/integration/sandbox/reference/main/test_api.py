@@ -1,0 +1,460 @@
+"""The reference Main module over real HTTP (uvicorn on loopback): SPEC §5.3, roles, test API."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from tests.support.clock import FakeClock
+from tests.support.servers import run_asgi
+
+from tggate.core.commands import load_command_table
+from tggate_sandbox.reference.auth import create_app as create_auth_app
+from tggate_sandbox.reference.main import create_app
+
+SECRET = "reference-main-test-secret-" + "0123456789abcdef" * 4  # 64+ bytes: HS512 too
+START = 1_700_000_000.0
+
+
+def access_token(
+    sub: str | None = "alice",
+    *,
+    name: str | None = None,
+    ttl_s: int = 300,
+    secret: str = SECRET,
+    algorithm: str = "HS256",
+    **overrides: Any,
+) -> str:
+    """A token shaped like the reference Authorization module's (tokens.py), minted here."""
+    now = int(START)
+    payload: dict[str, Any] = {
+        "iss": "tggate-reference-auth",
+        "sub": sub,
+        "typ": "access",
+        "iat": now,
+        "exp": now + ttl_s,
+        "jti": "f" * 32,
+        "name": name or sub,
+    }
+    payload.update(overrides)
+    return jwt.encode(
+        {k: v for k, v in payload.items() if v is not None}, secret, algorithm=algorithm
+    )
+
+
+def unsigned_token(sub: str = "alice") -> str:
+    """alg "none": a token anyone can forge, which a resource server must refuse."""
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    now = int(START)
+    claims = {"sub": sub, "typ": "access", "iat": now, "exp": now + 300}
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def main_url(clock: FakeClock) -> Iterator[str]:
+    with run_asgi(create_app(jwt_secret=SECRET, teachers=("bob",), clock=clock)) as url:
+        yield url
+
+
+@pytest.fixture
+def client(main_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=main_url, timeout=10) as http:
+        yield http
+
+
+@pytest.fixture
+def alice(client: httpx.Client) -> dict[str, str]:
+    return bearer(access_token("alice", name="Алиса"))
+
+
+@pytest.fixture
+def bob(client: httpx.Client) -> dict[str, str]:
+    return bearer(access_token("bob", name="Борис"))
+
+
+def get(client: httpx.Client, path: str, headers: dict[str, str]) -> Any:
+    answer = client.get(path, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def notify(client: httpx.Client, to: str, text: str) -> str:
+    answer = client.post("/notifications", json={"to": to, "text": text})
+    assert answer.status_code == 201, answer.text
+    note_id: str = answer.json()["id"]
+    return note_id
+
+
+def delete_notifications(client: httpx.Client, headers: dict[str, str], ids: list[str]) -> int:
+    return client.request("DELETE", "/notification", json={"ids": ids}, headers=headers).status_code
+
+
+# ---- actions, per role ----
+
+
+def test_me_tells_who_and_what_role(
+    client: httpx.Client, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    assert get(client, "/api/me", alice) == {"id": "alice", "name": "Алиса", "role": "student"}
+    assert get(client, "/api/me", bob) == {"id": "bob", "name": "Борис", "role": "teacher"}
+
+
+def test_a_student_has_the_open_courses_a_teacher_all(
+    client: httpx.Client, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    student = get(client, "/api/courses", alice)
+    teacher = get(client, "/api/courses", bob)
+
+    assert [c["id"] for c in student] == ["py101", "db201"]
+    assert [c["id"] for c in teacher] == ["py101", "db201", "ml301"]
+    assert set(student[0]) == {"id", "title", "teacher"}
+
+
+def test_course_details(client: httpx.Client, alice: dict[str, str]) -> None:
+    course = get(client, "/api/courses/py101", alice)
+
+    assert set(course) == {"id", "title", "description", "teacher", "students"}
+    assert course["id"] == "py101"
+    assert course["students"] >= 1  # alice herself, at least
+
+
+@pytest.mark.parametrize("course_id", ["ml301", "zz999"])
+def test_a_course_that_is_not_the_persons_is_not_found(
+    client: httpx.Client, alice: dict[str, str], course_id: str
+) -> None:
+    for path in (f"/api/courses/{course_id}", f"/api/courses/{course_id}/tasks"):
+        answer = client.get(path, headers=alice)
+        assert answer.status_code == 404
+        assert answer.json() == {"detail": "course not found"}
+
+
+def test_tasks_of_a_course(client: httpx.Client, alice: dict[str, str]) -> None:
+    tasks = get(client, "/api/courses/db201/tasks", alice)
+
+    assert tasks and all(set(t) == {"id", "title", "due"} for t in tasks)
+
+
+def test_students_are_for_teachers_only(
+    client: httpx.Client, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    refused = client.get("/api/courses/py101/students", headers=alice)
+    newcomer = bearer(access_token("zoe", name="Зоя"))
+    get(client, "/api/me", newcomer)  # shows up once, so is known from now on
+
+    students = get(client, "/api/courses/py101/students", bob)
+
+    assert refused.status_code == 403
+    assert refused.json() == {"detail": "teachers only"}
+    assert {"id": "alice", "name": "Алиса"} in students
+    assert {"id": "zoe", "name": "Зоя"} in students
+    assert all(s["id"] != "bob" for s in students)
+    assert get(client, "/api/courses/ml301/students", bob) == []
+    assert client.get("/api/courses/zz999/students", headers=bob).status_code == 404
+
+
+def test_grades_are_for_students_only(
+    client: httpx.Client, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    grades = get(client, "/api/grades", alice)
+    refused = client.get("/api/grades", headers=bob)
+
+    assert grades
+    assert all({"course", "task", "grade"} <= set(g) for g in grades)
+    assert all(3 <= g["grade"] <= 5 for g in grades)
+    assert {g["course"] for g in grades} <= {"py101", "db201"}
+    assert get(client, "/api/grades", alice) == grades  # stable
+    assert refused.status_code == 403
+
+
+def test_teachers_are_configurable() -> None:
+    app = create_app(jwt_secret=SECRET, teachers=("alice",), clock=FakeClock())
+    with run_asgi(app) as url, httpx.Client(base_url=url) as client:
+        me = client.get("/api/me", headers=bearer(access_token("alice"))).json()
+        bob = client.get("/api/me", headers=bearer(access_token("bob"))).json()
+
+    assert me["role"] == "teacher"
+    assert bob["role"] == "student"
+
+
+# ---- 401: the token ----
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "missing bearer token"),
+        ({"Authorization": "Basic YWxpY2U6c2VjcmV0"}, "expected an Authorization: Bearer token"),
+        ({"Authorization": "Bearer"}, "expected an Authorization: Bearer token"),
+        (bearer("not-a-jwt"), "invalid access token"),
+        (
+            bearer(access_token(secret="another-secret-that-is-long-enough-0123")),
+            "invalid access token",
+        ),
+        (bearer(unsigned_token()), "invalid access token"),
+        (bearer(access_token(algorithm="HS512")), "invalid access token"),
+        (bearer(access_token(typ="refresh")), "invalid access token"),
+        (bearer(access_token(sub=None)), "invalid access token"),
+        (bearer(access_token(exp=None)), "invalid access token"),
+        (bearer(access_token(iat=None)), "invalid access token"),
+        (bearer(access_token(iss="somebody-else")), "invalid access token"),
+        (bearer(access_token(ttl_s=-1)), "access token expired"),
+    ],
+    ids=[
+        "missing",
+        "basic",
+        "empty-bearer",
+        "garbage",
+        "other-secret",
+        "alg-none",
+        "alg-hs512",
+        "refresh-typ",
+        "no-sub",
+        "no-exp",
+        "no-iat",
+        "wrong-iss",
+        "expired",
+    ],
+)
+def test_no_usable_token_is_401(client: httpx.Client, headers: dict[str, str], detail: str) -> None:
+    for method, path in (
+        ("GET", "/api/me"),
+        ("GET", "/api/courses/py101"),
+        ("GET", "/notification"),
+    ):
+        answer = client.request(method, path, headers=headers)
+        assert answer.status_code == 401
+        assert answer.json() == {"detail": detail}
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_an_access_token_expires_on_the_modules_clock(
+    client: httpx.Client, alice: dict[str, str], clock: FakeClock
+) -> None:
+    assert client.get("/api/me", headers=alice).status_code == 200
+
+    clock.advance(300)
+
+    assert client.get("/api/me", headers=alice).json() == {"detail": "access token expired"}
+
+
+def test_tokens_of_the_reference_auth_module_are_accepted() -> None:
+    auth = create_auth_app(jwt_secret=SECRET, public_url="http://auth.example")
+    main = create_app(jwt_secret=SECRET)
+    with (
+        run_asgi(auth) as auth_url,
+        run_asgi(main) as main_url,
+        httpx.Client(base_url=auth_url) as auth_client,
+        httpx.Client(base_url=main_url) as main_client,
+    ):
+        auth_client.post("/login", json={"login_token": "t-1", "type": "code", "chat_id": 42})
+        auth_client.post(
+            "/test/logins/resolve",
+            json={"chat_id": 42, "decision": "granted", "identity": "alice", "name": "Alice"},
+        )
+        granted = auth_client.post("/login/check", json={"login_token": "t-1"}).json()
+
+        me = main_client.get("/api/me", headers=bearer(granted["access_token"]))
+        as_refresh = main_client.get("/api/me", headers=bearer(granted["refresh_token"]))
+
+    assert me.json() == {"id": "alice", "name": "Alice", "role": "student"}
+    assert as_refresh.status_code == 401
+
+
+# ---- notifications (SPEC §5.3) ----
+
+
+def test_notifications_are_read_oldest_first(
+    client: httpx.Client, alice: dict[str, str], clock: FakeClock
+) -> None:
+    first = notify(client, "alice", "Новая оценка")
+    clock.advance(5)
+    second = notify(client, "alice", "Новое задание")
+    notify(client, "bob", "not alice's")
+
+    notes = get(client, "/notification", alice)
+
+    assert [n["id"] for n in notes] == [first, second]
+    assert notes[0] == {
+        "id": first,
+        "text": "Новая оценка",
+        "created_at": "2023-11-14T22:13:20+00:00",
+    }
+
+
+def test_delete_removes_exactly_the_given_ids(client: httpx.Client, alice: dict[str, str]) -> None:
+    notify(client, "alice", "one")
+    notify(client, "alice", "two")
+    read = [n["id"] for n in get(client, "/notification", alice)]
+    late = notify(client, "alice", "arrived between the read and the delete")
+
+    assert delete_notifications(client, alice, read) == 204
+
+    assert [n["id"] for n in get(client, "/notification", alice)] == [late]
+
+
+def test_delete_ignores_other_peoples_and_unknown_ids(
+    client: httpx.Client, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    alices = notify(client, "alice", "for alice")
+
+    assert delete_notifications(client, bob, [alices, "no-such-id"]) == 204
+
+    assert [n["id"] for n in get(client, "/notification", alice)] == [alices]
+
+
+def test_delete_needs_a_token(client: httpx.Client) -> None:
+    assert client.request("DELETE", "/notification", json={"ids": []}).status_code == 401
+
+
+def test_broadcast_reaches_everyone_known(
+    client: httpx.Client, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    newcomer = bearer(access_token("zoe"))
+    get(client, "/api/me", newcomer)
+
+    answer = client.post("/notifications/broadcast", json={"text": "Занятия переносятся"})
+
+    assert answer.status_code == 201
+    assert len(answer.json()["ids"]) >= 3
+    for person in (alice, bob, newcomer):
+        assert [n["text"] for n in get(client, "/notification", person)] == ["Занятия переносятся"]
+
+
+# ---- bad input is a 4xx, never a 5xx ----
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/notifications", {}),
+        ("POST", "/notifications", {"to": "", "text": "x"}),
+        ("POST", "/notifications", {"to": "alice", "text": ""}),
+        ("POST", "/notifications", {"to": "alice", "text": "x" * 10_001}),
+        ("POST", "/notifications", {"to": ["alice"], "text": "x"}),
+        ("POST", "/notifications", [1]),
+        ("POST", "/notifications/broadcast", {}),
+        ("DELETE", "/notification", {}),
+        ("DELETE", "/notification", {"ids": "abc"}),
+        ("DELETE", "/notification", {"ids": [1, 2]}),
+        ("DELETE", "/notification", None),
+        ("POST", "/test/delay", {"seconds": "soon"}),
+    ],
+)
+def test_bad_bodies_get_a_422_with_a_detail(
+    client: httpx.Client, alice: dict[str, str], method: str, path: str, body: object
+) -> None:
+    answer = client.request(method, path, json=body, headers=alice)
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"]
+
+
+def test_a_body_that_is_not_json_gets_a_4xx(client: httpx.Client, alice: dict[str, str]) -> None:
+    headers = {**alice, "content-type": "application/json"}
+    for method, path in (("POST", "/notifications"), ("DELETE", "/notification")):
+        answer = client.request(method, path, content=b"{oops", headers=headers)
+        assert 400 <= answer.status_code < 500
+
+
+def test_unknown_paths_are_404(client: httpx.Client, alice: dict[str, str]) -> None:
+    assert client.get("/api/nothing", headers=alice).status_code == 404
+
+
+# ---- instruments ----
+
+
+def test_stats_count_calls_per_route_template(
+    client: httpx.Client, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    client.get("/api/me", headers=alice)
+    client.get("/api/me", headers={})  # refused calls count too
+    client.get("/api/courses/py101", headers=alice)
+    client.get("/api/courses/ml301", headers=alice)
+    client.get("/api/courses/py101/students", headers=bob)
+    client.get("/notification", headers=alice)
+    delete_notifications(client, alice, [])
+
+    assert client.get("/test/stats").json() == {
+        "GET /api/me": 2,
+        "GET /api/courses/{course_id}": 2,
+        "GET /api/courses/{course_id}/students": 1,
+        "GET /notification": 1,
+        "DELETE /notification": 1,
+    }
+    client.post("/test/stats/reset")
+    assert client.get("/test/stats").json() == {}
+
+
+def test_delay_slows_every_endpoint_but_the_test_api(
+    client: httpx.Client, alice: dict[str, str]
+) -> None:
+    client.post("/test/delay", json={"seconds": 0.3})
+
+    started = time.monotonic()
+    client.get("/api/me", headers=alice)
+    slow = time.monotonic() - started
+    started = time.monotonic()
+    client.get("/test/stats")
+    quick = time.monotonic() - started
+    client.post("/test/delay", json={"seconds": 0})
+    started = time.monotonic()
+    client.get("/notification", headers=alice)
+    fast = time.monotonic() - started
+
+    assert slow >= 0.3
+    assert quick < 0.3 and fast < 0.3
+
+
+def test_without_the_test_api_there_is_no_test_api() -> None:
+    with run_asgi(create_app(jwt_secret=SECRET, test_api=False)) as url:
+        assert httpx.get(f"{url}/test/stats").status_code == 404
+
+
+def test_a_short_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        create_app(jwt_secret="short")
+
+
+# ---- the bundled command table fits this module ----
+
+
+def test_every_bundled_action_renders_from_a_real_answer(
+    client: httpx.Client, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    table = load_command_table()
+    # Who may run what: students has no answer for a student, grades none for a teacher.
+    runner = {"students": bob, "grades": alice}
+
+    assert set(table.actions) == {"me", "courses", "course", "tasks", "students", "grades"}
+    for action in table.actions.values():
+        path = action.path.format(course_id="py101")
+        answer = client.request(action.method, path, headers=runner.get(action.command, alice))
+        assert answer.status_code == 200, (action.command, answer.text)
+        data = answer.json()
+        reply = action.reply
+        for language in ("ru", "en"):
+            if reply.template is not None:
+                assert reply.template.get(language).format(**data)
+            else:
+                assert reply.items == "." and reply.item is not None
+                assert isinstance(data, list) and data
+                for element in data:
+                    assert reply.item.get(language).format(**element)
