@@ -29,7 +29,13 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 from tggate.contract import auth as auth_contract
 from tggate.contract import main as main_contract
 from tggate.contract.operations import Operation
-from tggate.core.commands import ActionSpec, CommandTable, ReplySpec, load_command_table
+from tggate.core.commands import (
+    ActionSpec,
+    CommandTable,
+    CommandTableError,
+    ReplySpec,
+    load_command_table,
+)
 
 __all__ = [
     "FILES",
@@ -364,11 +370,12 @@ def render(name: str, document: Mapping[str, Any]) -> str:
     return header + str(body)
 
 
-def write(folder: Path, *, check: bool = False) -> list[str]:
+def write(folder: Path, *, check: bool = False, table: CommandTable | None = None) -> list[str]:
     """Write every document into `folder` (or, with `check`, only compare); the names of the
-    files that were (or would be) changed."""
+    files that were (or would be) changed. `table` gives main.yaml's actions (default: the
+    bundled table)."""
     changed: list[str] = []
-    for name, document in documents().items():
+    for name, document in documents(table).items():
         path = folder / name
         text = render(name, document)
         if path.exists() and path.read_text("utf-8") == text:
@@ -390,8 +397,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="change nothing; exit 1 if a file is out of date"
     )
+    parser.add_argument(
+        "--commands",
+        type=Path,
+        default=None,
+        help="a command table (TOML) whose actions main.yaml lists (default: the bundled one)",
+    )
     options = parser.parse_args(argv)
-    changed = write(options.out, check=options.check)
+    try:
+        table = load_command_table(options.commands) if options.commands else None
+    except CommandTableError as error:
+        parser.exit(2, f"{parser.prog}: {error}\n")
+    changed = write(options.out, check=options.check, table=table)
     for name in changed:
         print(f"{options.out / name}: {'out of date' if options.check else 'written'}")
     return 1 if options.check and changed else 0

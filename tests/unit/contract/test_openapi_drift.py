@@ -15,7 +15,7 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from tggate.contract.openapi import FILES, documents, render, write
+from tggate.contract.openapi import FILES, documents, main, render, write
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs" / "openapi"
@@ -122,3 +122,48 @@ def test_the_authorization_module_is_asked_with_tokens_in_bodies_only() -> None:
         assert method == "POST", path
         assert "parameters" not in operation, path
         assert operation["requestBody"]["required"] is True, path
+
+
+TEAM_TABLE = """
+[[actions]]
+command = "invoice"
+description = { ru = "Счёт", en = "An invoice" }
+method = "POST"
+path = "/billing/invoices/{number}/send"
+[[actions.args]]
+name = "number"
+pattern = "^[0-9]{1,9}$"
+[actions.reply]
+template = "Invoice {number} sent to {email}"
+"""
+
+
+def test_a_teams_command_table_gives_its_own_actions(tmp_path: Path) -> None:
+    table = tmp_path / "team.toml"
+    table.write_text(TEAM_TABLE, "utf-8")
+
+    assert main(["--out", str(tmp_path / "docs"), "--commands", str(table)]) == 0
+
+    document = yaml.safe_load((tmp_path / "docs" / "main.yaml").read_text("utf-8"))
+    validate(document)
+    operation = document["paths"]["/billing/invoices/{number}/send"]["post"]
+    assert operation["security"] == [{"bearerAuth": []}]
+    assert operation["parameters"] == [
+        {
+            "name": "number",
+            "in": "path",
+            "required": True,
+            "description": "number",
+            "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+        }
+    ]
+    body = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert list(body["properties"]) == ["number", "email"]
+    assert set(operation["responses"]) == {"200", "401", "403", "404", "default"}
+    assert "/api/me" not in document["paths"]
+
+
+def test_check_says_which_files_are_out_of_date(tmp_path: Path) -> None:
+    assert main(["--out", str(tmp_path), "--check"]) == 1
+    assert main(["--out", str(tmp_path)]) == 0
+    assert main(["--out", str(tmp_path), "--check"]) == 0
