@@ -9,7 +9,7 @@
 A request body is documented as tggate sends it (every field, defaults included); an answer as
 tggate accepts it (a field with a default may be left out). `uv run python -m
 tggate.contract.openapi` rewrites the files; `--check` only says which differ, as the drift test
-(tests/contract/test_openapi_drift.py) does.
+(tests/unit/contract/test_openapi_drift.py) does.
 """
 
 from __future__ import annotations
@@ -33,15 +33,18 @@ from tggate.core.commands import (
     ActionSpec,
     CommandTable,
     CommandTableError,
+    Localized,
     ReplySpec,
     load_command_table,
 )
 
 __all__ = [
+    "CONTRACT_VERSION",
     "FILES",
     "auth_document",
     "documents",
     "logic_document",
+    "main",
     "main_document",
     "render",
     "write",
@@ -243,7 +246,7 @@ def _shared_answers() -> dict[str, Any]:
     }
 
 
-def _template_fields(*templates: Any) -> list[str]:
+def _template_fields(*templates: Localized | None) -> list[str]:
     fields: list[str] = []
     for localized in templates:
         if localized is None:
