@@ -1,7 +1,7 @@
 """`LogicApi` over HTTP (SPEC §5.1), through Nginx, on one injected aiohttp session.
 
-Requests and answers are the models of `tggate.contract.logic`, the ones Bot Logic's app uses;
-answers are parsed straight from the body's bytes (pydantic's own JSON parser, no dict between).
+Requests and answers are those of `tggate.contract.logic`, the ones Bot Logic's app uses; answers
+are read straight from the body's bytes by their `TypeAdapter` (no model object per reply).
 """
 
 from __future__ import annotations
@@ -11,19 +11,19 @@ from contextlib import asynccontextmanager
 from typing import Final, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tggate.contract.logic import (
-    AckAnswer,
+    ACK_ANSWER,
+    LEASE_ANSWER,
+    MESSAGES_ANSWER,
+    REPLIES_ANSWER,
     AckRequest,
     CommandRequest,
     CycleRequest,
-    LeaseAnswer,
     LeaseRequest,
-    MessagesAnswer,
-    RepliesAnswer,
+    chat_reply_of,
     message_of,
-    reply_of,
 )
 from tggate.core.ports import OutboxKind, OutboxMessage
 from tggate.core.replies import ChatReply
@@ -42,7 +42,16 @@ _CYCLE_PATHS: Final = {
     OutboxKind.NOTIFICATION: "/v1/cycles/notifications",
 }
 
-_A = TypeVar("_A", bound=BaseModel)
+_T = TypeVar("_T")
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _request(model: type[_M], path: str, **values: object) -> _M:
+    try:
+        return model.model_validate(values)
+    except ValidationError:
+        # What Bot Logic would refuse with a 422 is not sent at all.
+        raise LogicRejected(422, f"{path}: not a valid request") from None
 
 
 class HttpLogicApi:
@@ -71,7 +80,7 @@ class HttpLogicApi:
                 session, base_url=base_url, internal_token=internal_token, timeout_s=timeout_s
             )
 
-    async def _post(self, path: str, body: BaseModel, answer: type[_A]) -> _A:
+    async def _post(self, path: str, body: BaseModel, answer: TypeAdapter[_T]) -> _T:
         try:
             async with self._session.post(
                 self._base_url + path,
@@ -88,7 +97,7 @@ class HttpLogicApi:
         except (aiohttp.ClientError, TimeoutError) as error:
             raise LogicUnavailable(f"{path}: {type(error).__name__}") from None
         try:
-            return answer.model_validate_json(raw)
+            return answer.validate_json(raw)
         except ValidationError:
             raise LogicRejected(status, f"{path}: unexpected answer") from None
 
@@ -102,8 +111,10 @@ class HttpLogicApi:
         text: str,
         language: Language,
     ) -> Sequence[ChatReply]:
-        # model_construct: these values come from the client's own parser; Bot Logic validates.
-        body = CommandRequest.model_construct(
+        path = "/v1/commands"
+        body = _request(
+            CommandRequest,
+            path,
             update_id=update_id,
             chat_id=chat_id,
             command=command,
@@ -111,17 +122,20 @@ class HttpLogicApi:
             text=text,
             language=language,
         )
-        answer = await self._post("/v1/commands", body, RepliesAnswer)
-        return [reply_of(reply) for reply in answer.replies]
+        answer = await self._post(path, body, REPLIES_ANSWER)
+        return [chat_reply_of(reply) for reply in answer["replies"]]
 
     async def cycle(self, kind: OutboxKind, *, shard: int, shards: int) -> Sequence[OutboxMessage]:
-        body = CycleRequest.model_construct(shard=shard, shards=shards)
-        answer = await self._post(_CYCLE_PATHS[kind], body, MessagesAnswer)
-        return [message_of(message) for message in answer.messages]
+        path = _CYCLE_PATHS[kind]
+        body = _request(CycleRequest, path, shard=shard, shards=shards)
+        answer = await self._post(path, body, MESSAGES_ANSWER)
+        return [message_of(message) for message in answer["messages"]]
 
     async def ack(self, ids: Sequence[str]) -> None:
-        await self._post("/v1/messages/ack", AckRequest.model_construct(ids=list(ids)), AckAnswer)
+        path = "/v1/messages/ack"
+        await self._post(path, _request(AckRequest, path, ids=list(ids)), ACK_ANSWER)
 
     async def lease(self, *, instance: str, ttl_s: float) -> bool:
-        body = LeaseRequest.model_construct(instance=instance, ttl_s=ttl_s)
-        return (await self._post("/v1/poller/lease", body, LeaseAnswer)).granted
+        path = "/v1/poller/lease"
+        body = _request(LeaseRequest, path, instance=instance, ttl_s=ttl_s)
+        return (await self._post(path, body, LEASE_ANSWER))["granted"]

@@ -4,7 +4,8 @@ Telegram counts a message when it processes it, which is some time after it left
 its answer came back. So the limits are kept from the *answer* on: a chat's next message leaves
 one interval after the previous one was answered, and a global permit is returned one window
 after its message was answered. Requests bunched up by the network then still cannot exceed the
-limit. `SendLimiter` is the pure part (the clock is a parameter); `GlobalPermits` the asyncio one.
+limit. `SendLimiter` is the pure part (the monotonic time is a parameter); `GlobalPermits` the
+asyncio one.
 """
 
 from __future__ import annotations

@@ -1,26 +1,38 @@
-"""Bot Logic's internal HTTP API (SPEC §5.1, docs/state-machine.md), as pydantic models.
+"""Bot Logic's internal HTTP API (SPEC §5.1, docs/state-machine.md), defined once for both sides.
 
-Both sides use these: Bot Logic's app (`tggate.logic.app`) validates requests and declares its
-answers with them, and FastAPI derives Bot Logic's OpenAPI from them; the Telegram Client's
-adapter (`tggate.client.logic_api`) sends the requests and reads the answers with them.
+Bot Logic's app (`tggate.logic.app`) validates requests with these, declares its answers with
+them (FastAPI derives Bot Logic's OpenAPI from them) and writes the answers through them; the
+Telegram Client's adapter (`tggate.client.logic_api`) writes its requests and reads the answers
+through the same ones.
 
-Requests are strict (an unknown field is a 422); answers ignore fields they do not know, so a
-newer Bot Logic may add some without breaking an older client. The `*_json` / `*_of` functions
-translate between these and the core's `Reply` and `OutboxMessage`.
+- Requests are pydantic models: strict (an unknown field is a 422), with their defaults and
+  checks, validated where they arrive.
+- Answers are typed dicts with one `TypeAdapter` each, built here once: Bot Logic writes them
+  and the client reads them straight between bytes and plain values, with no model object per
+  reply or message on either hot path (bench/README.md). Fields they do not know are ignored, so
+  a newer Bot Logic may add some without breaking an older client.
+
+`replies_answer`, `messages_answer`, `chat_reply_of` and `message_of` translate between these
+and the core's `Reply`, `ChatReply` and `OutboxMessage`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, Final, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from typing_extensions import TypedDict
 
 from tggate.core.commands import MAX_TEXT
 from tggate.core.ports import OutboxKind, OutboxMessage
-from tggate.core.replies import Button, ChatReply, Reply
+from tggate.core.replies import Button, ChatReply, Keyboard, Reply
 
 __all__ = [
+    "ACK_ANSWER",
+    "LEASE_ANSWER",
+    "MESSAGES_ANSWER",
+    "REPLIES_ANSWER",
     "AckAnswer",
     "AckRequest",
     "ButtonJson",
@@ -36,10 +48,10 @@ __all__ = [
     "RepliesAnswer",
     "ReplyJson",
     "ValidationProblem",
-    "message_json",
+    "chat_reply_of",
     "message_of",
+    "messages_answer",
     "replies_answer",
-    "reply_of",
 ]
 
 # Telegram's chat ids fit in 52 bits; JSON numbers beyond 2**53 would lose precision anyway.
@@ -48,10 +60,6 @@ _MAX_ID = 2**53
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Answer(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 # ---- requests ----
@@ -116,123 +124,134 @@ class LeaseRequest(_Request):
 # ---- answers ----
 
 
-class ButtonJson(_Answer):
-    """An inline button: exactly one of `url` (opens a page) and `command` (sent back when
-    pressed, as a callback query)."""
+class ButtonJson(TypedDict):
+    """An inline button: `url` (it opens a page) or `command` (sent back as a callback query
+    when pressed), never both."""
 
     text: str
-    url: str | None = None
-    command: str | None = None
+    url: NotRequired[str]
+    command: NotRequired[str]
 
 
-class ReplyJson(_Answer):
+class ReplyJson(TypedDict):
     """A message to send to the chat."""
 
     chat_id: int
     text: str
-    buttons: list[list[ButtonJson]] = Field(default_factory=list, description="Rows of buttons.")
+    buttons: NotRequired[Annotated[list[list[ButtonJson]], Field(description="Rows of buttons.")]]
 
 
-class RepliesAnswer(_Answer):
+class RepliesAnswer(TypedDict):
     """The answer to a command: its replies, in order. A repeated update_id gets the first
     answer again."""
 
     replies: list[ReplyJson]
 
 
-class MessageJson(_Answer):
+class MessageJson(TypedDict):
     """A message from the durable outbox; it is handed out again until acknowledged."""
 
-    id: str = Field(description="Unique; acknowledge it with POST /v1/messages/ack.")
+    id: Annotated[str, Field(description="Unique; acknowledge it with POST /v1/messages/ack.")]
     chat_id: int
-    kind: OutboxKind = Field(description="The timer cycle that hands it out.")
+    kind: Annotated[OutboxKind, Field(description="The timer cycle that hands it out.")]
     text: str
-    buttons: list[list[ButtonJson]] = Field(default_factory=list, description="Rows of buttons.")
+    buttons: NotRequired[Annotated[list[list[ButtonJson]], Field(description="Rows of buttons.")]]
 
 
-class MessagesAnswer(_Answer):
+class MessagesAnswer(TypedDict):
     """Every undelivered message of the cycle's kind in the shard (L3, N3), each chat's in the
     order they were produced."""
 
     messages: list[MessageJson]
 
 
-class AckAnswer(_Answer):
-    acknowledged: int = Field(description="How many of the ids were still undelivered.")
+class AckAnswer(TypedDict):
+    acknowledged: Annotated[int, Field(description="How many of the ids were undelivered.")]
 
 
-class LeaseAnswer(_Answer):
-    granted: bool = Field(description="True: the asking instance holds the lease now.")
+class LeaseAnswer(TypedDict):
+    granted: Annotated[bool, Field(description="True: the asking instance holds the lease now.")]
 
 
-class ProbeAnswer(_Answer):
+class ProbeAnswer(TypedDict):
     status: str
 
 
-class Problem(_Answer):
+class Problem(TypedDict):
     """An error: what went wrong, in a sentence (never a trace)."""
 
     detail: str
 
 
-class FieldProblem(_Answer):
-    loc: list[str | int] = Field(description="Where in the request, e.g. ['body', 'chat_id'].")
+class FieldProblem(TypedDict):
+    loc: Annotated[
+        list[str | int], Field(description="Where in the request, e.g. ['body', 'chat_id'].")
+    ]
     msg: str
 
 
-class ValidationProblem(_Answer):
+class ValidationProblem(TypedDict):
     """A request that does not match its schema (the first ten problems)."""
 
     detail: list[FieldProblem]
+
+
+REPLIES_ANSWER: Final = TypeAdapter(RepliesAnswer)
+MESSAGES_ANSWER: Final = TypeAdapter(MessagesAnswer)
+ACK_ANSWER: Final = TypeAdapter(AckAnswer)
+LEASE_ANSWER: Final = TypeAdapter(LeaseAnswer)
 
 
 # ---- between the core's values and their JSON ----
 
 
 def _button_json(button: Button) -> ButtonJson:
-    # model_construct: the core's values need no validation, and this runs for every reply.
     if button.url is not None:
-        return ButtonJson.model_construct(text=button.text, url=button.url)
-    return ButtonJson.model_construct(text=button.text, command=button.command or "")
+        return {"text": button.text, "url": button.url}
+    return {"text": button.text, "command": button.command or ""}
 
 
-def _buttons_json(reply: Reply) -> list[list[ButtonJson]]:
-    return [[_button_json(button) for button in row] for row in reply.buttons]
-
-
-def _reply_json(chat_id: int, reply: Reply) -> ReplyJson:
-    return ReplyJson.model_construct(chat_id=chat_id, text=reply.text, buttons=_buttons_json(reply))
+def _buttons_json(buttons: Keyboard) -> list[list[ButtonJson]]:
+    return [[_button_json(button) for button in row] for row in buttons]
 
 
 def replies_answer(chat_id: int, replies: Iterable[Reply]) -> RepliesAnswer:
-    """The answer to a command of `chat_id`; serialise it with `exclude_none=True`."""
-    return RepliesAnswer.model_construct(replies=[_reply_json(chat_id, r) for r in replies])
+    """The answer to a command of `chat_id`."""
+    return {
+        "replies": [
+            {"chat_id": chat_id, "text": reply.text, "buttons": _buttons_json(reply.buttons)}
+            for reply in replies
+        ]
+    }
 
 
-def message_json(message: OutboxMessage) -> MessageJson:
-    return MessageJson.model_construct(
-        id=message.id,
-        chat_id=message.chat_id,
-        kind=message.kind,
-        text=message.reply.text,
-        buttons=_buttons_json(message.reply),
-    )
+def messages_answer(messages: Iterable[OutboxMessage]) -> MessagesAnswer:
+    return {
+        "messages": [
+            {
+                "id": message.id,
+                "chat_id": message.chat_id,
+                "kind": message.kind,
+                "text": message.reply.text,
+                "buttons": _buttons_json(message.reply.buttons),
+            }
+            for message in messages
+        ]
+    }
 
 
-def _keyboard(rows: list[list[ButtonJson]]) -> tuple[tuple[Button, ...], ...]:
+def _keyboard(rows: list[list[ButtonJson]]) -> Keyboard:
     return tuple(
-        tuple(Button(text=b.text, url=b.url, command=b.command) for b in row) for row in rows
+        tuple(Button(b["text"], url=b.get("url"), command=b.get("command")) for b in row)
+        for row in rows
     )
 
 
-def reply_of(answer: ReplyJson) -> ChatReply:
-    return ChatReply(answer.chat_id, Reply(text=answer.text, buttons=_keyboard(answer.buttons)))
+def chat_reply_of(answer: ReplyJson) -> ChatReply:
+    reply = Reply(answer["text"], _keyboard(answer.get("buttons", [])))
+    return ChatReply(answer["chat_id"], reply)
 
 
 def message_of(answer: MessageJson) -> OutboxMessage:
-    return OutboxMessage(
-        id=answer.id,
-        chat_id=answer.chat_id,
-        kind=answer.kind,
-        reply=Reply(text=answer.text, buttons=_keyboard(answer.buttons)),
-    )
+    reply = Reply(answer["text"], _keyboard(answer.get("buttons", [])))
+    return OutboxMessage(answer["id"], answer["chat_id"], answer["kind"], reply)

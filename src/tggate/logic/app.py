@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tggate.contract.logic import (
+    MESSAGES_ANSWER,
     AckAnswer,
     AckRequest,
     CommandRequest,
@@ -26,7 +27,7 @@ from tggate.contract.logic import (
     Problem,
     RepliesAnswer,
     ValidationProblem,
-    message_json,
+    messages_answer,
 )
 from tggate.core.commands import Usage, validate_args
 from tggate.core.machine import Command
@@ -73,9 +74,8 @@ _INTERNAL_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _messages_answer(messages: list[OutboxMessage]) -> Response:
-    # Serialised here rather than by FastAPI, which would validate the answer once more.
-    answer = MessagesAnswer.model_construct(messages=[message_json(m) for m in messages])
-    return Response(answer.model_dump_json(exclude_none=True), media_type=_JSON)
+    # Written here rather than by FastAPI, which would validate a large answer once more.
+    return Response(MESSAGES_ANSWER.dump_json(messages_answer(messages)), media_type=_JSON)
 
 
 class _Guard:
@@ -223,7 +223,7 @@ def create_app(
     )
     async def ack(body: AckRequest, logic: Logic) -> AckAnswer:
         """The client delivered these messages: they leave the outbox."""
-        return AckAnswer(acknowledged=await logic.acknowledge(body.ids))
+        return {"acknowledged": await logic.acknowledge(body.ids)}
 
     @app.post(
         "/v1/poller/lease",
@@ -233,12 +233,12 @@ def create_app(
     )
     async def lease(body: LeaseRequest, logic: Logic) -> LeaseAnswer:
         """Grant or renew the poller lease: only its holder polls Telegram and runs the timers."""
-        return LeaseAnswer(granted=await logic.lease(instance=body.instance, ttl_s=body.ttl_s))
+        return {"granted": await logic.lease(instance=body.instance, ttl_s=body.ttl_s)}
 
     @app.get("/healthz", response_model=ProbeAnswer)
     async def healthz() -> ProbeAnswer:
         """The process is up."""
-        return ProbeAnswer(status="ok")
+        return {"status": "ok"}
 
     @app.get(
         "/readyz",
@@ -254,7 +254,7 @@ def create_app(
     @app.get(
         "/metrics",
         response_class=PlainTextResponse,
-        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus."}},
+        responses={200: {"description": "The Prometheus text format."}},
     )
     async def metrics_endpoint() -> Response:
         """Prometheus metrics."""

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from urllib.parse import quote
 
-from tggate.contract.logic import replies_answer
+from tggate.contract.logic import REPLIES_ANSWER, replies_answer
 from tggate.core.commands import CommandTable
 from tggate.core.machine import (
     CallAction,
@@ -51,7 +51,7 @@ class UpdateInProgress(Exception):
 
 def answer_json(chat_id: int, replies: Iterable[Reply]) -> str:
     """The JSON answer to a command of `chat_id` (tggate.contract.logic.RepliesAnswer)."""
-    return replies_answer(chat_id, replies).model_dump_json(exclude_none=True)
+    return REPLIES_ANSWER.dump_json(replies_answer(chat_id, replies)).decode()
 
 
 class Commands:

@@ -16,17 +16,17 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
 
 from tggate.contract.logic import (
-    AckAnswer,
+    ACK_ANSWER,
+    LEASE_ANSWER,
+    MESSAGES_ANSWER,
+    REPLIES_ANSWER,
     AckRequest,
     CommandRequest,
     CycleRequest,
-    LeaseAnswer,
     LeaseRequest,
-    MessageJson,
-    MessagesAnswer,
-    RepliesAnswer,
 )
 from tggate.core.ports import OutboxKind
 
@@ -106,7 +106,7 @@ def create_stub_app(stub: StubLogic) -> FastAPI:
         delay = stub.delay_s(body)
         if delay:
             await asyncio.sleep(delay)
-        return _answer(RepliesAnswer.model_validate({"replies": stub.reply(body)}))
+        return _answer(REPLIES_ANSWER, {"replies": stub.reply(body)})
 
     @app.post("/v1/cycles/{path}")
     async def cycles(path: str, request: Request) -> JSONResponse:
@@ -116,11 +116,9 @@ def create_stub_app(stub: StubLogic) -> FastAPI:
         with stub.lock:
             stub.cycles.append((path, shard, shards))
             messages = [
-                MessageJson.model_validate({**m, "kind": kind})
-                for m in stub.outbox[path]
-                if m["chat_id"] % shards == shard
+                {**m, "kind": kind} for m in stub.outbox[path] if m["chat_id"] % shards == shard
             ]
-        return _answer(MessagesAnswer(messages=messages))
+        return _answer(MESSAGES_ANSWER, {"messages": messages})
 
     @app.post("/v1/messages/ack")
     async def ack(request: Request) -> JSONResponse:
@@ -129,17 +127,18 @@ def create_stub_app(stub: StubLogic) -> FastAPI:
             stub.acked.extend(ids)
             for path, messages in stub.outbox.items():
                 stub.outbox[path] = [m for m in messages if m["id"] not in ids]
-        return _answer(AckAnswer(acknowledged=len(ids)))
+        return _answer(ACK_ANSWER, {"acknowledged": len(ids)})
 
     @app.post("/v1/poller/lease")
     async def lease(request: Request) -> JSONResponse:
         body = LeaseRequest.model_validate_json(await request.body())
         with stub.lock:
             stub.lease_requests.append(body.model_dump())
-        return _answer(LeaseAnswer(granted=stub.leases.grant(body.instance, body.ttl_s)))
+        return _answer(LEASE_ANSWER, {"granted": stub.leases.grant(body.instance, body.ttl_s)})
 
     return app
 
 
-def _answer(model: Any) -> JSONResponse:
-    return JSONResponse(model.model_dump(mode="json", exclude_none=True))
+def _answer(adapter: TypeAdapter[Any], answer: Json) -> JSONResponse:
+    """The answer, checked against the contract first: the stub cannot drift from it."""
+    return JSONResponse(adapter.dump_python(adapter.validate_python(answer), mode="json"))
