@@ -4,7 +4,7 @@ how the cycles perform what the core decides (the outbox, its kinds, Z8 in the N
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from tests.support.clock import FakeClock
@@ -67,6 +67,8 @@ class FakeMain:
 
     calls: list[str] = field(default_factory=list)
     notes: list[Notification] = field(default_factory=list)
+    # Runs before /notification answers: what another request does meanwhile.
+    meanwhile: Callable[[], Awaitable[None]] | None = None
 
     async def call(
         self, *, method: str, path: str, access_token: str, query: object = None
@@ -80,6 +82,8 @@ class FakeMain:
         self, *, access_token: str
     ) -> Sequence[Notification] | ActionDone | ModuleUnavailable:
         self.calls.append(f"GET /notification {access_token}")
+        if self.meanwhile is not None:
+            await self.meanwhile()
         if access_token != "access-2":
             return ActionDone(401, {"detail": "expired"})
         return list(self.notes)
@@ -260,3 +264,16 @@ async def test_N2_Z8_a_rejected_refresh_in_the_cycle_ends_the_session_with_a_log
         "/login code",
     ]
     assert [c async for c in store.chats(Status.AUTHORIZED)] == []
+
+
+async def test_N2_Z8_says_nothing_to_a_chat_that_logged_out_meanwhile() -> None:
+    logic, store, auth, main = make()
+    revision = await store.replace(42, Authorized("access-1", "refresh-1", "en"), expect=None)
+
+    async def logout() -> None:  # Z2 on another replica, while the cycle's fetch is answered
+        await store.replace(42, None, expect=revision)
+
+    main.meanwhile = logout
+    assert await logic.notification_cycle() == []
+    assert await store.load(42) is None
+    assert auth.calls == []  # nothing left to refresh
