@@ -480,7 +480,7 @@ def _notifications(session: Authorized, feed: _Answers[NotificationRequest]) -> 
             # Z9: the service already stored the new pair; fetch again with it.
             current = Authorized(refreshed.access_token, refreshed.refresh_token, language)
             continue
-        if not isinstance(found, list | tuple) or not found:
+        if not isinstance(found, Sequence) or not found:
             return CycleOutcome(KEEP)  # nothing new, another status, or unavailable: next tick
         notifications = [item for item in found if isinstance(item, Notification)]
         feed.ask(
