@@ -20,7 +20,7 @@ from typing import NoReturn
 from tggate.logs import configure_logging
 from tggate.settings import Settings, SettingsError, load_settings, variables
 
-__all__ = ["CommandKit", "Run", "main"]
+__all__ = ["CommandKit", "Run", "build_parser", "main"]
 
 PLUGIN_GROUP = "tggate.commands"
 COMMAND_METAVAR = "COMMAND"
@@ -166,7 +166,8 @@ def _plugins() -> list[Callable[[CommandKit], None]]:
     return [entry.load() for entry in entry_points(group=PLUGIN_GROUP)]
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """`tggate` with every command: the product's and those of installed distributions."""
     plugins = _plugins()
     parser = _TopParser(
         prog="tggate",
@@ -208,7 +209,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = _parser()
+    parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if getattr(args, "passthrough", False):  # options that belong to the command's own runner
         args.names = [*args.names, *extra]

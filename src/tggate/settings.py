@@ -227,6 +227,7 @@ class Variable:
 
     name: str
     default: str
+    literal_default: bool  # the default as a value to type, not words about it
     description: str
     allowed: str
     used_by: tuple[str, ...]
@@ -279,6 +280,7 @@ def variables(settings: type[BaseSettings]) -> Iterator[Variable]:
         yield Variable(
             name=f"{prefix}{name}".upper(),
             default=_default_text(field.default),
+            literal_default=field.default is not None and not isinstance(field.default, SecretStr),
             description=field.description or "",
             allowed=_allowed_text(field),
             used_by=_listed(field.json_schema_extra, "used_by"),
@@ -287,22 +289,26 @@ def variables(settings: type[BaseSettings]) -> Iterator[Variable]:
 
 
 def settings_table(settings: type[BaseSettings]) -> str:
-    """A Markdown table of a settings object's variables (README, docs/configuration.md)."""
-    rows = ["| variable | default | allowed | read by | meaning |", "|---|---|---|---|---|"]
-    for variable in variables(settings):
-        readers = ", ".join(
+    """A Markdown table of a settings object's variables (README, docs/configuration.md); the
+    "read by" column only when its fields say which commands read them."""
+    rows = list(variables(settings))
+    readers = any(variable.used_by for variable in rows)
+    header = ["variable", "default", "allowed", *(["read by"] if readers else []), "meaning"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for variable in rows:
+        read_by = ", ".join(
             f"**{reader}** (required)" if reader in variable.required_by else reader
             for reader in variable.used_by
         )
-        cells = (
+        cells = [
             f"`{variable.name}`",
-            f"`{variable.default}`" if variable.default != "unset" else "unset",
+            f"`{variable.default}`" if variable.literal_default else variable.default,
             variable.allowed,
-            readers or "—",
+            *([read_by] if readers else []),
             variable.description,
-        )
-        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(rows) + "\n"
+        ]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
