@@ -50,11 +50,11 @@ def configuration_page() -> str:
 field's description in src/tggate/settings.py or sandbox/src/tggate_sandbox/settings.py, then
 run `{REGENERATE}`. -->
 
-tggate reads its settings once, at start-up, from `TGGATE_*` environment variables (nothing
-else reads the environment). A missing or malformed one stops start-up with one line naming
-it, for example `tggate: TGGATE_HTTP_TIMEOUT_S: Input should be a valid number, unable to parse
-string as a number`, and exit status 2. Secret values never reach the logs: each process
-redacts them from every record.
+tggate reads its settings once, at start-up, from `TGGATE_*` environment variables, into one
+settings object that is passed down (no other code reads them). A missing or malformed one
+stops start-up with one line naming it, for example `tggate: TGGATE_HTTP_TIMEOUT_S: Input
+should be a valid number, unable to parse string as a number`, and exit status 2. Secret values
+never reach the logs: each process redacts them from every record.
 
 ## tggate (the product)
 
@@ -109,6 +109,11 @@ def test_docs_configuration_is_generated_from_the_settings() -> None:
     _check_or_rewrite(CONFIGURATION, current, configuration_page())
 
 
+def test_the_readme_settings_are_the_generated_ones() -> None:
+    text = README.read_text(encoding="utf-8")
+    _check_or_rewrite(README, text, text.replace(_readme_block(text), readme_settings()))
+
+
 def test_the_readme_names_every_variable_with_its_default() -> None:
     rows = {}
     for line in _readme_block(README.read_text(encoding="utf-8")).splitlines():
@@ -126,11 +131,6 @@ def test_the_readme_names_every_variable_with_its_default() -> None:
         name: (rows[name], default) for name, default in expected.items() if rows[name] != default
     }
     assert moved == {}, f"README default ≠ settings default; `{REGENERATE}`"
-
-
-def test_the_readme_settings_are_the_generated_ones() -> None:
-    text = README.read_text(encoding="utf-8")
-    _check_or_rewrite(README, text, text.replace(_readme_block(text), readme_settings()))
 
 
 def test_every_variable_named_anywhere_is_a_setting() -> None:

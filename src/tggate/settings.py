@@ -153,10 +153,10 @@ class Settings(BaseSettings):
 
     # Telegram Client timers and sending.
     login_cycle_interval_s: float = _setting(
-        3.0, "seconds between login-check timer ticks (L1)", CLIENT, gt=0
+        3.0, "seconds between login-check timer ticks (step L1, docs/scenarios.md)", CLIENT, gt=0
     )
     notification_cycle_interval_s: float = _setting(
-        5.0, "seconds between notification timer ticks (N1)", CLIENT, gt=0
+        5.0, "seconds between notification timer ticks (step N1, docs/scenarios.md)", CLIENT, gt=0
     )
     cycle_shards: int = _setting(
         2,
