@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,16 @@ def _flat(text: str) -> str:
 def test_the_sandbox_commands_are_there_too() -> None:
     # The checkout installs both distributions: the sandbox's options are checked below as well.
     assert {"demo", "reference-auth", "fake-telegram", "bench"} <= COMMANDS.keys()
+
+
+def test_tggate_help_lists_every_command_with_what_it_runs() -> None:
+    listed = PARSER.format_help().split("positional arguments:")[1].split("options:")[0]
+    # A command's name is indented by 4, its help follows on the same or the next lines.
+    entries = dict(re.findall(r"^ {4}(\S+)(.*?)(?=^ {4}\S|\Z)", listed, re.MULTILINE | re.DOTALL))
+    assert entries.keys() == COMMANDS.keys()
+    for name, help_text in entries.items():
+        assert len(_flat(help_text)) > 10, f"tggate --help says nothing about {name}"
+    assert "default" not in listed
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

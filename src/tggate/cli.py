@@ -40,7 +40,9 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default is argparse.SUPPRESS:
+        # As argparse.ArgumentDefaultsHelpFormatter: options and optional positionals only.
+        has_default = action.option_strings or action.nargs in (argparse.OPTIONAL, "*")
+        if not has_default or "default" in text or action.default is argparse.SUPPRESS:
             return text
         if action.nargs == 0:  # a switch
             return f"{text} (default: {'on' if action.default else 'off'})"
@@ -103,7 +105,7 @@ def variables_epilog(component: str) -> str:
     lines = ["required environment:"] if required else []
     for variable in required:
         lines += [f"  {variable.name}", *_indented(variable.description)]
-    lines.append("other environment (docs/configuration.md has every variable):")
+    lines.append("other environment (`python -m tggate.settings` lists every variable):")
     for variable in read:
         if variable not in required:
             lines += [f"  {variable.name}  (default: {variable.default})"]
@@ -171,9 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = _plugins()
     parser = _TopParser(
         prog="tggate",
-        description="tggate: a Telegram front door for a system with its own Authorization "
-        "and Main modules. Settings come from TGGATE_* environment variables "
-        "(docs/configuration.md).",
+        description="tggate: a Telegram front door for a system with its own Authorization and\n"
+        "Main modules. Settings come from TGGATE_* environment variables: `tggate COMMAND --help`\n"
+        "lists those a command reads, `python -m tggate.settings` all of them.",
         epilog=None if plugins else SANDBOX_HINT,
         formatter_class=_Formatter,
     )
