@@ -121,7 +121,6 @@ def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.bootstrap import build_logic_app, redis_url_or_embedded
     from tggate.serve import serve
 
-    settings.require_internal_token()
     if args.workers > 1:
         import uvicorn
 
@@ -149,9 +148,6 @@ def _run_client(settings: Settings, args: argparse.Namespace) -> None:
     import uvloop
 
     from tggate.bootstrap import run_client
-
-    settings.require_bot_token()
-    settings.require_internal_token()
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -221,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         settings = load_settings()
+        settings.check_required(args.command)
         configure_logging(
             component=args.command, level=settings.log_level, secrets=settings.secrets()
         )

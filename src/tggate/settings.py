@@ -200,6 +200,16 @@ class Settings(BaseSettings):
             if secret is not None
         ]
 
+    def check_required(self, command: str) -> None:
+        """Refuse to start `command` without a variable its fields mark as required by it."""
+        prefix = self.model_config.get("env_prefix", "")
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if command in _listed(field.json_schema_extra, "required_by") and not value:
+                raise SettingsError(f"{prefix}{name.upper()} is not set ({field.description})")
+
     def require_internal_token(self) -> str:
         if self.internal_token is None or not self.internal_token.get_secret_value():
             raise SettingsError("TGGATE_INTERNAL_TOKEN is not set (the shared Bot Logic secret)")

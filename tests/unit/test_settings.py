@@ -38,3 +38,15 @@ def test_the_reference_shows_name_default_bounds_and_meaning() -> None:
         "| `EXAMPLE_LIMIT` | `3` | integer, ≥ 1, ≤ 9 | how many \\| at most |",
         "| `EXAMPLE_NAME` | unset | text | a name |",
     ]
+
+
+def test_a_command_refuses_to_start_without_what_it_requires() -> None:
+    nothing = load_settings(internal_token="", bot_token="")
+    with pytest.raises(SettingsError, match=r"^TGGATE_INTERNAL_TOKEN is not set \(the shared"):
+        nothing.check_required("logic")
+    no_bot = load_settings(internal_token="a-shared-secret", bot_token="")
+    no_bot.check_required("logic")
+    with pytest.raises(SettingsError, match=r"^TGGATE_BOT_TOKEN is not set \(the bot's token"):
+        no_bot.check_required("client")
+    load_settings(internal_token="a-shared-secret", bot_token="1:token").check_required("client")
+    nothing.check_required("demo")  # the sandbox's commands require none of these
