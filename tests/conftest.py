@@ -7,17 +7,29 @@
 Tests that share the server without this fixture (e.g. a service under test connecting to
 `redis_url` itself) should request `redis_client` too, or flush the database themselves, so
 no state leaks between tests.
+
+Every test under tests/e2e is marked `e2e` here, so `uv run pytest -m "not e2e"` is the quick
+run (README, "Tests").
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from tggate.adapters.embedded_redis import EmbeddedRedis
+
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

@@ -11,16 +11,19 @@ import argparse
 import asyncio
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import NoReturn
 
 from tggate.logs import configure_logging
-from tggate.settings import Settings, SettingsError, load_settings
+from tggate.settings import Settings, SettingsError, load_settings, variables
 
-__all__ = ["CommandKit", "Run", "main"]
+__all__ = ["CommandKit", "Run", "build_parser", "main"]
 
 PLUGIN_GROUP = "tggate.commands"
+COMMAND_METAVAR = "COMMAND"
 SANDBOX_HINT = (
     "The demo, the reference modules and the fakes come with the sandbox distribution "
     "(tggate-sandbox): in a checkout of the repository `uv run tggate demo` has it; elsewhere "
@@ -28,10 +31,36 @@ SANDBOX_HINT = (
 )
 
 Run = Callable[[Settings, argparse.Namespace], None]
+_WIDTH = 96
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Every option's help ends with its default; descriptions keep their line breaks."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (unless it already names it, in words);
+    descriptions and epilogs keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        # As argparse.ArgumentDefaultsHelpFormatter: options and optional positionals only.
+        has_default = action.option_strings or action.nargs in (argparse.OPTIONAL, "*")
+        if not has_default or "default" in text or action.default is argparse.SUPPRESS:
+            return text
+        if action.nargs == 0:  # a switch
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        if action.default is None:
+            return f"{text} (default: unset)"
+        return text + " (default: %(default)s)"
+
+
+class _TopParser(argparse.ArgumentParser):
+    """`tggate` itself: a missing or unknown command is refused with the epilog too, which in a
+    production install says where the demo and the reference modules are."""
+
+    def error(self, message: str) -> NoReturn:
+        # argparse names the sub-command argument by its metavar in exactly those two refusals.
+        about_command = COMMAND_METAVAR in message
+        if about_command and self.epilog is not None:
+            message = f"{message}\n{self.epilog}"
+        super().error(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,23 +98,29 @@ class CommandKit:
 
 
 def variables_epilog(component: str) -> str:
-    """The `TGGATE_*` variables a command reads, from the settings object itself."""
-    lines = ["environment (docs/configuration.md has them all):"]
-    for name, field in Settings.model_fields.items():
-        extra = field.json_schema_extra
-        used_by = extra.get("used_by", []) if isinstance(extra, dict) else []
-        if isinstance(used_by, list) and component in used_by:
-            default = "unset" if field.default is None else str(field.default)
-            lines.append(f"  TGGATE_{name.upper()}  (default: {default})")
-            lines.append(f"      {field.description}")
+    """The `TGGATE_*` variables a command reads, from the settings object itself: the ones it
+    refuses to start without first."""
+    read = [variable for variable in variables(Settings) if component in variable.used_by]
+    required = [variable for variable in read if component in variable.required_by]
+    lines = ["required environment:"] if required else []
+    for variable in required:
+        lines += [f"  {variable.name}", *_indented(variable.description)]
+    lines.append("other environment (`python -m tggate.settings` lists every variable):")
+    for variable in read:
+        if variable not in required:
+            lines += [f"  {variable.name}  (default: {variable.default})"]
+            lines += _indented(variable.description)
     return "\n".join(lines)
+
+
+def _indented(text: str) -> list[str]:
+    return textwrap.wrap(text, _WIDTH, initial_indent=" " * 6, subsequent_indent=" " * 6)
 
 
 def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.bootstrap import build_logic_app, redis_url_or_embedded
     from tggate.serve import serve
 
-    settings.require_internal_token()
     if args.workers > 1:
         import uvicorn
 
@@ -114,9 +149,6 @@ def _run_client(settings: Settings, args: argparse.Namespace) -> None:
 
     from tggate.bootstrap import run_client
 
-    settings.require_bot_token()
-    settings.require_internal_token()
-
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -132,17 +164,24 @@ def _plugins() -> list[Callable[[CommandKit], None]]:
     return [entry.load() for entry in entry_points(group=PLUGIN_GROUP)]
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """`tggate` with every command: the product's and those of installed distributions."""
     plugins = _plugins()
-    parser = argparse.ArgumentParser(
+    parser = _TopParser(
         prog="tggate",
-        description="tggate: a Telegram front door for a system with its own Authorization "
-        "and Main modules. Settings come from TGGATE_* environment variables "
-        "(docs/configuration.md).",
+        description="tggate: a Telegram front door for a system with its own Authorization and\n"
+        "Main modules. Settings come from TGGATE_* environment variables: `tggate COMMAND --help`\n"
+        "lists those a command reads, `python -m tggate.settings` all of them.",
         epilog=None if plugins else SANDBOX_HINT,
         formatter_class=_Formatter,
     )
-    kit = CommandKit(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar=COMMAND_METAVAR,
+        parser_class=argparse.ArgumentParser,  # not _TopParser: its refusals are the command's
+    )
+    kit = CommandKit(commands)
     logic = kit.server(
         "logic",
         "Bot Logic: the per-chat state machine over HTTP (docs/contract.md)",
@@ -168,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = _parser()
+    parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if getattr(args, "passthrough", False):  # options that belong to the command's own runner
         args.names = [*args.names, *extra]
@@ -178,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         settings = load_settings()
+        settings.check_required(args.command)
         configure_logging(
             component=args.command, level=settings.log_level, secrets=settings.secrets()
         )

@@ -141,5 +141,9 @@ def add_commands(kit: CommandKit) -> None:
     bench = kit.add(
         "bench", "the benchmarks, from a checkout (same as python -m bench)", _run_bench
     )
-    bench.add_argument("names", nargs="*", help="benchmark names and options (bench/README.md)")
+    bench.add_argument(
+        "names",
+        nargs="*",
+        help="benchmark names and options (bench/README.md; default: every benchmark)",
+    )
     bench.set_defaults(passthrough=True)

@@ -19,8 +19,6 @@ SUFFIXES = {".py", ".md", ".yaml", ".toml", ".conf", ".js", ".html", ".txt"}
 CITATION = re.compile(r"docs/([\w/.-]+\.(?:md|yaml))(?:#([\w-]+))?")
 DOCS_LINK = re.compile(r"\]\(([\w/.-]+\.(?:md|yaml))(?:#([\w-]+))?\)")
 ANCHOR = re.compile(r"<a id=\"([\w-]+)\"></a>")
-# Cited already, written on another branch of issue 8 (pythons-docs): remove once it is merged.
-PENDING = {ROOT / "docs" / "configuration.md"}
 
 
 def _files() -> list[Path]:
@@ -70,8 +68,6 @@ def test_citations_are_found() -> None:
 def test_each_cited_document_and_anchor_exists(
     where: str, target: Path, anchor: str | None
 ) -> None:
-    if target in PENDING and not target.exists():
-        pytest.skip(f"{target.name} comes with another branch")
     assert target.is_file(), f"{where} cites {target.relative_to(ROOT)}, which does not exist"
     if anchor is not None and target.suffix == ".md":
         assert anchor in _anchors(target), f"{where} cites {target.name}#{anchor}: no such anchor"
