@@ -73,7 +73,11 @@ def sandbox_app(*, title: str, version: str) -> FastAPI:
 
 
 def safe_errors(errors: Sequence[object]) -> list[dict[str, object]]:
-    """Pydantic's errors without `input`, `ctx` or `url`: where and what, never the value."""
+    """Pydantic's errors without `input`, `ctx` or `url`: where and what, never the value.
+
+    The place is the model's own field names; the name of a field the model does not have is
+    the sender's, so it is not repeated either.
+    """
     safe: list[dict[str, object]] = []
     for error in errors:
         if not isinstance(error, dict):
@@ -82,6 +86,8 @@ def safe_errors(errors: Sequence[object]) -> list[dict[str, object]]:
             part if isinstance(part, int) else str(part)[:_LOC_PART_MAX]
             for part in error.get("loc", ())
         ]
+        if error.get("type") == "extra_forbidden" and loc:
+            loc[-1] = "…"
         safe.append(
             {"loc": loc, "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
         )

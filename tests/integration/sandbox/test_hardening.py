@@ -192,9 +192,9 @@ NASTY_BODIES: dict[str, bytes] = {
     "deep-object": b'{"a":' * 900 + b"1" + b"}" * 900,
     "wrong-types": (
         b'{"chat_id": {"a": []}, "login_token": ["%s"], "refresh_token": {"t": "%s"},'
-        b' "text": ["%s"], "ids": "%s", "to": 5, "name": null, "key": ["%s"]}'
+        b' "text": ["%s"], "ids": "%s", "to": 5, "name": null, "key": ["%s"], "%s": 1}'
     )
-    % ((MARKER.encode(),) * 5),
+    % ((MARKER.encode(),) * 6),
     "array": b'["%s", 1, null]' % MARKER.encode(),
     "string": b'"%s"' % MARKER.encode(),
     "invalid-utf8": b'{"text": "\xff\xfe", "login_token": "\xc3", "name": "\xed\xa0\x80"}',
@@ -290,6 +290,17 @@ def test_a_validation_error_says_where_and_what_but_not_the_value() -> None:
             }
         ]
     }
+
+
+def test_an_unexpected_field_is_refused_without_repeating_its_name() -> None:
+    with run_asgi(build("fake-telegram", secrets=False)) as url:
+        body = {"name": "Anna", "language": "en", MARKER: "x"}
+        answer = httpx.post(url + "/webchat/api/people", json=body)
+    assert answer.status_code == 422
+    assert MARKER not in answer.text
+    assert answer.json()["detail"] == [
+        {"loc": ["body", "…"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+    ]
 
 
 # ---- no published schema ----
