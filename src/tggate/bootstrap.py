@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 from fastapi import FastAPI
@@ -23,8 +24,13 @@ from tggate.logic.metrics import LogicMetrics
 from tggate.logic.service import BotLogic
 from tggate.settings import Settings, SettingsError, load_settings
 
+if TYPE_CHECKING:
+    # Imported where used: Bot Logic's processes need nothing of the Telegram Client.
+    from tggate.client.service import ClientOptions
+
 __all__ = [
     "build_logic_app",
+    "client_options",
     "command_table",
     "logic_app_from_environment",
     "open_redis",
@@ -135,19 +141,39 @@ def logic_app_from_environment() -> FastAPI:
     return build_logic_app(settings, redis_url=settings.redis_url)
 
 
+def client_options(settings: Settings) -> ClientOptions:
+    """The Telegram Client's knobs from the settings."""
+    from tggate.client.service import ClientOptions
+
+    # One journal per bot: the part of the token before ":" is the bot's public id.
+    bot_id = (settings.bot_token.get_secret_value() if settings.bot_token else "").split(":")[0]
+    name = f"client-{bot_id if bot_id.isdigit() else 'bot'}-deliveries.log"
+    return ClientOptions(
+        journal_path=Path(settings.data_dir) / name,
+        max_concurrent_chats=settings.max_concurrent_chats,
+        poll_timeout_s=settings.poll_timeout_s,
+        lease_ttl_s=settings.lease_ttl_s,
+        login_cycle_interval_s=settings.login_cycle_interval_s,
+        notification_cycle_interval_s=settings.notification_cycle_interval_s,
+        cycle_shards=settings.cycle_shards,
+        send_global_per_s=settings.send_global_per_s,
+        send_per_chat_interval_s=settings.send_per_chat_interval_s,
+    )
+
+
 async def run_client(settings: Settings, stop: asyncio.Event) -> None:
     """Build the Telegram Client from `settings` and run it until `stop` (the CLI's entry)."""
-    from tggate.client.logic_api import HttpBotLogic
-    from tggate.client.service import ClientOptions, TelegramClient
+    from tggate.client.logic_api import HttpLogicApi
+    from tggate.client.service import TelegramClient
     from tggate.client.telegram import AiogramTelegram
 
     token = settings.require_bot_token()
     internal_token = settings.require_internal_token()
     table = command_table(settings)
-    options = ClientOptions.from_settings(settings)
+    options = client_options(settings)
     telegram = AiogramTelegram.connect(token=token, api_url=str(settings.telegram_api_url))
     try:
-        async with HttpBotLogic.open(
+        async with HttpLogicApi.open(
             base_url=str(settings.logic_url),
             internal_token=internal_token,
             timeout_s=settings.logic_timeout_s,

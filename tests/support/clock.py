@@ -1,4 +1,7 @@
-"""A clock the tests move instead of sleeping: pass it where a module takes `clock=time.time`."""
+"""THE test clock: the tests move it instead of sleeping.
+
+It is a `tggate.core.ports.Clock` (callable, seconds since the epoch): pass it where a module
+takes `clock=time.time`. `now` is its reading; `advance` moves it on."""
 
 from __future__ import annotations
 

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from pydantic import BaseModel, ValidationError
 
-__all__ = ["HttpAnswer", "JsonHttp"]
+__all__ = ["HttpAnswer", "JsonHttp", "misfit"]
 
 log = logging.getLogger("tggate.adapters.http")
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
     status: int
-    body: Any  # parsed JSON, or None when the body was empty or not JSON
+    content: bytes  # the body as it came; contract models parse it straight from here
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is empty or not JSON."""
+        if not self.content:
+            return None
+        try:
+            return json.loads(self.content)
+        except (ValueError, RecursionError):
+            return None
 
 
 class JsonHttp:
@@ -38,27 +51,25 @@ class JsonHttp:
         method: str,
         path: str,
         *,
-        json: Any = None,
+        body: BaseModel | None = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> HttpAnswer | None:
+        """Send `body` (a contract model, docs/openapi/) as JSON; the answer, or None."""
+        data: bytes | None = None
+        if body is not None:
+            data = body.model_dump_json().encode()
+            headers = {**headers, **_JSON_HEADERS} if headers else _JSON_HEADERS
         try:
             async with self._session.request(
                 method,
                 self._base + path,
-                json=json,
+                data=data,
                 headers=headers,
                 params=params,
                 timeout=self._timeout,
             ) as response:
-                raw = await response.read()
-                body: Any = None
-                if raw:
-                    try:
-                        body = await response.json(content_type=None)
-                    except ValueError:
-                        body = None
-                return HttpAnswer(status=response.status, body=body)
+                return HttpAnswer(status=response.status, content=await response.read())
         except TimeoutError:
             log.warning("%s: %s %s timed out", self.name, method, _route(path))
         except aiohttp.ClientError as error:
@@ -66,6 +77,14 @@ class JsonHttp:
                 "%s: %s %s failed: %s", self.name, method, _route(path), type(error).__name__
             )
         return None
+
+
+def misfit(error: ValidationError) -> str:
+    """Where an answer fails its contract model, without the values (they may be tokens)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['type']}"
+        for problem in error.errors(include_url=False, include_input=False)[:3]
+    )
 
 
 def _route(path: str) -> str:

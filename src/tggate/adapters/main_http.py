@@ -1,13 +1,29 @@
-"""The Main module over HTTP (SPEC §5.3): actions and notifications with a Bearer token."""
+"""The Main module over HTTP (docs/openapi/main.yaml): actions and notifications, Bearer token.
+
+Notification bodies are built and read through the contract models (`tggate.contract.main`),
+the same ones the document is generated from.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
-from tggate.adapters.http_base import JsonHttp
+from pydantic import ValidationError
+
+from tggate.adapters.http_base import JsonHttp, misfit
+from tggate.contract.main import (
+    DELETE_NOTIFICATIONS,
+    MAX_IDS_PER_DELETE,
+    NOTIFICATIONS,
+    NotificationIds,
+    NotificationView,
+)
 from tggate.core.ports import ActionDone, ActionResult, ModuleUnavailable, Notification
 
 __all__ = ["HttpMainModule"]
+
+log = logging.getLogger("tggate.adapters.main")
 
 _NAME = "main"
 
@@ -30,38 +46,49 @@ class HttpMainModule:
         )
         if answer is None:
             return ModuleUnavailable(_NAME, "no answer")
-        return ActionDone(status=answer.status, data=answer.body)
+        return ActionDone(status=answer.status, data=answer.json())
 
     async def notifications(
         self, *, access_token: str
     ) -> Sequence[Notification] | ActionDone | ModuleUnavailable:
-        answer = await self._http.request("GET", "/notification", headers=_bearer(access_token))
+        answer = await self._http.request(
+            NOTIFICATIONS.method, NOTIFICATIONS.path, headers=_bearer(access_token)
+        )
         if answer is None:
             return ModuleUnavailable(_NAME, "no answer")
+        body = answer.json()
         if answer.status != 200:
-            return ActionDone(status=answer.status, data=answer.body)
-        if not isinstance(answer.body, list):
-            return ModuleUnavailable(_NAME, "/notification did not return a list")
+            return ActionDone(status=answer.status, data=body)
+        if not isinstance(body, list):
+            return ModuleUnavailable(_NAME, f"{NOTIFICATIONS.path} did not return a list")
         found: list[Notification] = []
-        for item in answer.body:
-            if isinstance(item, dict) and isinstance(item.get("text"), str) and "id" in item:
-                found.append(
-                    Notification(
-                        id=str(item["id"]),
-                        text=item["text"],
-                        created_at=str(item.get("created_at", "")),
-                    )
+        for item in body:
+            # One by one: an item that does not fit stays at the module, the others are read.
+            try:
+                view = NotificationView.model_validate(item)
+            except ValidationError as error:
+                log.warning(
+                    "%s: a notification does not fit docs/openapi/main.yaml, skipped: %s",
+                    _NAME,
+                    misfit(error),
                 )
+                continue
+            found.append(Notification(id=view.id, text=view.text, created_at=view.created_at or ""))
         return found
 
     async def delete_notifications(
         self, *, access_token: str, ids: Sequence[str]
     ) -> ActionDone | ModuleUnavailable | None:
-        answer = await self._http.request(
-            "DELETE", "/notification", headers=_bearer(access_token), json={"ids": list(ids)}
-        )
-        if answer is None:
-            return ModuleUnavailable(_NAME, "no answer")
-        if answer.status in (200, 204):
-            return None
-        return ActionDone(status=answer.status, data=answer.body)
+        for start in range(0, len(ids), MAX_IDS_PER_DELETE):
+            body = NotificationIds(ids=list(ids[start : start + MAX_IDS_PER_DELETE]))
+            answer = await self._http.request(
+                DELETE_NOTIFICATIONS.method,
+                DELETE_NOTIFICATIONS.path,
+                headers=_bearer(access_token),
+                body=body,
+            )
+            if answer is None:
+                return ModuleUnavailable(_NAME, "no answer")
+            if answer.status not in (200, 204):
+                return ActionDone(status=answer.status, data=answer.json())
+        return None

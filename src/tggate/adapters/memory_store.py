@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from tggate.adapters.store_checks import require_positive, require_shard
-from tggate.core.ports import Clock, OutboxMessage
+from tggate.core.ports import Clock, OutboxKind, OutboxMessage
 from tggate.core.session import Session, Status, StoredSession
 
 if TYPE_CHECKING:
@@ -28,11 +28,6 @@ _DONE = "done:"
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
-
-
-class _SystemClock:
-    def now(self) -> float:
-        return time.time()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +46,9 @@ class _Entry:
 class MemorySessionStore:
     """Sessions, idempotency records, locks, the outbox and leases in dicts."""
 
-    def __init__(self, *, clock: Clock | None = None, delivered_ttl_s: int = 86400) -> None:
+    def __init__(self, *, clock: Clock = time.time, delivered_ttl_s: int = 86400) -> None:
         require_positive(delivered_ttl_s=delivered_ttl_s)
-        self._clock = clock or _SystemClock()
+        self._clock = clock
         self._delivered_ttl_s = delivered_ttl_s
         self._sessions: dict[int, _Entry] = {}
         # Like the Redis index sets, these keep ids of expired sessions until chats() prunes them.
@@ -92,7 +87,7 @@ class MemorySessionStore:
             revision = ""
         else:
             revision = secrets.token_hex(8)
-            expires_at = None if ttl_s is None else self._clock.now() + ttl_s
+            expires_at = None if ttl_s is None else self._clock() + ttl_s
             self._sessions[chat_id] = _Entry(session, revision, expires_at)
             self._index[session.status].add(chat_id)
         self._add(outbox)
@@ -117,13 +112,13 @@ class MemorySessionStore:
         key = (chat_id, update_id)
         found = self._live(self._updates, key)
         if found is None:
-            self._updates[key] = _Expiring(_PENDING, self._clock.now() + ttl_s)
+            self._updates[key] = _Expiring(_PENDING, self._clock() + ttl_s)
             return True
         return found.removeprefix(_DONE) if found.startswith(_DONE) else False
 
     async def finish_update(self, chat_id: int, update_id: int, answer: str, *, ttl_s: int) -> None:
         require_positive(ttl_s=ttl_s)
-        self._updates[(chat_id, update_id)] = _Expiring(_DONE + answer, self._clock.now() + ttl_s)
+        self._updates[(chat_id, update_id)] = _Expiring(_DONE + answer, self._clock() + ttl_s)
 
     async def release_update(self, chat_id: int, update_id: int) -> None:
         key = (chat_id, update_id)
@@ -137,7 +132,7 @@ class MemorySessionStore:
         key = (chat_id, name)
         if self._live(self._locks, key) is not None:
             return False
-        self._locks[key] = _Expiring(owner, self._clock.now() + ttl_ms / 1000)
+        self._locks[key] = _Expiring(owner, self._clock() + ttl_ms / 1000)
         return True
 
     async def release_lock(self, chat_id: int, name: str, *, owner: str) -> None:
@@ -150,15 +145,21 @@ class MemorySessionStore:
     async def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         self._add(messages)
 
-    async def pending_outbox(self, *, shard: int = 0, shards: int = 1) -> list[OutboxMessage]:
+    async def pending_outbox(
+        self, *, kind: OutboxKind | None = None, shard: int = 0, shards: int = 1
+    ) -> list[OutboxMessage]:
         require_shard(shard, shards)
         entries = sorted(self._outbox.values(), key=lambda entry: entry[0])
-        return [message for _, message in entries if message.chat_id % shards == shard]
+        return [
+            message
+            for _, message in entries
+            if message.chat_id % shards == shard and kind in (None, message.kind)
+        ]
 
     async def ack_outbox(self, ids: Sequence[str]) -> int:
         # Forget ids remembered long enough (Redis expires those keys by itself).
         self._delivered = {i: t for i, t in self._delivered.items() if not self._expired(t)}
-        forget_at = self._clock.now() + self._delivered_ttl_s
+        forget_at = self._clock() + self._delivered_ttl_s
         removed = 0
         for message_id in ids:
             removed += self._outbox.pop(message_id, None) is not None
@@ -172,7 +173,7 @@ class MemorySessionStore:
         holder = self._live(self._leases, name)
         if holder is not None and holder != instance:
             return False
-        self._leases[name] = _Expiring(instance, self._clock.now() + ttl_ms / 1000)
+        self._leases[name] = _Expiring(instance, self._clock() + ttl_ms / 1000)
         return True
 
     async def ping(self) -> bool:
@@ -181,7 +182,7 @@ class MemorySessionStore:
     # -- helpers
 
     def _expired(self, expires_at: float | None) -> bool:
-        return expires_at is not None and self._clock.now() >= expires_at
+        return expires_at is not None and self._clock() >= expires_at
 
     def _live_session(self, chat_id: int) -> _Entry | None:
         entry = self._sessions.get(chat_id)

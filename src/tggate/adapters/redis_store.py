@@ -7,7 +7,7 @@ Layout (prefix `tggate`; `{42}` is a hash tag, so one chat's keys share a Cluste
     tggate:{42}:lock:<name>        the owner of a short lock (single-flight refresh)
     tggate:index:anonymous         set of chat ids (may hold expired ones: pruned while read)
     tggate:index:authorized        set of chat ids
-    tggate:outbox                  hash: message id -> [seq, message JSON]
+    tggate:outbox                  hash: message id -> [seq, message JSON (with its kind)]
     tggate:outbox:seq              counter giving outbox messages their order
     tggate:delivered:<id>          "1" while an acked id is remembered
     tggate:lease:<name>            the instance holding a lease
@@ -30,7 +30,8 @@ from redis.asyncio import Redis
 from tggate.adapters import redis_scripts
 from tggate.adapters.store_checks import require_positive, require_shard
 from tggate.adapters.token_cipher import TokenCipher
-from tggate.core.ports import OutboxMessage
+from tggate.core.ports import OutboxKind, OutboxMessage
+from tggate.core.replies import Button, Reply
 from tggate.core.session import (
     Anonymous,
     Authorized,
@@ -234,7 +235,9 @@ class RedisSessionStore:
         ]
         await self._add_outbox(keys=keys, args=_outbox_args(messages))
 
-    async def pending_outbox(self, *, shard: int = 0, shards: int = 1) -> list[OutboxMessage]:
+    async def pending_outbox(
+        self, *, kind: OutboxKind | None = None, shard: int = 0, shards: int = 1
+    ) -> list[OutboxMessage]:
         require_shard(shard, shards)
         found: dict[str, tuple[int, OutboxMessage]] = {}
         cursor = 0
@@ -246,7 +249,7 @@ class RedisSessionStore:
                 raise CorruptRecord("HSCAN answered without values")
             for value in entries.values():
                 seq, message = _decode_outbox_entry(_text(value))
-                if message.chat_id % shards == shard:
+                if message.chat_id % shards == shard and kind in (None, message.kind):
                     found[message.id] = (seq, message)
             if cursor == 0:
                 break
@@ -344,26 +347,48 @@ def _encode_outbox_message(message: OutboxMessage) -> str:
         {
             "id": message.id,
             "chat_id": message.chat_id,
-            "text": message.text,
-            "buttons": [[dict(button) for button in row] for row in message.buttons],
+            "kind": message.kind.value,
+            "text": message.reply.text,
+            "buttons": [[_encode_button(b) for b in row] for row in message.reply.buttons],
         },
         ensure_ascii=False,
         separators=(",", ":"),
     )
 
 
+def _encode_button(button: Button) -> dict[str, str]:
+    if button.url is not None:
+        return {"text": button.text, "url": button.url}
+    return {"text": button.text, "command": button.command or ""}
+
+
+def _decode_button(data: Mapping[str, Any]) -> Button:
+    text, url, command = data["text"], data.get("url"), data.get("command")
+    optional = (url, command)
+    if not isinstance(text, str) or not all(v is None or isinstance(v, str) for v in optional):
+        raise TypeError("button fields must be strings")
+    return Button(text=text, url=url, command=command)
+
+
+def _legacy_kind(message_id: str) -> OutboxKind:
+    # Entries written before messages carried their kind had it as the id's prefix ("l:" for a
+    # login message, "n:" for a notification); read so they are still delivered after an upgrade.
+    return OutboxKind.LOGIN if message_id.startswith("l:") else OutboxKind.NOTIFICATION
+
+
 def _decode_outbox_message(data: Any) -> OutboxMessage:
     try:
-        buttons = tuple(
-            tuple({str(k): str(v) for k, v in button.items()} for button in row)
-            for row in data.get("buttons", ())
-        )
+        buttons = tuple(tuple(map(_decode_button, row)) for row in data.get("buttons", ()))
         message_id, chat_id, text = data["id"], data["chat_id"], data["text"]
-    except (AttributeError, KeyError, TypeError) as error:
+        kind = data.get("kind")
+        kind = _legacy_kind(message_id) if kind is None else OutboxKind(kind)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise CorruptRecord(f"malformed outbox message: {error!r}") from None
     if not (isinstance(message_id, str) and type(chat_id) is int and isinstance(text, str)):
         raise CorruptRecord(f"malformed outbox message {message_id!r}")
-    return OutboxMessage(id=message_id, chat_id=chat_id, text=text, buttons=buttons)
+    return OutboxMessage(
+        id=message_id, chat_id=chat_id, kind=kind, reply=Reply(text=text, buttons=buttons)
+    )
 
 
 def _decode_outbox_entry(value: str) -> tuple[int, OutboxMessage]:

@@ -1,43 +1,37 @@
 """The Telegram Client's ports: what it needs from Telegram and from Bot Logic, as Protocols.
 
-The real implementations are `telegram.AiogramTelegram` and `logic_api.HttpBotLogic`; unit tests
-use hand-written fakes. Both sides speak in the plain values below, never in aiogram or aiohttp
-types, and raise only the errors below.
+The real implementations are `telegram.AiogramTelegram` and `logic_api.HttpLogicApi`; unit tests
+use hand-written fakes. Both sides speak in plain values (the updates below, the core's
+`ChatReply`, `Keyboard` and `OutboxMessage`), never in aiogram or aiohttp types, and raise only
+the errors below.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
+
+from tggate.core.ports import OutboxKind, OutboxMessage
+from tggate.core.replies import ChatReply, Keyboard
+from tggate.core.texts import Language
 
 __all__ = [
-    "BotLogic",
-    "Button",
     "CallbackPress",
-    "CommandButton",
-    "Cycle",
     "Incoming",
     "IncomingMessage",
     "InvalidToken",
-    "Keyboard",
-    "Language",
+    "LogicApi",
     "LogicRejected",
     "LogicUnavailable",
     "OtherUpdate",
-    "OutboxItem",
     "PollingConflict",
     "Rejected",
-    "Reply",
     "RetryLater",
     "TelegramApi",
     "TelegramFailure",
     "Unavailable",
-    "UrlButton",
 ]
-
-Language = Literal["ru", "en"]
-Cycle = Literal["login", "notifications"]
 
 
 # ---- what arrives from Telegram ----
@@ -75,44 +69,6 @@ class OtherUpdate:
 
 
 Incoming = IncomingMessage | CallbackPress | OtherUpdate
-
-
-# ---- what the bot sends ----
-
-
-@dataclass(frozen=True, slots=True)
-class UrlButton:
-    text: str
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class CommandButton:
-    """Pressing it sends `command` back as a callback query (at most 64 bytes of UTF-8)."""
-
-    text: str
-    command: str
-
-
-Button = UrlButton | CommandButton
-Keyboard = tuple[tuple[Button, ...], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    chat_id: int
-    text: str
-    buttons: Keyboard = ()
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """A message a timer cycle produced; Bot Logic keeps it until it is acknowledged."""
-
-    id: str
-    chat_id: int
-    text: str
-    buttons: Keyboard = ()
 
 
 # ---- errors of the Telegram side ----
@@ -179,8 +135,8 @@ class LogicRejected(Exception):
         self.status = status
 
 
-class BotLogic(Protocol):
-    """Bot Logic's internal HTTP API (SPEC §5.1)."""
+class LogicApi(Protocol):
+    """Bot Logic's internal HTTP API (SPEC §5.1, tggate.contract.logic)."""
 
     async def command(
         self,
@@ -191,9 +147,13 @@ class BotLogic(Protocol):
         args: dict[str, str],
         text: str,
         language: Language,
-    ) -> Sequence[Reply]: ...
+    ) -> Sequence[ChatReply]:
+        """The replies to the command, in order, each to the chat Bot Logic names."""
+        ...
 
-    async def cycle(self, kind: Cycle, *, shard: int, shards: int) -> Sequence[OutboxItem]: ...
+    async def cycle(self, kind: OutboxKind, *, shard: int, shards: int) -> Sequence[OutboxMessage]:
+        """One tick of the timer whose messages are of `kind`: every undelivered one."""
+        ...
 
     async def ack(self, ids: Sequence[str]) -> None: ...
 

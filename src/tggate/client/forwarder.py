@@ -13,16 +13,16 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from tggate.core.commands import CommandTable, ParsedCommand, Usage, parse_text
+from tggate.core.replies import ChatReply, Reply
+from tggate.core.texts import Language
 
 from . import texts
 from .base import (
-    BotLogic,
     CallbackPress,
     IncomingMessage,
-    Language,
+    LogicApi,
     LogicRejected,
     LogicUnavailable,
-    Reply,
     TelegramApi,
     TelegramFailure,
 )
@@ -40,13 +40,13 @@ class Forwarder:
         self,
         *,
         telegram: TelegramApi,
-        logic: BotLogic,
+        logic: LogicApi,
         sender: Sender,
         table: CommandTable,
         backoff: Backoff | None = None,
         notice_after_s: float = 10.0,
         journal: DeliveryJournal | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._telegram = telegram
@@ -56,7 +56,7 @@ class Forwarder:
         self._table = table
         self._backoff = backoff or Backoff()
         self._notice_after_s = notice_after_s
-        self._clock = clock
+        self._monotonic = monotonic
         self._sleep = sleep
         self._outage = OutageLog(logger, "Bot Logic /v1/commands")
 
@@ -74,7 +74,7 @@ class Forwarder:
         for index, reply in enumerate(replies):
             if index < already:
                 continue
-            await self._sender.send(reply.chat_id, reply.text, reply.buttons)
+            await self._sender.send(reply.chat_id, reply.reply)
             if self._journal:
                 self._journal.record(key, index + 1)
 
@@ -87,19 +87,19 @@ class Forwarder:
 
     async def _replies(
         self, update: IncomingMessage | CallbackPress, text: str | None
-    ) -> Sequence[Reply]:
+    ) -> Sequence[ChatReply]:
         chat_id, language = update.chat_id, update.language
         if not text or (parsed := parse_text(text, self._table)) is None:
-            return [Reply(chat_id, texts.no_such_command(language))]  # C5
+            return [ChatReply(chat_id, Reply(texts.no_such_command(language)))]  # C5
         if isinstance(parsed, Usage):
-            return [Reply(chat_id, texts.usage(parsed, self._table, language))]
+            return [ChatReply(chat_id, Reply(texts.usage(parsed, self._table, language)))]
         return await self._forward(update.update_id, chat_id, parsed, text, language)
 
     async def _forward(
         self, update_id: int, chat_id: int, parsed: ParsedCommand, text: str, language: Language
-    ) -> Sequence[Reply]:
+    ) -> Sequence[ChatReply]:
         attempt = 0
-        started = self._clock()
+        started = self._monotonic()
         noticed = False
         while True:
             try:
@@ -114,14 +114,14 @@ class Forwarder:
             except LogicUnavailable as error:
                 attempt += 1
                 self._outage.failed(f"update {update_id}: {error}")
-                if not noticed and self._clock() - started >= self._notice_after_s:
+                if not noticed and self._monotonic() - started >= self._notice_after_s:
                     # Not silence (SPEC §6): say once that the answer is delayed, keep trying.
                     noticed = True
-                    await self._sender.send(chat_id, texts.unavailable(language))
+                    await self._sender.send(chat_id, Reply(texts.unavailable(language)))
                 await self._sleep(self._backoff.delay(attempt))
                 continue
             except LogicRejected as error:
                 logger.error("Bot Logic refused update %s: %s", update_id, error)
-                return [Reply(chat_id, texts.logic_error(language))]
+                return [ChatReply(chat_id, Reply(texts.logic_error(language)))]
             self._outage.succeeded()
             return replies

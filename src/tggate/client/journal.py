@@ -23,8 +23,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from tggate.core.ports import Clock
 
 from .base import CallbackPress, IncomingMessage
 
@@ -56,7 +57,7 @@ class DeliveryJournal:
         *,
         keep: int = _KEEP,
         max_age_s: float = _MAX_AGE_S,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
     ) -> None:
         self._path = path
         self._keep = keep

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from .base import BotLogic, LogicRejected, LogicUnavailable
+from .base import LogicApi, LogicRejected, LogicUnavailable
 from .retry import OutageLog, sleep_or_stop
 
 __all__ = ["LeaseKeeper"]
@@ -30,15 +30,15 @@ class LeaseKeeper:
     def __init__(
         self,
         *,
-        logic: BotLogic,
+        logic: LogicApi,
         instance: str,
         ttl_s: float,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._logic = logic
         self._instance = instance
         self._ttl_s = ttl_s
-        self._clock = clock
+        self._monotonic = monotonic
         self._held = asyncio.Event()
         self._not_held = asyncio.Event()
         self._not_held.set()
@@ -81,7 +81,7 @@ class LeaseKeeper:
                 reached = await self._attempt()
                 wait = interval
                 if self.held:
-                    wait = min(wait, max(0.0, self._deadline - self._clock()))
+                    wait = min(wait, max(0.0, self._deadline - self._monotonic()))
                 elif not reached:
                     wait, retry = min(retry, interval), retry * 2
                 else:
@@ -95,7 +95,7 @@ class LeaseKeeper:
 
     async def _attempt(self) -> bool:
         """One acquire or renew; False when Bot Logic could not be asked."""
-        started = self._clock()
+        started = self._monotonic()
         try:
             # A renewal that takes longer than this cannot be trusted to land in time.
             granted = await asyncio.wait_for(
@@ -103,7 +103,7 @@ class LeaseKeeper:
             )
         except (LogicUnavailable, LogicRejected, TimeoutError) as error:
             self._outage.failed(str(error) or type(error).__name__)
-            if self.held and self._clock() >= self._deadline:
+            if self.held and self._monotonic() >= self._deadline:
                 self._set(False)
             return False
         self._outage.succeeded()

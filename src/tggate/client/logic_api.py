@@ -1,79 +1,60 @@
-"""`BotLogic` over HTTP (SPEC §5.1), through Nginx, on one injected aiohttp session."""
+"""`LogicApi` over HTTP (SPEC §5.1), through Nginx, on one injected aiohttp session.
+
+Requests and answers are those of `tggate.contract.logic`, the ones Bot Logic's app uses; answers
+are read straight from the body's bytes by their `TypeAdapter` (no model object per reply).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Final, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .base import (
-    Button,
-    CommandButton,
-    Cycle,
-    Keyboard,
-    Language,
-    LogicRejected,
-    LogicUnavailable,
-    OutboxItem,
-    Reply,
-    UrlButton,
+from tggate.contract.logic import (
+    ACK_ANSWER,
+    LEASE_ANSWER,
+    MESSAGES_ANSWER,
+    REPLIES_ANSWER,
+    AckRequest,
+    CommandRequest,
+    CycleRequest,
+    LeaseRequest,
+    chat_reply_of,
+    message_of,
 )
+from tggate.core.ports import OutboxKind, OutboxMessage
+from tggate.core.replies import ChatReply
+from tggate.core.texts import Language
 
-__all__ = ["HttpBotLogic"]
+from .base import LogicRejected, LogicUnavailable
+
+__all__ = ["HttpLogicApi"]
 
 # 409: "update in progress" (another replica is on it); 408/425/429: come back later.
 _TRANSIENT = frozenset({408, 409, 425, 429})
 
+# The cycle endpoints, by the kind of the messages they hand out.
+_CYCLE_PATHS: Final = {
+    OutboxKind.LOGIN: "/v1/cycles/login",
+    OutboxKind.NOTIFICATION: "/v1/cycles/notifications",
+}
 
-class _ButtonIn(BaseModel):
-    text: str
-    url: str | None = None
-    command: str | None = None
-
-
-class _ReplyIn(BaseModel):
-    chat_id: int
-    text: str
-    buttons: list[list[_ButtonIn]] | None = None
+_T = TypeVar("_T")
+_M = TypeVar("_M", bound=BaseModel)
 
 
-class _CommandAnswer(BaseModel):
-    replies: list[_ReplyIn]
+def _request(model: type[_M], path: str, **values: object) -> _M:
+    try:
+        return model.model_validate(values)
+    except ValidationError:
+        # What Bot Logic would refuse with a 422 is not sent at all.
+        raise LogicRejected(422, f"{path}: not a valid request") from None
 
 
-class _MessageIn(BaseModel):
-    id: str | int
-    chat_id: int
-    text: str
-    buttons: list[list[_ButtonIn]] | None = None
-
-
-class _CycleAnswer(BaseModel):
-    messages: list[_MessageIn]
-
-
-class _LeaseAnswer(BaseModel):
-    granted: bool
-
-
-def _keyboard(rows: list[list[_ButtonIn]] | None) -> Keyboard:
-    keyboard: list[tuple[Button, ...]] = []
-    for row in rows or ():
-        buttons: list[Button] = []
-        for b in row:
-            if b.url:
-                buttons.append(UrlButton(text=b.text, url=b.url))
-            elif b.command:
-                buttons.append(CommandButton(text=b.text, command=b.command))
-        if buttons:
-            keyboard.append(tuple(buttons))
-    return tuple(keyboard)
-
-
-class HttpBotLogic:
+class HttpLogicApi:
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -84,14 +65,14 @@ class HttpBotLogic:
     ) -> None:
         self._session = session
         self._base_url = base_url.rstrip("/")
-        self._headers = {"X-Internal-Token": internal_token}
+        self._headers = {"X-Internal-Token": internal_token, "Content-Type": "application/json"}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     @classmethod
     @asynccontextmanager
     async def open(
         cls, *, base_url: str, internal_token: str, timeout_s: float, max_connections: int = 100
-    ) -> AsyncIterator[HttpBotLogic]:
+    ) -> AsyncIterator[HttpLogicApi]:
         """A client with its own session, closed on exit."""
         connector = aiohttp.TCPConnector(limit=max_connections)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -99,22 +80,26 @@ class HttpBotLogic:
                 session, base_url=base_url, internal_token=internal_token, timeout_s=timeout_s
             )
 
-    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+    async def _post(self, path: str, body: BaseModel, answer: TypeAdapter[_T]) -> _T:
         try:
             async with self._session.post(
-                self._base_url + path, json=body, headers=self._headers, timeout=self._timeout
+                self._base_url + path,
+                data=body.model_dump_json(),
+                headers=self._headers,
+                timeout=self._timeout,
             ) as response:
                 status = response.status
                 if status >= 500 or status in _TRANSIENT:
                     raise LogicUnavailable(f"{path} answered {status}")
                 if status >= 400:
                     raise LogicRejected(status, f"{path}: {(await response.text())[:200]}")
-                try:
-                    return await response.json(content_type=None)
-                except ValueError:
-                    raise LogicRejected(status, f"{path}: the answer is not JSON") from None
+                raw = await response.read()
         except (aiohttp.ClientError, TimeoutError) as error:
             raise LogicUnavailable(f"{path}: {type(error).__name__}") from None
+        try:
+            return answer.validate_json(raw)
+        except ValidationError:
+            raise LogicRejected(status, f"{path}: unexpected answer") from None
 
     async def command(
         self,
@@ -125,39 +110,32 @@ class HttpBotLogic:
         args: dict[str, str],
         text: str,
         language: Language,
-    ) -> Sequence[Reply]:
-        body = {
-            "update_id": update_id,
-            "chat_id": chat_id,
-            "command": command,
-            "args": args,
-            "text": text,
-            "language": language,
-        }
-        raw = await self._post("/v1/commands", body)
-        try:
-            answer = _CommandAnswer.model_validate(raw)
-        except ValidationError:
-            raise LogicRejected(200, "/v1/commands: unexpected answer") from None
-        return [Reply(r.chat_id, r.text, _keyboard(r.buttons)) for r in answer.replies]
+    ) -> Sequence[ChatReply]:
+        path = "/v1/commands"
+        body = _request(
+            CommandRequest,
+            path,
+            update_id=update_id,
+            chat_id=chat_id,
+            command=command,
+            args=args,
+            text=text,
+            language=language,
+        )
+        answer = await self._post(path, body, REPLIES_ANSWER)
+        return [chat_reply_of(reply) for reply in answer["replies"]]
 
-    async def cycle(self, kind: Cycle, *, shard: int, shards: int) -> Sequence[OutboxItem]:
-        path = f"/v1/cycles/{kind}"
-        raw = await self._post(path, {"shard": shard, "shards": shards})
-        try:
-            answer = _CycleAnswer.model_validate(raw)
-        except ValidationError:
-            raise LogicRejected(200, f"{path}: unexpected answer") from None
-        return [
-            OutboxItem(str(m.id), m.chat_id, m.text, _keyboard(m.buttons)) for m in answer.messages
-        ]
+    async def cycle(self, kind: OutboxKind, *, shard: int, shards: int) -> Sequence[OutboxMessage]:
+        path = _CYCLE_PATHS[kind]
+        body = _request(CycleRequest, path, shard=shard, shards=shards)
+        answer = await self._post(path, body, MESSAGES_ANSWER)
+        return [message_of(message) for message in answer["messages"]]
 
     async def ack(self, ids: Sequence[str]) -> None:
-        await self._post("/v1/messages/ack", {"ids": list(ids)})
+        path = "/v1/messages/ack"
+        await self._post(path, _request(AckRequest, path, ids=list(ids)), ACK_ANSWER)
 
     async def lease(self, *, instance: str, ttl_s: float) -> bool:
-        raw = await self._post("/v1/poller/lease", {"instance": instance, "ttl_s": ttl_s})
-        try:
-            return _LeaseAnswer.model_validate(raw).granted
-        except ValidationError:
-            raise LogicRejected(200, "/v1/poller/lease: unexpected answer") from None
+        path = "/v1/poller/lease"
+        body = _request(LeaseRequest, path, instance=instance, ttl_s=ttl_s)
+        return (await self._post(path, body, LEASE_ANSWER))["granted"]

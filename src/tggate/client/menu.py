@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from tggate.core.commands import BUILTIN_COMMANDS, CommandTable
+from tggate.core.texts import Language
 
-from .base import Language, TelegramApi
+from .base import TelegramApi
 
 __all__ = ["menu_commands", "publish_menu"]
 

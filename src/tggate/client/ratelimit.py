@@ -4,7 +4,8 @@ Telegram counts a message when it processes it, which is some time after it left
 its answer came back. So the limits are kept from the *answer* on: a chat's next message leaves
 one interval after the previous one was answered, and a global permit is returned one window
 after its message was answered. Requests bunched up by the network then still cannot exceed the
-limit. `RateLimiter` is the pure part (the clock is a parameter); `GlobalPermits` the asyncio one.
+limit. `SendLimiter` is the pure part (the monotonic time is a parameter); `GlobalPermits` the
+asyncio one.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-__all__ = ["GlobalPermits", "RateLimiter"]
+__all__ = ["GlobalPermits", "SendLimiter"]
 
 _PRUNE_AT = 4096
 
 
-class RateLimiter:
+class SendLimiter:
     """Per-chat intervals and 429 pauses, plus even spacing of all messages (1/rate apart)."""
 
     def __init__(self, *, global_per_s: float, per_chat_interval_s: float) -> None:

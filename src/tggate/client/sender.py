@@ -12,16 +12,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from .base import (
-    Button,
-    CommandButton,
-    Keyboard,
-    Rejected,
-    RetryLater,
-    TelegramApi,
-    Unavailable,
-)
-from .ratelimit import GlobalPermits, RateLimiter
+from tggate.core.replies import Button, Keyboard, Reply
+
+from .base import Rejected, RetryLater, TelegramApi, Unavailable
+from .ratelimit import GlobalPermits, SendLimiter
 from .retry import Backoff, OutageLog
 from .split import MAX_MESSAGE, split_text
 
@@ -39,15 +33,16 @@ class Delivery(enum.Enum):
 
 
 def usable_keyboard(buttons: Keyboard) -> Keyboard:
-    """Drop buttons Telegram would refuse (callback data over 64 bytes) and rows left empty."""
+    """Drop buttons Telegram would refuse (callback data over 64 bytes, neither a URL nor a
+    command) and rows left empty."""
     rows: list[tuple[Button, ...]] = []
     for row in buttons:
         kept = []
         for button in row:
-            if isinstance(button, CommandButton) and (
+            if button.url is None and (
                 not button.command or len(button.command.encode()) > MAX_CALLBACK_DATA
             ):
-                logger.warning("dropping a button whose command is over 64 bytes")
+                logger.warning("dropping a button without a URL or a command of up to 64 bytes")
                 continue
             kept.append(button)
         if kept:
@@ -71,32 +66,30 @@ class Sender:
         global_per_s: float,
         per_chat_interval_s: float,
         backoff: Backoff | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._telegram = telegram
-        self._limits = RateLimiter(
+        self._limits = SendLimiter(
             global_per_s=global_per_s, per_chat_interval_s=per_chat_interval_s
         )
         self._permits = GlobalPermits(global_per_s=global_per_s)
         self._backoff = backoff or Backoff()
-        self._clock = clock
+        self._monotonic = monotonic
         self._sleep = sleep
         self._chats: dict[int, _ChatLock] = {}
         self._outage = OutageLog(logger, "sending to Telegram")
 
-    async def send(
-        self, chat_id: int, text: str, buttons: Keyboard = (), *, attempts: int | None = None
-    ) -> Delivery:
-        """Send `text` (split if long; the buttons go with the last piece) to the chat.
+    async def send(self, chat_id: int, reply: Reply, *, attempts: int | None = None) -> Delivery:
+        """Send the reply to the chat: its text split if long, the buttons with the last piece.
 
         Network errors and 5xx are retried with back-off, forever or `attempts` times per piece.
         """
-        pieces = split_text(text, MAX_MESSAGE)
+        pieces = split_text(reply.text, MAX_MESSAGE)
         if not pieces:
             logger.warning("not sending an empty message to chat %s", chat_id)
             return Delivery.REJECTED
-        keyboard = usable_keyboard(buttons)
+        keyboard = usable_keyboard(reply.buttons)
         slot = self._chats.setdefault(chat_id, _ChatLock())
         slot.users += 1
         try:
@@ -119,19 +112,19 @@ class Sender:
     ) -> Delivery:
         failures = 0
         while True:
-            wait = self._limits.chat_wait(chat_id, self._clock())
+            wait = self._limits.chat_wait(chat_id, self._monotonic())
             if wait > 0:
                 await self._sleep(wait)
                 continue
             try:
                 async with self._permits.permit():
-                    wait = self._limits.reserve_global(self._clock())
+                    wait = self._limits.reserve_global(self._monotonic())
                     if wait > 0:
                         await self._sleep(wait)
                     await self._telegram.send_message(chat_id=chat_id, text=text, buttons=keyboard)
             except RetryLater as error:
                 logger.info("429 for chat %s: waiting %ss", chat_id, error.retry_after)
-                self._limits.hold_chat(chat_id, self._clock() + error.retry_after)
+                self._limits.hold_chat(chat_id, self._monotonic() + error.retry_after)
                 continue
             except Rejected as error:
                 if keyboard:
@@ -149,5 +142,5 @@ class Sender:
                 await self._sleep(self._backoff.delay(failures))
                 continue
             self._outage.succeeded()
-            self._limits.sent(chat_id, self._clock())
+            self._limits.sent(chat_id, self._monotonic())
             return Delivery.SENT

@@ -13,12 +13,11 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from tggate.core.commands import CommandTable
-from tggate.settings import Settings
+from tggate.core.ports import OutboxKind
 
-from .base import BotLogic, InvalidToken, TelegramApi, TelegramFailure
+from .base import InvalidToken, LogicApi, TelegramApi, TelegramFailure
 from .forwarder import Forwarder
 from .journal import DeliveryJournal
 from .lease import LeaseKeeper
@@ -35,7 +34,7 @@ logger = logging.getLogger("tggate.client.service")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientOptions:
-    """The client's knobs; `from_settings` takes them from the settings object."""
+    """The client's knobs (`tggate.bootstrap.client_options` takes them from the settings)."""
 
     max_concurrent_chats: int = 64
     poll_timeout_s: int = 25
@@ -57,30 +56,13 @@ class ClientOptions:
     # Where the replies Telegram accepted are written down (see journal.py); None: nowhere.
     journal_path: Path | None = None
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ClientOptions:
-        # One journal per bot: the part of the token before ":" is the bot's public id.
-        bot_id = (settings.bot_token.get_secret_value() if settings.bot_token else "").split(":")[0]
-        name = f"client-{bot_id if bot_id.isdigit() else 'bot'}-deliveries.log"
-        return cls(
-            journal_path=Path(settings.data_dir) / name,
-            max_concurrent_chats=settings.max_concurrent_chats,
-            poll_timeout_s=settings.poll_timeout_s,
-            lease_ttl_s=settings.lease_ttl_s,
-            login_cycle_interval_s=settings.login_cycle_interval_s,
-            notification_cycle_interval_s=settings.notification_cycle_interval_s,
-            cycle_shards=settings.cycle_shards,
-            send_global_per_s=settings.send_global_per_s,
-            send_per_chat_interval_s=settings.send_per_chat_interval_s,
-        )
-
 
 class TelegramClient:
     def __init__(
         self,
         *,
         telegram: TelegramApi,
-        logic: BotLogic,
+        logic: LogicApi,
         table: CommandTable,
         options: ClientOptions | None = None,
         instance: str | None = None,
@@ -216,10 +198,8 @@ class TelegramClient:
             return
 
 
-def _cycles(
-    options: ClientOptions,
-) -> tuple[tuple[Literal["login", "notifications"], float], ...]:
+def _cycles(options: ClientOptions) -> tuple[tuple[OutboxKind, float], ...]:
     return (
-        ("login", options.login_cycle_interval_s),
-        ("notifications", options.notification_cycle_interval_s),
+        (OutboxKind.LOGIN, options.login_cycle_interval_s),
+        (OutboxKind.NOTIFICATION, options.notification_cycle_interval_s),
     )

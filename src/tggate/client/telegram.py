@@ -36,20 +36,20 @@ from aiogram.types import (
     Update,
 )
 
+from tggate.core.replies import Keyboard
+from tggate.core.texts import language_of
+
 from .base import (
     CallbackPress,
-    CommandButton,
     Incoming,
     IncomingMessage,
     InvalidToken,
-    Keyboard,
     OtherUpdate,
     PollingConflict,
     Rejected,
     RetryLater,
     Unavailable,
 )
-from .texts import language_of
 
 __all__ = ["ALLOWED_UPDATES", "AiogramTelegram", "incoming_from_json", "to_incoming"]
 
@@ -147,9 +147,9 @@ def to_markup(buttons: Keyboard) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                InlineKeyboardButton(text=b.text, callback_data=b.command)
-                if isinstance(b, CommandButton)
-                else InlineKeyboardButton(text=b.text, url=b.url)
+                InlineKeyboardButton(text=b.text, url=b.url)
+                if b.url is not None
+                else InlineKeyboardButton(text=b.text, callback_data=b.command)
                 for b in row
             ]
             for row in buttons

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from tggate.core.commands import CommandTable, Usage
-from tggate.core.texts import Text, say
-from tggate.core.texts import language_of as core_language_of
+from tggate.core.texts import Language, Text, say
 
-from .base import Language
-
-__all__ = ["language_of", "logic_error", "no_such_command", "unavailable", "usage"]
+__all__ = ["logic_error", "no_such_command", "unavailable", "usage"]
 
 _BUILTIN_USAGE = {
     "login": "/login github | yandex | code",
     "logout": "/logout [all]",
 }
-
-
-def language_of(language_code: str | None) -> Language:
-    """Russian by default (the seed's texts); English when the person's Telegram is English."""
-    return "en" if core_language_of(language_code) == "en" else "ru"
 
 
 def no_such_command(language: Language) -> str:

@@ -13,7 +13,9 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from .base import BotLogic, Cycle, LogicRejected, LogicUnavailable, OutboxItem
+from tggate.core.ports import OutboxKind, OutboxMessage
+
+from .base import LogicApi, LogicRejected, LogicUnavailable
 from .journal import DeliveryJournal, outbox_key
 from .retry import Backoff, OutageLog, sleep_or_stop
 from .sender import Delivery, Sender
@@ -30,10 +32,10 @@ class CycleTimer:
     def __init__(
         self,
         *,
-        kind: Cycle,
+        kind: OutboxKind,
         interval_s: float,
         shards: int,
-        logic: BotLogic,
+        logic: LogicApi,
         sender: Sender,
         max_concurrent_chats: int = 64,
         send_attempts: int = 3,
@@ -73,14 +75,14 @@ class CycleTimer:
         if items:
             await self._deliver(items)
 
-    async def _deliver(self, items: Sequence[OutboxItem]) -> None:
+    async def _deliver(self, items: Sequence[OutboxMessage]) -> None:
         """Chats in parallel, each in order; acks in batches as chats finish."""
-        by_chat: dict[int, list[OutboxItem]] = {}
+        by_chat: dict[int, list[OutboxMessage]] = {}
         for item in items:
             by_chat.setdefault(item.chat_id, []).append(item)
         settled: list[str] = []
 
-        async def deliver_chat(chat_items: Sequence[OutboxItem]) -> None:
+        async def deliver_chat(chat_items: Sequence[OutboxMessage]) -> None:
             settled.extend(await self._send_chat(chat_items))
             if len(settled) >= _ACK_BATCH:
                 batch = settled.copy()
@@ -91,7 +93,7 @@ class CycleTimer:
         if settled:
             await self._ack(settled)
 
-    async def _send_chat(self, items: Sequence[OutboxItem]) -> list[str]:
+    async def _send_chat(self, items: Sequence[OutboxMessage]) -> list[str]:
         """Send one chat's messages in order; the ids that are settled (sent or refused)."""
         settled: list[str] = []
         async with self._chat_slots:
@@ -102,7 +104,7 @@ class CycleTimer:
                     settled.append(item.id)
                     continue
                 result = await self._sender.send(
-                    item.chat_id, item.text, item.buttons, attempts=self._send_attempts
+                    item.chat_id, item.reply, attempts=self._send_attempts
                 )
                 if result is Delivery.GAVE_UP:
                     break  # keep the chat's order: the rest waits for the next tick too

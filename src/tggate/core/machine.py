@@ -1,9 +1,14 @@
 """The per-chat state machine of the seed (SPEC §3), pure: no I/O, no clock, no randomness.
 
-`decide` is called with the session, the command and the answers the outside world gave to the
-requests the machine made so far. It replays the command from the start with those answers and
-returns either the next `Request` to perform or the final `Outcome`. The service layer
-(`tggate.logic.service`) performs requests and writes outcomes; the machine only decides.
+Every transition a person can see is decided here; the service layer (`tggate.logic`) loads the
+session, performs the requests the machine makes and writes the outcome it returns.
+
+- `decide`: one command (C7, U, A, Z). Called with the session, the command and the answers the
+  outside world gave to the requests made so far, it replays the command from the start with
+  those answers and returns the next `Request` to perform or the final `Outcome`.
+- `decide_login_check`: one Anonymous chat in the login-check timer (L2).
+- `decide_notifications`: one Authorized chat in the notification timer (N2, with Z7–Z9 on a
+  401), replayed like `decide`.
 
 The Mermaid diagram of these states is in docs/state-machine.md.
 """
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from tggate.core.commands import BUILTIN_COMMANDS, LOGIN_TYPES, ActionSpec, CommandTable
 from tggate.core.ports import (
@@ -23,10 +28,12 @@ from tggate.core.ports import (
     LoginPending,
     LoginStarted,
     ModuleUnavailable,
+    Notification,
     Refreshed,
     RefreshRejected,
 )
 from tggate.core.render import render_action_reply
+from tggate.core.replies import Button, Reply
 from tggate.core.session import Anonymous, Authorized, LoginPrompt, Session
 from tggate.core.texts import Text, say
 
@@ -37,15 +44,21 @@ __all__ = [
     "CheckLogin",
     "Command",
     "CycleOutcome",
+    "DeleteNotifications",
+    "FetchNotifications",
     "Keep",
     "LogoutEverywhere",
+    "NotificationMessage",
+    "NotificationRequest",
     "Outcome",
+    "QueueNotifications",
     "RefreshTokens",
     "Reply",
     "Request",
     "StartLogin",
     "decide",
     "decide_login_check",
+    "decide_notifications",
     "login_offer",
 ]
 
@@ -59,24 +72,6 @@ class Command:
     name: str
     args: Mapping[str, str]
     language: str = "ru"
-
-
-@dataclass(frozen=True, slots=True)
-class Button:
-    text: str
-    url: str | None = None
-    command: str | None = None
-
-    def as_json(self) -> dict[str, str]:
-        if self.url is not None:
-            return {"text": self.text, "url": self.url}
-        return {"text": self.text, "command": self.command or ""}
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    text: str
-    buttons: tuple[tuple[Button, ...], ...] = ()
 
 
 class Keep:
@@ -150,23 +145,31 @@ Answer = object  # whatever the port returned for the request at the same positi
 
 
 class _NeedAnswer(Exception):
-    def __init__(self, request: Request) -> None:
-        self.request = request
+    """The replay reached a request nobody has answered yet: `_Answers.pending` is it."""
+
+
+_R = TypeVar("_R")
 
 
 @dataclass(slots=True)
-class _Answers:
+class _Answers(Generic[_R]):
     given: Sequence[Answer]
     used: int = 0
-    asked: list[Request] = field(default_factory=list)
+    pending: _R | None = None
+    asked: list[_R] = field(default_factory=list)
 
-    def ask(self, request: Request) -> Answer:
+    def ask(self, request: _R) -> Answer:
         self.asked.append(request)
         if self.used == len(self.given):
-            raise _NeedAnswer(request)
+            self.pending = request
+            raise _NeedAnswer
         answer = self.given[self.used]
         self.used += 1
         return answer
+
+    def next_request(self) -> _R:
+        assert self.pending is not None, "no request is pending"
+        return self.pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,15 +198,15 @@ def decide(
 ) -> Request | Outcome:
     """The next request to perform, or the outcome of `command` in `session`."""
     context = _Context(command=command, table=table, fresh_login_token=fresh_login_token)
-    feed = _Answers(given=answers)
+    feed: _Answers[Request] = _Answers(given=answers)
     try:
         if session is None:
             return _unknown(context, feed)
         if isinstance(session, Anonymous):
             return _anonymous(session, context, feed)
         return _authorized(session, context, feed, prefix=())
-    except _NeedAnswer as need:
-        return need.request
+    except _NeedAnswer:
+        return feed.next_request()
 
 
 # ---- replies shared by several steps ----
@@ -253,7 +256,7 @@ def _help(context: _Context) -> Reply:
 # ---- U: Unknown ----
 
 
-def _start_login(context: _Context, feed: _Answers, login_type: str) -> Outcome:
+def _start_login(context: _Context, feed: _Answers[Request], login_type: str) -> Outcome:
     """U2 and A1: a fresh login token, the Authorization module's answer relayed."""
     language = context.language
     token = context.fresh_login_token
@@ -272,7 +275,7 @@ def _requested_login_type(command: Command) -> str | None:
     return login_type if login_type in LOGIN_TYPES else None
 
 
-def _unknown(context: _Context, feed: _Answers) -> Outcome:
+def _unknown(context: _Context, feed: _Answers[Request]) -> Outcome:
     command = context.command
     login_type = _requested_login_type(command)
     if login_type is not None:
@@ -285,7 +288,7 @@ def _unknown(context: _Context, feed: _Answers) -> Outcome:
 # ---- A: Anonymous ----
 
 
-def _anonymous(session: Anonymous, context: _Context, feed: _Answers) -> Outcome:
+def _anonymous(session: Anonymous, context: _Context, feed: _Answers[Request]) -> Outcome:
     language = context.language
     login_type = _requested_login_type(context.command)
     if login_type is not None:
@@ -322,7 +325,7 @@ def _replace(outcome: Outcome, session: Session) -> Outcome:
 
 
 def _authorized(
-    session: Authorized, context: _Context, feed: _Answers, *, prefix: tuple[Reply, ...]
+    session: Authorized, context: _Context, feed: _Answers[Request], *, prefix: tuple[Reply, ...]
 ) -> Outcome:
     command, language = context.command, context.language
     if command.name == "login":  # Z1
@@ -348,7 +351,7 @@ def _run_action(
     session: Authorized,
     action: ActionSpec,
     context: _Context,
-    feed: _Answers,
+    feed: _Answers[Request],
     *,
     prefix: tuple[Reply, ...],
 ) -> Outcome:
@@ -380,25 +383,120 @@ def _run_action(
     return Outcome(None, (*prefix, login_offer(language)))
 
 
-# ---- L: the login-check timer ----
+# ---- timer cycles: one chat's result ----
 
 
 @dataclass(frozen=True, slots=True)
 class CycleOutcome:
-    """One chat's result in a timer cycle: the next session and an optional message."""
+    """One chat's result in a timer cycle: the next session (None = Unknown) and an optional
+    message, which the service puts into the outbox in the same atomic write."""
 
     session: Session | Keep | None
-    message: str | None
+    message: Reply | None = None
+
+
+# ---- L: the login-check timer ----
 
 
 def decide_login_check(session: Anonymous, answer: object) -> CycleOutcome:
     """L2: what the login check of one Anonymous chat leads to."""
     language = session.language
     if isinstance(answer, LoginGone):
-        return CycleOutcome(None, None)
+        return CycleOutcome(None)
     if isinstance(answer, LoginDenied):
-        return CycleOutcome(None, say(Text.LOGIN_FAILED, language))
+        return CycleOutcome(None, _plain(Text.LOGIN_FAILED, language))
     if isinstance(answer, LoginGranted):
         authorized = Authorized(answer.access_token, answer.refresh_token, language)
-        return CycleOutcome(authorized, say(Text.LOGGED_IN, language))
-    return CycleOutcome(KEEP, None)  # pending, or the module is unavailable: try next tick
+        return CycleOutcome(authorized, _plain(Text.LOGGED_IN, language))
+    return CycleOutcome(KEEP)  # pending, or the module is unavailable: try next tick
+
+
+# ---- N: the notification timer ----
+
+
+@dataclass(frozen=True, slots=True)
+class FetchNotifications:
+    """N2: ask the Main module for the chat's notifications."""
+
+    access_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationMessage:
+    """One notification as the chat will read it, with the Main module's id for it."""
+
+    notification_id: str
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class QueueNotifications:
+    """N2: put the notifications into the durable outbox (the answer is None).
+
+    Asked before `DeleteNotifications`: a crash in between fetches the same ids again, which
+    the outbox recognises, so nothing is lost and nothing doubled."""
+
+    messages: tuple[NotificationMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteNotifications:
+    """N2: delete exactly the notifications received, so one that arrived since is kept."""
+
+    access_token: str
+    ids: tuple[str, ...]
+
+
+NotificationRequest = FetchNotifications | RefreshTokens | QueueNotifications | DeleteNotifications
+
+# Fetches (each 401 refreshed) per chat and tick; a chat still answered 401 after that is tried
+# again next tick with the pair stored by then.
+_NOTIFICATION_FETCHES = 2
+
+
+def decide_notifications(
+    session: Authorized, answers: Sequence[Answer]
+) -> NotificationRequest | CycleOutcome:
+    """N2 for one Authorized chat: the next request to perform, or the chat's outcome."""
+    feed: _Answers[NotificationRequest] = _Answers(given=answers)
+    try:
+        return _notifications(session, feed)
+    except _NeedAnswer:
+        return feed.next_request()
+
+
+def _notifications(session: Authorized, feed: _Answers[NotificationRequest]) -> CycleOutcome:
+    language = session.language
+    current = session
+    for _attempt in range(_NOTIFICATION_FETCHES):
+        found = feed.ask(FetchNotifications(access_token=current.access_token))
+        if isinstance(found, ActionDone) and found.status == 401:
+            # The notification step's 401 follows Z7–Z9 for that chat (SPEC §3 N).
+            refreshed = feed.ask(RefreshTokens(refresh_token=current.refresh_token))  # Z7
+            if isinstance(refreshed, RefreshRejected):  # Z8
+                return CycleOutcome(None, login_offer(language))
+            if not isinstance(refreshed, Refreshed):
+                return CycleOutcome(KEEP)
+            # Z9: the service already stored the new pair; fetch again with it.
+            current = Authorized(refreshed.access_token, refreshed.refresh_token, language)
+            continue
+        if not isinstance(found, Sequence) or not found:
+            return CycleOutcome(KEEP)  # nothing new, another status, or unavailable: next tick
+        notifications = [item for item in found if isinstance(item, Notification)]
+        feed.ask(
+            QueueNotifications(
+                tuple(
+                    NotificationMessage(
+                        item.id, Reply(say(Text.NOTIFICATION, language, text=item.text))
+                    )
+                    for item in notifications
+                )
+            )
+        )
+        feed.ask(
+            DeleteNotifications(
+                access_token=current.access_token, ids=tuple(item.id for item in notifications)
+            )
+        )
+        return CycleOutcome(KEEP)
+    return CycleOutcome(KEEP)

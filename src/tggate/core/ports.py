@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
+from tggate.core.replies import Reply
 from tggate.core.session import LoginPrompt, Session, Status, StoredSession
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "MainModule",
     "ModuleUnavailable",
     "Notification",
+    "OutboxKind",
     "OutboxMessage",
     "RefreshRejected",
     "Refreshed",
@@ -106,14 +109,24 @@ class Notification:
     created_at: str = ""
 
 
+class OutboxKind(StrEnum):
+    """Which timer cycle hands an outbox message out (L3 or N3, docs/state-machine.md)."""
+
+    LOGIN = "login"
+    NOTIFICATION = "notification"
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
-    """A message a cycle produced; it stays in the outbox until the client acknowledges it."""
+    """A message a cycle produced; it stays in the outbox until the client acknowledges it.
+
+    `id` is its idempotency key: unique across kinds, the same when a retried cycle produces the
+    same message again (docs/state-machine.md)."""
 
     id: str
     chat_id: int
-    text: str
-    buttons: tuple[tuple[Mapping[str, str], ...], ...] = field(default=())
+    kind: OutboxKind
+    reply: Reply
 
 
 class AuthModule(Protocol):
@@ -209,7 +222,12 @@ class SessionStore(Protocol):
         """Add messages unless already present or already delivered (ids are idempotency keys)."""
         ...
 
-    async def pending_outbox(self, *, shard: int = 0, shards: int = 1) -> list[OutboxMessage]: ...
+    async def pending_outbox(
+        self, *, kind: OutboxKind | None = None, shard: int = 0, shards: int = 1
+    ) -> list[OutboxMessage]:
+        """Undelivered messages of `kind` (None: every kind) in the shard, in the order they
+        were added."""
+        ...
 
     async def ack_outbox(self, ids: Sequence[str]) -> int:
         """Remove delivered messages and remember their ids for a day; returns how many."""
@@ -225,6 +243,8 @@ class SessionStore(Protocol):
 
 
 class Clock(Protocol):
-    def now(self) -> float:
-        """Seconds since the epoch."""
-        ...
+    """Seconds since the epoch, like `time.time` (which satisfies it); tests pass a fake one.
+
+    Deadlines inside asyncio code use `time.monotonic()` and are not clocks in this sense."""
+
+    def __call__(self) -> float: ...

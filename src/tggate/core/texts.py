@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Literal
 
-__all__ = ["Text", "language_of", "say"]
+__all__ = ["Language", "Text", "language_of", "say"]
+
+Language = Literal["ru", "en"]
 
 
 class Text(StrEnum):
@@ -89,8 +92,9 @@ _TEXTS: Mapping[Text, Mapping[str, str]] = {
 }
 
 
-def language_of(code: str | None) -> str:
-    """Telegram's `language_code` → the language we answer in: English or (default) Russian."""
+def language_of(code: str | None) -> Language:
+    """Telegram's `language_code` → the language we answer in: English or Russian, the default
+    (the seed's texts)."""
     return "en" if code and code.lower().startswith("en") else "ru"
 
 

@@ -10,17 +10,33 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tggate.core.commands import MAX_TEXT, Usage, validate_args
-from tggate.core.machine import Command, Reply
+from tggate.contract.logic import (
+    MESSAGES_ANSWER,
+    AckAnswer,
+    AckRequest,
+    CommandRequest,
+    CycleRequest,
+    LeaseAnswer,
+    LeaseRequest,
+    MessagesAnswer,
+    ProbeAnswer,
+    Problem,
+    RepliesAnswer,
+    ValidationProblem,
+    messages_answer,
+)
+from tggate.core.commands import Usage, validate_args
+from tggate.core.machine import Command
 from tggate.core.ports import OutboxMessage
+from tggate.core.replies import Reply
 from tggate.core.texts import Text, language_of, say
+from tggate.logic.commands import UpdateInProgress, answer_json
 from tggate.logic.metrics import LogicMetrics
-from tggate.logic.service import BotLogic, UpdateInProgress, replies_json
+from tggate.logic.service import BotLogic
 
 __all__ = ["create_app"]
 
@@ -30,46 +46,7 @@ log = logging.getLogger("tggate.logic.api")
 # anything that is clearly not one Telegram command.
 MAX_BODY_BYTES = 64 * 1024
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CommandIn(_Strict):
-    update_id: int = Field(ge=0, le=2**53)
-    chat_id: int = Field(ge=-(2**53), le=2**53)
-    command: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
-    args: dict[str, str] = Field(default_factory=dict, max_length=16)
-    text: str = Field(default="", max_length=MAX_TEXT)
-    language: str = Field(default="ru", max_length=16)
-
-    @field_validator("args")
-    @classmethod
-    def _short_args(cls, args: dict[str, str]) -> dict[str, str]:
-        for name, value in args.items():
-            if len(name) > 32 or len(value) > 1024:
-                raise ValueError(f"argument '{name[:32]}' is too long")
-        return args
-
-
-class CycleIn(_Strict):
-    shard: int = Field(default=0, ge=0)
-    shards: int = Field(default=1, ge=1, le=1024)
-
-    @model_validator(mode="after")
-    def _shard_in_range(self) -> CycleIn:
-        if self.shard >= self.shards:
-            raise ValueError("shard must be less than shards")
-        return self
-
-
-class AckIn(_Strict):
-    ids: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(max_length=10_000)
-
-
-class LeaseIn(_Strict):
-    instance: str = Field(min_length=1, max_length=200)
-    ttl_s: float = Field(default=15.0, ge=1, le=300)
+_JSON = "application/json"
 
 
 # `async` on purpose: FastAPI runs a plain `def` dependency in a worker thread, and that hop on
@@ -83,18 +60,22 @@ async def _get_logic(request: Request) -> BotLogic:
 Logic = Annotated[BotLogic, Depends(_get_logic)]
 
 
-def _messages_json(messages: list[OutboxMessage]) -> dict[str, Any]:
-    return {
-        "messages": [
-            {
-                "id": m.id,
-                "chat_id": m.chat_id,
-                "text": m.text,
-                "buttons": [[dict(b) for b in row] for row in m.buttons],
-            }
-            for m in messages
-        ]
-    }
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
+# What every internal endpoint may answer besides its 200 (the OpenAPI of Bot Logic).
+_INTERNAL_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _problem("Missing or wrong X-Internal-Token."),
+    413: _problem("The body is over 64 KiB."),
+    422: {"model": ValidationProblem, "description": "The body does not match the schema."},
+    503: _problem("Redis or another dependency of Bot Logic is unavailable; retry."),
+}
+
+
+def _messages_answer(messages: list[OutboxMessage]) -> Response:
+    # Written here rather than by FastAPI, which would validate a large answer once more.
+    return Response(MESSAGES_ANSWER.dump_json(messages_answer(messages)), media_type=_JSON)
 
 
 class _Guard:
@@ -182,8 +163,18 @@ def create_app(
         ]
         return JSONResponse({"detail": problems}, status_code=422)
 
-    @app.post("/v1/commands", dependencies=internal)
-    async def commands(body: CommandIn, logic: Logic) -> Response:
+    @app.post(
+        "/v1/commands",
+        dependencies=internal,
+        response_model=RepliesAnswer,
+        responses={
+            **_INTERNAL_ERRORS,
+            400: _problem("A command the command table does not know."),
+            409: _problem("This update_id is being processed by another request; retry."),
+        },
+    )
+    async def commands(body: CommandRequest, logic: Logic) -> Response:
+        """One recognised command (C6); idempotent by update_id."""
         if not logic.table.knows(body.command):
             raise HTTPException(400, f"unknown command '{body.command}'")
         language = language_of(body.language)
@@ -191,7 +182,7 @@ def create_app(
         if isinstance(checked, Usage):
             usage = logic.table.actions[checked.command].usage(language)
             reply = Reply(text=say(Text.USAGE, language, usage=usage))
-            return JSONResponse({"replies": replies_json(body.chat_id, [reply])})
+            return Response(answer_json(body.chat_id, [reply]), media_type=_JSON)
         command = Command(
             chat_id=body.chat_id, name=checked.command, args=checked.args, language=language
         )
@@ -199,39 +190,74 @@ def create_app(
             answer = await logic.handle_update(body.update_id, command)
         except UpdateInProgress:
             raise HTTPException(409, "this update_id is being processed; retry") from None
-        return Response(answer, media_type="application/json")
+        return Response(answer, media_type=_JSON)
 
-    @app.post("/v1/cycles/login", dependencies=internal)
-    async def login_cycle(logic: Logic, body: CycleIn | None = None) -> dict[str, Any]:
-        body = body or CycleIn()
-        return _messages_json(await logic.login_cycle(shard=body.shard, shards=body.shards))
+    @app.post(
+        "/v1/cycles/login",
+        dependencies=internal,
+        response_model=MessagesAnswer,
+        responses=_INTERNAL_ERRORS,
+    )
+    async def login_cycle(logic: Logic, body: CycleRequest | None = None) -> Response:
+        """One tick of the login-check timer (L1–L3)."""
+        body = body or CycleRequest()
+        return _messages_answer(await logic.login_cycle(shard=body.shard, shards=body.shards))
 
-    @app.post("/v1/cycles/notifications", dependencies=internal)
-    async def notification_cycle(logic: Logic, body: CycleIn | None = None) -> dict[str, Any]:
-        body = body or CycleIn()
+    @app.post(
+        "/v1/cycles/notifications",
+        dependencies=internal,
+        response_model=MessagesAnswer,
+        responses=_INTERNAL_ERRORS,
+    )
+    async def notification_cycle(logic: Logic, body: CycleRequest | None = None) -> Response:
+        """One tick of the notification timer (N1–N3)."""
+        body = body or CycleRequest()
         messages = await logic.notification_cycle(shard=body.shard, shards=body.shards)
-        return _messages_json(messages)
+        return _messages_answer(messages)
 
-    @app.post("/v1/messages/ack", dependencies=internal)
-    async def ack(body: AckIn, logic: Logic) -> dict[str, int]:
+    @app.post(
+        "/v1/messages/ack",
+        dependencies=internal,
+        response_model=AckAnswer,
+        responses=_INTERNAL_ERRORS,
+    )
+    async def ack(body: AckRequest, logic: Logic) -> AckAnswer:
+        """The client delivered these messages: they leave the outbox."""
         return {"acknowledged": await logic.acknowledge(body.ids)}
 
-    @app.post("/v1/poller/lease", dependencies=internal)
-    async def lease(body: LeaseIn, logic: Logic) -> dict[str, bool]:
+    @app.post(
+        "/v1/poller/lease",
+        dependencies=internal,
+        response_model=LeaseAnswer,
+        responses=_INTERNAL_ERRORS,
+    )
+    async def lease(body: LeaseRequest, logic: Logic) -> LeaseAnswer:
+        """Grant or renew the poller lease: only its holder polls Telegram and runs the timers."""
         return {"granted": await logic.lease(instance=body.instance, ttl_s=body.ttl_s)}
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
+    @app.get("/healthz", response_model=ProbeAnswer)
+    async def healthz() -> ProbeAnswer:
+        """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=ProbeAnswer,
+        responses={503: {"model": ProbeAnswer, "description": "Redis is unreachable."}},
+    )
     async def readyz(logic: Logic) -> JSONResponse:
+        """Redis is reachable."""
         if await logic.ready():
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "redis unreachable"}, status_code=503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"description": "The Prometheus text format."}},
+    )
     async def metrics_endpoint() -> Response:
+        """Prometheus metrics."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(_Guard, limit=MAX_BODY_BYTES)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from tggate.core.ports import ActionDone, ModuleUnavailable
+
 __all__ = ["LogicMetrics"]
 
 
@@ -39,3 +41,13 @@ class LogicMetrics:
             ["cycle"],
             registry=self.registry,
         )
+
+    def module_call(self, request: str, answer: object) -> None:
+        """Count one call to a module by what it answered (a status, a result's name, "ok")."""
+        if isinstance(answer, ModuleUnavailable):
+            result = "unavailable"
+        elif isinstance(answer, ActionDone):
+            result = str(answer.status)
+        else:
+            result = type(answer).__name__.lower() if answer is not None else "ok"
+        self.module_calls.labels(request, result).inc()

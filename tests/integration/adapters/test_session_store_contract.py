@@ -7,6 +7,7 @@ takes about a second more.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -14,10 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
+from tests.support.clock import FakeClock
 
 from tggate.adapters.memory_store import MemorySessionStore
 from tggate.adapters.redis_store import RedisSessionStore
-from tggate.core.ports import OutboxMessage, SessionStore
+from tggate.core.ports import OutboxKind, OutboxMessage, SessionStore
+from tggate.core.replies import Button, Reply
 from tggate.core.session import Anonymous, Authorized, LoginPrompt, Session, Status
 
 ANON = Anonymous(
@@ -32,24 +35,14 @@ AUTH = Authorized(access_token="access-1", refresh_token="refresh-1")
 AUTH_2 = Authorized(access_token="access-2", refresh_token="refresh-2")
 
 
-def message(message_id: str, chat_id: int = 42, text: str = "hi") -> OutboxMessage:
-    return OutboxMessage(
-        id=message_id,
-        chat_id=chat_id,
-        text=text,
-        buttons=(({"text": "GitHub", "command": "/login github"}, {"text": "Код", "url": "u"}),),
-    )
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self._now = now
-
-    def now(self) -> float:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
+def message(
+    message_id: str,
+    chat_id: int = 42,
+    text: str = "hi",
+    kind: OutboxKind = OutboxKind.NOTIFICATION,
+) -> OutboxMessage:
+    buttons = ((Button("GitHub", command="/login github"), Button("Код", url="u")),)
+    return OutboxMessage(message_id, chat_id, kind, Reply(text, buttons))
 
 
 @dataclass
@@ -291,6 +284,19 @@ class TestSessionStoreContract:
         with pytest.raises(ValueError):
             await store.pending_outbox(shard=0, shards=0)
 
+    async def test_pending_outbox_by_kind(self, store: SessionStore) -> None:
+        login = message("m1", text="logged in", kind=OutboxKind.LOGIN)
+        notification = message("m2", text="🔔 hi", kind=OutboxKind.NOTIFICATION)
+        await store.add_outbox([login, notification])
+        await store.replace(42, ANON, expect=None, outbox=[message("m3", kind=OutboxKind.LOGIN)])
+
+        assert await store.pending_outbox(kind=OutboxKind.LOGIN) == [
+            login,
+            message("m3", kind=OutboxKind.LOGIN),
+        ]
+        assert await store.pending_outbox(kind=OutboxKind.NOTIFICATION) == [notification]
+        assert len(await store.pending_outbox()) == 3
+
     # -- the poller lease
 
     async def test_lease_grant_renew_and_takeover(self, backend: Backend) -> None:
@@ -335,7 +341,7 @@ OPERATIONS = st.lists(
         st.tuples(st.just("chats"), st.sampled_from(list(Status)), st.integers(0, 1)),
         st.tuples(st.just("add"), st.lists(st.sampled_from("abc"), max_size=3), CHATS),
         st.tuples(st.just("ack"), st.lists(st.sampled_from("abcd"), max_size=3)),
-        st.tuples(st.just("pending"), st.integers(0, 1)),
+        st.tuples(st.just("pending"), st.sampled_from([None, *OutboxKind]), st.integers(0, 1)),
         st.tuples(st.just("lock"), CHATS, st.sampled_from("xy")),
         st.tuples(st.just("unlock"), CHATS, st.sampled_from("xy")),
         st.tuples(st.just("claim"), CHATS, st.integers(1, 2)),
@@ -373,11 +379,16 @@ async def run(store: SessionStore, operations: list[tuple[object, ...]]) -> list
             case ("chats", Status() as status, int(shard)):
                 observed.append(await all_chats(store, status, shard, 2))
             case ("add", list(ids), int(chat)):
-                await store.add_outbox([message(str(i), chat_id=chat) for i in ids])
+                # Ids a and c are login messages, b a notification.
+                kinds = {"b": OutboxKind.NOTIFICATION}
+                await store.add_outbox(
+                    [message(i, chat_id=chat, kind=kinds.get(i, OutboxKind.LOGIN)) for i in ids]
+                )
             case ("ack", list(ids)):
                 observed.append(await store.ack_outbox([str(i) for i in ids]))
-            case ("pending", int(shard)):
-                observed.append(await store.pending_outbox(shard=shard, shards=2))
+            case ("pending", kind, int(shard)):
+                assert kind is None or isinstance(kind, OutboxKind)
+                observed.append(await store.pending_outbox(kind=kind, shard=shard, shards=2))
             case ("lock", int(chat), str(owner)):
                 observed.append(await store.acquire_lock(chat, "l", owner=owner, ttl_ms=60_000))
             case ("unlock", int(chat), str(owner)):
@@ -473,6 +484,37 @@ async def test_redis_store_works_with_decoded_responses(
         assert await store.claim_update(42, 1, ttl_s=60) == "{}"
     finally:
         await client.aclose()
+
+
+async def test_redis_outbox_entries_written_before_kinds_are_still_delivered(
+    redis_client: Redis,
+) -> None:
+    # An upgrade finds entries whose kind was their id's prefix ("l:" login, "n:" notification).
+    store = RedisSessionStore(redis_client, prefix="legacy")
+    old = [
+        {"id": "l:42:rev1", "chat_id": 42, "text": "Logged in."},
+        {"id": "n:42:n7", "chat_id": 42, "text": "🔔 hi", "buttons": []},
+        {
+            "id": "n:42:z8:rev2",
+            "chat_id": 42,
+            "text": "Log in:",
+            "buttons": [
+                [{"text": "GitHub", "command": "/login github"}, {"text": "Open", "url": "u"}]
+            ],
+        },
+    ]
+    for seq, entry in enumerate(old, start=1):
+        value = json.dumps([seq, entry], ensure_ascii=False)
+        await redis_client.hset(store.keys.outbox, entry["id"], value)
+
+    assert await store.pending_outbox(kind=OutboxKind.LOGIN) == [
+        OutboxMessage("l:42:rev1", 42, OutboxKind.LOGIN, Reply("Logged in."))
+    ]
+    offer = ((Button("GitHub", command="/login github"), Button("Open", url="u")),)
+    assert await store.pending_outbox(kind=OutboxKind.NOTIFICATION) == [
+        OutboxMessage("n:42:n7", 42, OutboxKind.NOTIFICATION, Reply("🔔 hi")),
+        OutboxMessage("n:42:z8:rev2", 42, OutboxKind.NOTIFICATION, Reply("Log in:", offer)),
+    ]
 
 
 async def test_redis_ping_is_false_when_redis_is_unreachable() -> None:

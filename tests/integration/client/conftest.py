@@ -13,30 +13,17 @@ from typing import Any
 import httpx
 import pytest
 from tests.integration.client.stub_logic import INTERNAL_TOKEN, StubLogic, create_stub_app
+from tests.support.commands import TABLE
 from tests.support.sandbox import TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
-from tggate.client.logic_api import HttpBotLogic
+from tggate.client.logic_api import HttpLogicApi
 from tggate.client.retry import Backoff
 from tggate.client.service import ClientOptions, TelegramClient
 from tggate.client.telegram import AiogramTelegram
-from tggate.core.commands import parse_command_table
 from tggate_sandbox.fakes.telegram.app import create_app as create_fake_telegram
 
 BOT_TOKEN = "123456:client-tests-bot-token"
-
-TABLE = parse_command_table(
-    """
-[[actions]]
-command = "course"
-description = { ru = "О курсе", en = "About a course" }
-method = "GET"
-path = "/api/courses/{course_id}"
-[[actions.args]]
-name = "course_id"
-pattern = "^[a-z0-9]{1,20}$"
-"""
-)
 
 FAST = ClientOptions(
     max_concurrent_chats=16,
@@ -145,7 +132,7 @@ async def running_client(
     """A TelegramClient on real HTTP; stopped (gracefully) and closed on exit."""
     telegram = AiogramTelegram.connect(token=BOT_TOKEN, api_url=telegram_url, request_timeout_s=5)
     try:
-        async with HttpBotLogic.open(
+        async with HttpLogicApi.open(
             base_url=logic_url, internal_token=INTERNAL_TOKEN, timeout_s=5
         ) as logic:
             client = TelegramClient(

@@ -1,7 +1,8 @@
 """A stand-in Bot Logic (SPEC §5.1) for the Telegram Client's tests: a small FastAPI app that
-records what it receives and answers by the contract. Not the real Bot Logic: no Redis, no state
-machine; the test decides each answer. It runs under uvicorn in another thread, so the shared
-record is guarded by a lock.
+records what it receives and answers by the contract (the models of tggate.contract.logic, which
+it reads requests and writes answers with). Not the real Bot Logic: no Redis, no state machine;
+the test decides each answer. It runs under uvicorn in another thread, so the shared record is
+guarded by a lock.
 """
 
 from __future__ import annotations
@@ -15,6 +16,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
+
+from tggate.contract.logic import (
+    ACK_ANSWER,
+    LEASE_ANSWER,
+    MESSAGES_ANSWER,
+    REPLIES_ANSWER,
+    AckRequest,
+    CommandRequest,
+    CycleRequest,
+    LeaseRequest,
+)
+from tggate.core.ports import OutboxKind
 
 INTERNAL_TOKEN = "client-tests-internal-token"
 
@@ -49,6 +63,7 @@ class StubLogic:
     delay_s: Callable[[Json], float] = lambda body: 0.0
     # update_id → statuses to answer, one per request, before the real answer.
     failures: dict[int, list[int]] = field(default_factory=dict)
+    # By cycle path ("login", "notifications"): messages without their kind, which the path gives.
     outbox: dict[str, list[Json]] = field(
         default_factory=lambda: {"login": [], "notifications": []}
     )
@@ -81,7 +96,7 @@ def create_stub_app(stub: StubLogic) -> FastAPI:
 
     @app.post("/v1/commands")
     async def commands(request: Request) -> JSONResponse:
-        body = await request.json()
+        body = CommandRequest.model_validate_json(await request.body()).model_dump()
         with stub.lock:
             stub.commands.append(body)
             pending = stub.failures.get(body["update_id"])
@@ -91,31 +106,39 @@ def create_stub_app(stub: StubLogic) -> FastAPI:
         delay = stub.delay_s(body)
         if delay:
             await asyncio.sleep(delay)
-        return JSONResponse({"replies": stub.reply(body)})
+        return _answer(REPLIES_ANSWER, {"replies": stub.reply(body)})
 
-    @app.post("/v1/cycles/{kind}")
-    async def cycles(kind: str, request: Request) -> JSONResponse:
-        body = await request.json()
-        shard, shards = body["shard"], body["shards"]
+    @app.post("/v1/cycles/{path}")
+    async def cycles(path: str, request: Request) -> JSONResponse:
+        body = CycleRequest.model_validate_json(await request.body())
+        shard, shards = body.shard, body.shards
+        kind = OutboxKind.LOGIN if path == "login" else OutboxKind.NOTIFICATION
         with stub.lock:
-            stub.cycles.append((kind, shard, shards))
-            messages = [m for m in stub.outbox[kind] if m["chat_id"] % shards == shard]
-        return JSONResponse({"messages": messages})
+            stub.cycles.append((path, shard, shards))
+            messages = [
+                {**m, "kind": kind} for m in stub.outbox[path] if m["chat_id"] % shards == shard
+            ]
+        return _answer(MESSAGES_ANSWER, {"messages": messages})
 
     @app.post("/v1/messages/ack")
     async def ack(request: Request) -> JSONResponse:
-        ids = (await request.json())["ids"]
+        ids = AckRequest.model_validate_json(await request.body()).ids
         with stub.lock:
             stub.acked.extend(ids)
-            for kind, messages in stub.outbox.items():
-                stub.outbox[kind] = [m for m in messages if m["id"] not in ids]
-        return JSONResponse({"acked": len(ids)})
+            for path, messages in stub.outbox.items():
+                stub.outbox[path] = [m for m in messages if m["id"] not in ids]
+        return _answer(ACK_ANSWER, {"acknowledged": len(ids)})
 
     @app.post("/v1/poller/lease")
     async def lease(request: Request) -> JSONResponse:
-        body = await request.json()
+        body = LeaseRequest.model_validate_json(await request.body())
         with stub.lock:
-            stub.lease_requests.append(body)
-        return JSONResponse({"granted": stub.leases.grant(body["instance"], body["ttl_s"])})
+            stub.lease_requests.append(body.model_dump())
+        return _answer(LEASE_ANSWER, {"granted": stub.leases.grant(body.instance, body.ttl_s)})
 
     return app
+
+
+def _answer(adapter: TypeAdapter[Any], answer: Json) -> JSONResponse:
+    """The answer, checked against the contract first: the stub cannot drift from it."""
+    return JSONResponse(adapter.dump_python(adapter.validate_python(answer), mode="json"))

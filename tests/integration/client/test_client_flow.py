@@ -227,10 +227,11 @@ async def test_the_command_menu_is_published_in_russian_and_english(
         "help",
         "login",
         "logout",
+        "me",
         "course",
     ]
     assert by_language[""] == by_language["ru"]
-    assert by_language["en"][-1] == {"command": "course", "description": "About a course"}
+    assert by_language["en"][-1] == {"command": "course", "description": "Course"}
 
 
 async def _menu_published(person: PersonApi) -> bool:

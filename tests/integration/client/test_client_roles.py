@@ -47,7 +47,9 @@ async def test_N1_L1_timer_messages_are_sent_and_acked_after_delivery(
                 }
             ]
         await eventually(lambda: sorted(stub.acked) == ["l1", "n1", "n2"])
-        await asyncio.sleep(0.5)  # more ticks: nothing is sent twice once acked
+        # More ticks of every shard of both timers: nothing is sent twice once acked.
+        ticked = len(stub.cycles)
+        await eventually(lambda: len(stub.cycles) >= ticked + 8)
     texts = await person.bot_texts(11)
     assert texts[0] == "echo /start"
     assert sorted(texts[1:]) == ["Вы вошли", "Новое задание"]
@@ -72,7 +74,10 @@ async def test_messages_telegram_did_not_accept_are_not_acked(
     with caplog.at_level(logging.DEBUG):
         async with running_client(dead_url, logic_url):
             await eventually(lambda: len(stub.cycles) >= 8)
-            await asyncio.sleep(0.5)  # give a send every chance to be (wrongly) acked
+            # Every chance for a send to be (wrongly) acked: each tick that handed n1 out ended
+            # in an ack or not before the next one began, and eight more come.
+            ticked = len(stub.cycles)
+            await eventually(lambda: len(stub.cycles) >= ticked + 8)
     assert stub.acked == []
     assert stub.outbox["notifications"] == [{"id": "n1", "chat_id": 11, "text": "later"}]
     # The bot token is in every Bot API URL; it must not reach the logs with the errors.
@@ -90,7 +95,8 @@ async def test_only_the_lease_holder_polls_and_a_standby_takes_over(
         async with running_client(telegram_url, url_a, instance="a") as a:
             await eventually(lambda: leases.holder == "a")
             async with running_client(telegram_url, url_b, instance="b"):
-                await asyncio.sleep(0.3)
+                # b asked for the lease and was refused (twice: it keeps asking as a standby).
+                await eventually(lambda: len(stub_b.lease_requests) >= 2)
                 for n in range(5):
                     await person.inject(21, f"/course a{n}")
                 await person.wait(21, 5)

@@ -12,6 +12,9 @@ from tests.integration.logic.conftest import INTERNAL_TOKEN, Bot, ModuleUrls
 from tests.support.servers import run_asgi
 
 from tggate.bootstrap import build_logic_app
+from tggate.client.logic_api import HttpLogicApi
+from tggate.core.ports import OutboxKind
+from tggate.core.replies import Button, Reply
 from tggate.settings import load_settings
 
 
@@ -203,3 +206,46 @@ async def test_no_token_appears_in_any_log_line(
     assert logged, "the run logged something"
     for secret in (login_token, session["access_token"], session["refresh_token"], INTERNAL_TOKEN):
         assert secret not in logged
+
+
+async def test_the_clients_adapter_speaks_the_apps_contract(
+    bot: Bot, chat: int, logic_url: str
+) -> None:
+    """One contract across the hop: the Telegram Client's HttpLogicApi against this Bot Logic."""
+    async with HttpLogicApi.open(
+        base_url=logic_url, internal_token=INTERNAL_TOKEN, timeout_s=10
+    ) as api:
+        [offer] = await api.command(
+            update_id=900_000 + chat,
+            chat_id=chat,
+            command="me",
+            args={},
+            text="/me",
+            language="en",
+        )
+        assert offer.chat_id == chat and "not logged in" in offer.reply.text
+        assert offer.reply.buttons[0][0] == Button("GitHub", command="/login github")
+        [prompt] = await api.command(
+            update_id=900_001 + chat,
+            chat_id=chat,
+            command="login",
+            args={"type": "github"},
+            text="/login github",
+            language="en",
+        )
+        assert prompt.reply.buttons[0][0].url is not None
+        await bot.resolve(chat, "granted")
+        messages = [
+            m
+            for shard in range(2)
+            for m in await api.cycle(OutboxKind.LOGIN, shard=shard, shards=2)
+            if m.chat_id == chat
+        ]
+        assert [(m.kind, m.reply) for m in messages] == [
+            (OutboxKind.LOGIN, Reply("You are logged in."))
+        ]
+        await api.ack([m.id for m in messages])
+        pending = await api.cycle(OutboxKind.LOGIN, shard=chat % 2, shards=2)
+        assert [m for m in pending if m.chat_id == chat] == []
+        # Another test may hold the poller lease; what matters here is that the answer reads.
+        assert isinstance(await api.lease(instance=f"contract-{chat}", ttl_s=1), bool)

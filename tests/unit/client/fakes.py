@@ -1,4 +1,6 @@
-"""Hand-written fakes of the Telegram Client's ports (no mocks): `FakeTelegram`, `FakeLogic`."""
+"""Hand-written fakes of the Telegram Client's ports (no mocks): `FakeTelegram`, `FakeLogic`.
+
+`message` builds an outbox message as Bot Logic hands it out."""
 
 from __future__ import annotations
 
@@ -7,30 +9,16 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tggate.client.base import (
-    Cycle,
-    Incoming,
-    IncomingMessage,
-    Keyboard,
-    Language,
-    LogicUnavailable,
-    OutboxItem,
-    Reply,
-)
-from tggate.core.commands import parse_command_table
+from tggate.client.base import Incoming, IncomingMessage, LogicUnavailable
+from tggate.core.ports import OutboxKind, OutboxMessage
+from tggate.core.replies import ChatReply, Keyboard, Reply
+from tggate.core.texts import Language
 
-TABLE = parse_command_table(
-    """
-[[actions]]
-command = "course"
-description = { ru = "Курс", en = "Course" }
-method = "GET"
-path = "/api/courses/{course_id}"
-[[actions.args]]
-name = "course_id"
-pattern = "^[a-z0-9]{1,20}$"
-"""
-)
+
+def message(
+    message_id: str, chat_id: int, text: str, kind: OutboxKind = OutboxKind.NOTIFICATION
+) -> OutboxMessage:
+    return OutboxMessage(message_id, chat_id, kind, Reply(text))
 
 
 @dataclass(frozen=True)
@@ -122,10 +110,10 @@ class FakeLeases:
 
     holder: str | None = None
     until: float = 0.0
-    clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+    monotonic: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
 
     def grant(self, instance: str, ttl_s: float) -> bool:
-        now = self.clock()
+        now = self.monotonic()
         if self.holder in (None, instance) or now >= self.until:
             self.holder, self.until = instance, now + ttl_s
             return True
@@ -141,12 +129,12 @@ class FakeLogic:
     def __init__(self, leases: FakeLeases | None = None) -> None:
         self.calls: list[CommandCall] = []
         self.failures: dict[int, list[Exception]] = {}
-        self.answer: Callable[[CommandCall], Sequence[Reply]] = lambda call: [
-            Reply(call.chat_id, f"ok {call.text}")
+        self.answer: Callable[[CommandCall], Sequence[ChatReply]] = lambda call: [
+            ChatReply(call.chat_id, Reply(f"ok {call.text}"))
         ]
         self.delay_s = 0.0
-        self.outbox: dict[Cycle, list[OutboxItem]] = {"login": [], "notifications": []}
-        self.cycle_calls: list[tuple[Cycle, int, int]] = []
+        self.outbox: dict[OutboxKind, list[OutboxMessage]] = {kind: [] for kind in OutboxKind}
+        self.cycle_calls: list[tuple[OutboxKind, int, int]] = []
         self.acked: list[str] = []
         self.leases = leases or FakeLeases()
         self.lease_calls: list[tuple[str, float]] = []
@@ -161,7 +149,7 @@ class FakeLogic:
         args: dict[str, str],
         text: str,
         language: Language,
-    ) -> Sequence[Reply]:
+    ) -> Sequence[ChatReply]:
         call = CommandCall(update_id, chat_id, command, args, text, language)
         self.calls.append(call)
         if self.delay_s:
@@ -171,7 +159,7 @@ class FakeLogic:
             raise pending.pop(0)
         return self.answer(call)
 
-    async def cycle(self, kind: Cycle, *, shard: int, shards: int) -> Sequence[OutboxItem]:
+    async def cycle(self, kind: OutboxKind, *, shard: int, shards: int) -> Sequence[OutboxMessage]:
         self.cycle_calls.append((kind, shard, shards))
         return [m for m in self.outbox[kind] if m.chat_id % shards == shard]
 

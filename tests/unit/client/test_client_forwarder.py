@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from tests.unit.client.fakes import TABLE, CommandCall, FakeLogic, FakeTelegram, Sent
+from tests.support.commands import TABLE
+from tests.unit.client.fakes import CommandCall, FakeLogic, FakeTelegram, Sent
 
-from tggate.client.base import (
-    CallbackPress,
-    CommandButton,
-    IncomingMessage,
-    LogicRejected,
-    LogicUnavailable,
-    Reply,
-    UrlButton,
-)
+from tggate.client.base import CallbackPress, IncomingMessage, LogicRejected, LogicUnavailable
 from tggate.client.forwarder import Forwarder
 from tggate.client.retry import Backoff
 from tggate.client.sender import Sender
+from tggate.core.replies import Button, ChatReply, Reply
 
 INSTANT = Backoff(initial_s=0, max_s=0)
 
@@ -59,9 +53,15 @@ async def test_C6_known_command_is_forwarded_with_parsed_args_and_language() -> 
 async def test_replies_go_where_bot_logic_says_with_buttons() -> None:
     telegram, logic = FakeTelegram(), FakeLogic()
     keyboard = (
-        (UrlButton("GitHub", "https://github.com/login"), CommandButton("Code", "/login code")),
+        (
+            Button("GitHub", url="https://github.com/login"),
+            Button("Code", command="/login code"),
+        ),
     )
-    logic.answer = lambda call: [Reply(42, "first", keyboard), Reply(43, "second")]
+    logic.answer = lambda call: [
+        ChatReply(42, Reply("first", keyboard)),
+        ChatReply(43, Reply("second")),
+    ]
     await make(telegram, logic).handle(IncomingMessage(1, 42, "/start", "ru"))
     assert telegram.sent == [Sent(42, "first", keyboard), Sent(43, "second")]
 

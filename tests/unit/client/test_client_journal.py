@@ -39,7 +39,7 @@ def test_entries_older_than_a_day_are_forgotten(tmp_path: Path) -> None:
     journal = DeliveryJournal(path, clock=clock, max_age_s=60)
     journal.open()
     journal.record("old", 1)
-    clock.now += 61
+    clock.advance(61)
     journal.record("new", 1)
     journal.open()  # re-read, as when the lease is taken again
     assert journal.sent("old") == 0 and journal.sent("new") == 1
@@ -52,7 +52,7 @@ def test_compaction_keeps_the_newest_entries(tmp_path: Path) -> None:
     journal = DeliveryJournal(path, clock=clock, keep=10)
     journal.open()
     for index in range(25):
-        clock.now += 1
+        clock.advance(1)
         journal.record(f"k{index}", 1)
     journal.close()
     lines = path.read_text("utf-8").splitlines()

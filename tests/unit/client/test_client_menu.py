@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from tests.unit.client.fakes import TABLE, FakeTelegram
+from tests.support.commands import TABLE
+from tests.unit.client.fakes import FakeTelegram
 
 from tggate.client.menu import menu_commands, publish_menu
 
 
 def test_menu_lists_builtins_then_actions() -> None:
     ru = menu_commands(TABLE, "ru")
-    assert [name for name, _ in ru] == ["start", "help", "login", "logout", "course"]
+    assert [name for name, _ in ru] == ["start", "help", "login", "logout", "me", "course"]
     assert dict(ru)["course"] == "Курс"
     assert dict(menu_commands(TABLE, "en"))["course"] == "Course"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from tggate.client.ratelimit import GlobalPermits, RateLimiter
+from tggate.client.ratelimit import GlobalPermits, SendLimiter
 
 
 def test_global_rate_spaces_messages_evenly() -> None:
-    limits = RateLimiter(global_per_s=30, per_chat_interval_s=1)
+    limits = SendLimiter(global_per_s=30, per_chat_interval_s=1)
     waits = [limits.reserve_global(0.0) for _ in range(60)]
     slots = sorted(waits)
     assert slots[0] == 0
@@ -19,13 +19,13 @@ def test_global_rate_spaces_messages_evenly() -> None:
 
 
 def test_global_slots_do_not_pile_up_while_idle() -> None:
-    limits = RateLimiter(global_per_s=10, per_chat_interval_s=0)
+    limits = SendLimiter(global_per_s=10, per_chat_interval_s=0)
     assert limits.reserve_global(0.0) == 0
     assert limits.reserve_global(5.0) == 0
 
 
 def test_per_chat_interval() -> None:
-    limits = RateLimiter(global_per_s=30, per_chat_interval_s=1)
+    limits = SendLimiter(global_per_s=30, per_chat_interval_s=1)
     limits.sent(1, now=10.0)
     assert limits.chat_wait(1, 10.25) == 0.75
     assert limits.chat_wait(2, 10.25) == 0
@@ -33,7 +33,7 @@ def test_per_chat_interval() -> None:
 
 
 def test_retry_after_holds_only_that_chat_and_never_shortens() -> None:
-    limits = RateLimiter(global_per_s=30, per_chat_interval_s=1)
+    limits = SendLimiter(global_per_s=30, per_chat_interval_s=1)
     limits.hold_chat(7, until=20.0)
     limits.sent(7, now=0.0)  # an earlier, shorter interval does not cut the hold
     assert limits.chat_wait(7, 5.0) == 15.0

@@ -7,9 +7,10 @@ import time
 
 from tests.unit.client.fakes import FakeTelegram, Sent
 
-from tggate.client.base import CommandButton, Rejected, RetryLater, Unavailable, UrlButton
+from tggate.client.base import Rejected, RetryLater, Unavailable
 from tggate.client.retry import Backoff
 from tggate.client.sender import Delivery, Sender, usable_keyboard
+from tggate.core.replies import Button, Reply
 
 INSTANT = Backoff(initial_s=0, max_s=0)
 
@@ -20,9 +21,9 @@ def make(telegram: FakeTelegram, *, per_chat: float = 0.0, rate: float = 1000) -
 
 async def test_long_text_goes_in_order_with_buttons_on_the_last_piece() -> None:
     telegram = FakeTelegram()
-    keyboard = ((UrlButton("Open", "https://example.com"),),)
+    keyboard = ((Button("Open", url="https://example.com"),),)
     text = "\n".join(f"{i:05d}" + "z" * 100 for i in range(100))
-    assert await make(telegram).send(1, text, keyboard) is Delivery.SENT
+    assert await make(telegram).send(1, Reply(text, keyboard)) is Delivery.SENT
     assert len(telegram.sent) == 3
     assert "\n".join(m.text for m in telegram.sent) == text
     assert [m.buttons for m in telegram.sent] == [(), (), keyboard]
@@ -33,9 +34,9 @@ async def test_a_429_pauses_only_that_chat() -> None:
     telegram.send_errors[1] = [RetryLater(0.3)]
     sender = make(telegram)
     started = time.monotonic()
-    slow = asyncio.create_task(sender.send(1, "to the limited chat"))
+    slow = asyncio.create_task(sender.send(1, Reply("to the limited chat")))
     await asyncio.sleep(0.05)
-    assert await sender.send(2, "to another chat") is Delivery.SENT
+    assert await sender.send(2, Reply("to another chat")) is Delivery.SENT
     assert telegram.sent == [Sent(2, "to another chat")]
     assert await slow is Delivery.SENT
     assert time.monotonic() - started >= 0.3
@@ -46,7 +47,7 @@ async def test_per_chat_interval_and_order() -> None:
     telegram = FakeTelegram()
     sender = make(telegram, per_chat=0.05)
     started = time.monotonic()
-    results = await asyncio.gather(*(sender.send(1, f"m{i}") for i in range(5)))
+    results = await asyncio.gather(*(sender.send(1, Reply(f"m{i}")) for i in range(5)))
     assert results == [Delivery.SENT] * 5
     assert telegram.texts(1) == [f"m{i}" for i in range(5)]
     assert time.monotonic() - started >= 0.2
@@ -56,10 +57,10 @@ async def test_a_refused_message_is_dropped_and_a_bad_button_costs_only_the_butt
     telegram = FakeTelegram()
     telegram.send_errors[1] = [Rejected("chat not found")]
     sender = make(telegram)
-    assert await sender.send(1, "lost") is Delivery.REJECTED
+    assert await sender.send(1, Reply("lost")) is Delivery.REJECTED
     telegram.send_errors[2] = [Rejected("BUTTON_URL_INVALID")]
-    keyboard = ((UrlButton("x", "bad"),),)
-    assert await sender.send(2, "kept", keyboard) is Delivery.SENT
+    keyboard = ((Button("x", url="bad"),),)
+    assert await sender.send(2, Reply("kept", keyboard)) is Delivery.SENT
     assert telegram.sent == [Sent(2, "kept")]
 
 
@@ -67,19 +68,19 @@ async def test_network_errors_are_retried_or_given_up_after_the_attempts() -> No
     telegram = FakeTelegram()
     telegram.send_errors[1] = [Unavailable("reset")] * 2
     sender = make(telegram)
-    assert await sender.send(1, "eventually") is Delivery.SENT
+    assert await sender.send(1, Reply("eventually")) is Delivery.SENT
     telegram.send_errors[1] = [Unavailable("reset")] * 5
-    assert await sender.send(1, "not now", attempts=3) is Delivery.GAVE_UP
+    assert await sender.send(1, Reply("not now"), attempts=3) is Delivery.GAVE_UP
     assert telegram.texts(1) == ["eventually"]
 
 
 async def test_empty_text_is_not_sent() -> None:
     telegram = FakeTelegram()
-    assert await make(telegram).send(1, " \n") is Delivery.REJECTED
+    assert await make(telegram).send(1, Reply(" \n")) is Delivery.REJECTED
     assert telegram.sent == []
 
 
 def test_buttons_with_callback_data_over_64_bytes_are_dropped() -> None:
-    ok = CommandButton("ok", "/login code")
-    long = CommandButton("long", "/" + "я" * 40)
+    ok = Button("ok", command="/login code")
+    long = Button("long", command="/" + "я" * 40)
     assert usable_keyboard(((ok, long), (long,))) == ((ok,),)

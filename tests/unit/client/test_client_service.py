@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.unit.client.fakes import TABLE, FakeLeases, FakeLogic, FakeTelegram, eventually
+from tests.support.commands import TABLE
+from tests.unit.client.fakes import FakeLeases, FakeLogic, FakeTelegram, eventually, message
 
-from tggate.client.base import OutboxItem
 from tggate.client.retry import Backoff
 from tggate.client.service import ClientOptions, TelegramClient
+from tggate.core.ports import OutboxKind
 
 OPTIONS = ClientOptions(
     poll_timeout_s=1,
@@ -47,7 +48,7 @@ async def test_only_the_lease_holder_polls_and_ticks_and_a_standby_takes_over() 
     assert tg_a.confirmed_below == 2
 
     # b takes over once a let go of the lease; it polls and ticks now.
-    logic_b.outbox["login"] = [OutboxItem("m1", 7, "Вы вошли")]
+    logic_b.outbox[OutboxKind.LOGIN] = [message("m1", 7, "Вы вошли", OutboxKind.LOGIN)]
     await eventually(lambda: tg_b.fetches and logic_b.acked == ["m1"])
     assert tg_b.texts(7) == ["Вы вошли"]
     stop_b.set()

@@ -23,7 +23,6 @@ from aiogram.types import Update
 
 from tggate.client.base import (
     CallbackPress,
-    CommandButton,
     IncomingMessage,
     InvalidToken,
     OtherUpdate,
@@ -32,9 +31,9 @@ from tggate.client.base import (
     RetryLater,
     TelegramFailure,
     Unavailable,
-    UrlButton,
 )
 from tggate.client.telegram import AiogramTelegram, to_incoming, to_markup
+from tggate.core.replies import Button
 
 TOKEN = "42:secret-token-value"
 USER = {"id": 7, "is_bot": False, "first_name": "A", "language_code": "en-GB"}
@@ -85,7 +84,9 @@ def test_anything_else_is_an_other_update() -> None:
 
 
 def test_buttons_become_an_inline_keyboard() -> None:
-    markup = to_markup(((UrlButton("Site", "https://example.com"), CommandButton("Go", "/help")),))
+    markup = to_markup(
+        ((Button("Site", url="https://example.com"), Button("Go", command="/help")),)
+    )
     assert markup is not None
     [[url, command]] = markup.inline_keyboard
     assert (url.url, url.callback_data) == ("https://example.com", None)

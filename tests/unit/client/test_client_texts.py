@@ -1,20 +1,11 @@
-"""The client's own replies (C5) and the language choice."""
+"""The client's own replies (C5)."""
 
 from __future__ import annotations
 
-import pytest
-from tests.unit.client.fakes import TABLE
+from tests.support.commands import TABLE
 
 from tggate.client import texts
 from tggate.core.commands import Usage
-
-
-@pytest.mark.parametrize(
-    ("code", "language"),
-    [(None, "ru"), ("ru", "ru"), ("en", "en"), ("en-GB", "en"), ("EN", "en"), ("de", "ru")],
-)
-def test_language_of(code: str | None, language: str) -> None:
-    assert texts.language_of(code) == language
 
 
 def test_C5_no_such_command() -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.unit.client.fakes import FakeLogic, FakeTelegram
+from tests.unit.client.fakes import FakeLogic, FakeTelegram, message
 
-from tggate.client.base import LogicUnavailable, OutboxItem, Rejected, Unavailable
+from tggate.client.base import LogicUnavailable, Rejected, Unavailable
 from tggate.client.retry import Backoff
 from tggate.client.sender import Sender
 from tggate.client.timers import CycleTimer
+from tggate.core.ports import OutboxKind
+
+NOTIFICATION = OutboxKind.NOTIFICATION
 
 INSTANT = Backoff(initial_s=0, max_s=0)
 
@@ -17,7 +20,7 @@ INSTANT = Backoff(initial_s=0, max_s=0)
 def make(telegram: FakeTelegram, logic: FakeLogic, *, shards: int = 3) -> CycleTimer:
     sender = Sender(telegram, global_per_s=1000, per_chat_interval_s=0, backoff=INSTANT)
     return CycleTimer(
-        kind="notifications",
+        kind=NOTIFICATION,
         interval_s=0.01,
         shards=shards,
         logic=logic,
@@ -28,11 +31,9 @@ def make(telegram: FakeTelegram, logic: FakeLogic, *, shards: int = 3) -> CycleT
 
 async def test_N1_a_tick_asks_every_shard_and_acks_what_was_delivered() -> None:
     telegram, logic = FakeTelegram(), FakeLogic()
-    logic.outbox["notifications"] = [
-        OutboxItem(f"n{i}", chat_id=i % 5, text=f"note {i}") for i in range(10)
-    ]
+    logic.outbox[NOTIFICATION] = [message(f"n{i}", i % 5, f"note {i}") for i in range(10)]
     await make(telegram, logic).tick()
-    assert sorted(logic.cycle_calls) == [("notifications", s, 3) for s in range(3)]
+    assert sorted(logic.cycle_calls) == [(NOTIFICATION, s, 3) for s in range(3)]
     assert sorted(logic.acked) == sorted(f"n{i}" for i in range(10))
     for chat_id in range(5):
         assert telegram.texts(chat_id) == [f"note {i}" for i in range(10) if i % 5 == chat_id]
@@ -40,11 +41,11 @@ async def test_N1_a_tick_asks_every_shard_and_acks_what_was_delivered() -> None:
 
 async def test_undelivered_messages_are_not_acked_and_come_back_next_tick() -> None:
     telegram, logic = FakeTelegram(), FakeLogic()
-    logic.outbox["notifications"] = [
-        OutboxItem("a1", 1, "first"),
-        OutboxItem("a2", 1, "second"),
-        OutboxItem("b1", 2, "other chat"),
-        OutboxItem("c1", 3, "refused for good"),
+    logic.outbox[NOTIFICATION] = [
+        message("a1", 1, "first"),
+        message("a2", 1, "second"),
+        message("b1", 2, "other chat"),
+        message("c1", 3, "refused for good"),
     ]
     telegram.send_errors[1] = [Unavailable("timeout")] * 3
     telegram.send_errors[3] = [Rejected("bot was blocked by the user")]
@@ -60,7 +61,7 @@ async def test_undelivered_messages_are_not_acked_and_come_back_next_tick() -> N
 
 async def test_a_failing_shard_does_not_stop_the_others() -> None:
     telegram, logic = FakeTelegram(), FakeLogic()
-    logic.outbox["notifications"] = [OutboxItem("x", 1, "hi"), OutboxItem("y", 2, "hi")]
+    logic.outbox[NOTIFICATION] = [message("x", 1, "hi"), message("y", 2, "hi")]
     original = logic.cycle
 
     async def flaky(kind, *, shard, shards):  # type: ignore[no-untyped-def]

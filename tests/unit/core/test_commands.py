@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.support.commands import TABLE
 
 from tggate.core.commands import (
     CommandTableError,
@@ -13,19 +14,6 @@ from tggate.core.commands import (
     load_command_table,
     parse_command_table,
     parse_text,
-)
-
-TABLE = parse_command_table(
-    """
-[[actions]]
-command = "course"
-description = { ru = "Курс", en = "Course" }
-method = "GET"
-path = "/api/courses/{course_id}"
-[[actions.args]]
-name = "course_id"
-pattern = "^[a-z0-9]{1,20}$"
-"""
 )
 
 

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tggate.core.commands import ActionSpec, CommandTable, Localized, ReplySpec
+from tests.support.commands import TABLE
+
 from tggate.core.machine import (
     KEEP,
     CallAction,
     CheckLogin,
     Command,
+    CycleOutcome,
+    DeleteNotifications,
+    FetchNotifications,
     LogoutEverywhere,
+    NotificationMessage,
+    NotificationRequest,
     Outcome,
+    QueueNotifications,
     RefreshTokens,
+    Reply,
     Request,
     StartLogin,
     decide,
     decide_login_check,
+    decide_notifications,
 )
 from tggate.core.ports import (
     ActionDone,
@@ -26,19 +35,13 @@ from tggate.core.ports import (
     LoginPending,
     LoginStarted,
     ModuleUnavailable,
+    Notification,
     Refreshed,
     RefreshRejected,
 )
 from tggate.core.session import Anonymous, Authorized, LoginPrompt, Session
 
-PROFILE = ActionSpec(
-    command="me",
-    description=Localized("Профиль", "Profile"),
-    method="GET",
-    path="/api/me",
-    reply=ReplySpec(template=Localized("Имя: {name}", "Name: {name}")),
-)
-TABLE = CommandTable(actions={"me": PROFILE})
+PROFILE = TABLE.actions["me"]
 PROMPT = LoginPrompt(text="Open the link", url="https://auth.example/o/ref")
 ANON = Anonymous(login_token="old-token", login_type="github", prompt=PROMPT)
 AUTHED = Authorized(access_token="a1", refresh_token="r1")
@@ -202,14 +205,13 @@ def test_Z8_refresh_rejected_deletes_the_session_and_offers_login() -> None:
 
 
 def test_L2_login_check_outcomes() -> None:
-    assert decide_login_check(ANON, LoginGone()).session is None
-    assert decide_login_check(ANON, LoginGone()).message is None
+    assert decide_login_check(ANON, LoginGone()) == CycleOutcome(None, None)
     denied = decide_login_check(ANON, LoginDenied())
-    assert denied.session is None and denied.message == "Неудачная авторизация."
+    assert denied == CycleOutcome(None, Reply("Неудачная авторизация."))
     granted = decide_login_check(ANON, LoginGranted("a", "r"))
-    assert granted.session == Authorized("a", "r") and granted.message == "Успешная авторизация."
-    assert decide_login_check(ANON, LoginPending()).session is KEEP
-    assert decide_login_check(ANON, ModuleUnavailable("auth")).session is KEEP
+    assert granted == CycleOutcome(Authorized("a", "r"), Reply("Успешная авторизация."))
+    assert decide_login_check(ANON, LoginPending()) == CycleOutcome(KEEP)
+    assert decide_login_check(ANON, ModuleUnavailable("auth")) == CycleOutcome(KEEP)
 
 
 def test_replies_are_russian_by_default() -> None:
@@ -217,3 +219,107 @@ def test_replies_are_russian_by_default() -> None:
     outcome = decide(AUTHED, command, [], table=TABLE, fresh_login_token="t")
     assert isinstance(outcome, Outcome)
     assert outcome.replies[0].text == "Сеанс завершён."
+
+
+# ---- N2: one Authorized chat in the notification timer (401: Z7–Z9) ----
+
+
+def notify(session: Authorized, *answers: object) -> tuple[list[NotificationRequest], CycleOutcome]:
+    """Drive `decide_notifications` with scripted answers, like `run` does `decide`."""
+    requests: list[NotificationRequest] = []
+    given: list[object] = []
+    script = list(answers)
+    while True:
+        step = decide_notifications(session, given)
+        if isinstance(step, CycleOutcome):
+            assert not script, f"unused answers: {script}"
+            return requests, step
+        requests.append(step)
+        given.append(script.pop(0))
+
+
+def next_request(session: Authorized, *answers: object) -> NotificationRequest | CycleOutcome:
+    return decide_notifications(session, answers)
+
+
+DEADLINE = Notification(id="n1", text="Deadline!")
+EXAM = Notification(id="n2", text="Exam")
+
+
+def test_N2_found_notifications_are_queued_then_exactly_those_ids_deleted() -> None:
+    requests, outcome = notify(AUTHED, [DEADLINE, EXAM], None, None)
+    assert requests == [
+        FetchNotifications(access_token="a1"),
+        # Into the outbox first: a crash before the delete loses nothing.
+        QueueNotifications(
+            (
+                NotificationMessage("n1", Reply("🔔 Deadline!")),
+                NotificationMessage("n2", Reply("🔔 Exam")),
+            )
+        ),
+        DeleteNotifications(access_token="a1", ids=("n1", "n2")),
+    ]
+    assert outcome == CycleOutcome(KEEP)
+
+
+def test_N2_no_notifications_queue_and_delete_nothing() -> None:
+    requests, outcome = notify(AUTHED, [])
+    assert requests == [FetchNotifications(access_token="a1")]
+    assert outcome == CycleOutcome(KEEP)
+
+
+def test_N2_notifications_speak_the_sessions_language() -> None:
+    english = Authorized("a1", "r1", language="en")
+    requests, _ = notify(english, [DEADLINE], None, None)
+    assert requests[1] == QueueNotifications((NotificationMessage("n1", Reply("🔔 Deadline!")),))
+
+
+def test_N2_Z7_a_401_asks_for_a_refresh() -> None:
+    assert next_request(AUTHED, ActionDone(401)) == RefreshTokens(refresh_token="r1")
+
+
+def test_N2_Z8_refresh_rejected_ends_the_session_with_a_login_offer() -> None:
+    requests, outcome = notify(AUTHED, ActionDone(401), RefreshRejected())
+    assert requests == [FetchNotifications("a1"), RefreshTokens("r1")]
+    assert outcome.session is None
+    assert outcome.message is not None
+    assert outcome.message.text.startswith("Вы не залогинены.")
+    commands = [b.command for row in outcome.message.buttons for b in row]
+    assert commands == ["/login github", "/login yandex", "/login code"]
+
+
+def test_N2_Z9_refreshed_fetches_again_with_the_new_token() -> None:
+    requests, outcome = notify(AUTHED, ActionDone(401), Refreshed("a2", "r2"), [EXAM], None, None)
+    assert requests == [
+        FetchNotifications("a1"),
+        RefreshTokens("r1"),
+        FetchNotifications("a2"),
+        QueueNotifications((NotificationMessage("n2", Reply("🔔 Exam")),)),
+        DeleteNotifications(access_token="a2", ids=("n2",)),
+    ]
+    assert outcome == CycleOutcome(KEEP)
+
+
+def test_N2_Z7_a_chat_is_fetched_and_refreshed_at_most_twice_a_tick() -> None:
+    requests, outcome = notify(
+        AUTHED, ActionDone(401), Refreshed("a2", "r2"), ActionDone(401), Refreshed("a3", "r3")
+    )
+    assert requests == [
+        FetchNotifications("a1"),
+        RefreshTokens("r1"),
+        FetchNotifications("a2"),
+        RefreshTokens("r2"),
+    ]
+    assert outcome == CycleOutcome(KEEP)  # the stored pair is tried next tick
+
+
+def test_N2_module_unavailable_or_another_answer_keeps_the_session() -> None:
+    for answer in (ModuleUnavailable("main"), ActionDone(403), ActionDone(500)):
+        requests, outcome = notify(AUTHED, answer)
+        assert requests == [FetchNotifications("a1")], answer
+        assert outcome == CycleOutcome(KEEP), answer
+
+
+def test_N2_Z7_auth_module_unavailable_keeps_the_session() -> None:
+    _, outcome = notify(AUTHED, ActionDone(401), ModuleUnavailable("auth"))
+    assert outcome == CycleOutcome(KEEP)

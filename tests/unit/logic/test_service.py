@@ -1,13 +1,17 @@
-"""The service layer over hand-written fakes (STYLE.md): idempotency, claims, conflicts."""
+"""The service layer over hand-written fakes (STYLE.md): idempotency, claims, conflicts, and
+how the cycles perform what the core decides (the outbox, its kinds, Z8 in the N2 cycle)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from tests.support.clock import FakeClock
+from tests.support.commands import TABLE
+
 from tggate.adapters.memory_store import MemorySessionStore
-from tggate.core.commands import load_command_table, parse_command_table
+from tggate.core.commands import parse_command_table
 from tggate.core.machine import Command
 from tggate.core.ports import (
     ActionDone,
@@ -18,26 +22,20 @@ from tggate.core.ports import (
     LoginStarted,
     ModuleUnavailable,
     Notification,
+    OutboxKind,
     Refreshed,
     RefreshRejected,
 )
 from tggate.core.session import Anonymous, Authorized, LoginPrompt, Status
 from tggate.logic.service import BotLogic
 
-TABLE = load_command_table()
-
-
-@dataclass
-class FakeClock:
-    now_s: float = 1_000.0
-
-    def now(self) -> float:
-        return self.now_s
-
 
 @dataclass
 class FakeAuth:
     check_answer: LoginCheck = field(default_factory=LoginPending)
+    refresh_answer: Refreshed | RefreshRejected = field(
+        default_factory=lambda: Refreshed("access-2", "refresh-2")
+    )
     calls: list[str] = field(default_factory=list)
     refresh_delay_s: float = 0.0
 
@@ -56,7 +54,7 @@ class FakeAuth:
     ) -> Refreshed | RefreshRejected | ModuleUnavailable:
         self.calls.append("refresh")
         await asyncio.sleep(self.refresh_delay_s)
-        return Refreshed("access-2", "refresh-2")
+        return self.refresh_answer
 
     async def logout_everywhere(self, *, refresh_token: str) -> ModuleUnavailable | None:
         self.calls.append("logout")
@@ -65,7 +63,12 @@ class FakeAuth:
 
 @dataclass
 class FakeMain:
+    """Accepts only "access-2"; holds notifications (by access token) until deleted."""
+
     calls: list[str] = field(default_factory=list)
+    notes: list[Notification] = field(default_factory=list)
+    # Runs before /notification answers: what another request does meanwhile.
+    meanwhile: Callable[[], Awaitable[None]] | None = None
 
     async def call(
         self, *, method: str, path: str, access_token: str, query: object = None
@@ -78,11 +81,18 @@ class FakeMain:
     async def notifications(
         self, *, access_token: str
     ) -> Sequence[Notification] | ActionDone | ModuleUnavailable:
-        return []
+        self.calls.append(f"GET /notification {access_token}")
+        if self.meanwhile is not None:
+            await self.meanwhile()
+        if access_token != "access-2":
+            return ActionDone(401, {"detail": "expired"})
+        return list(self.notes)
 
     async def delete_notifications(
         self, *, access_token: str, ids: Sequence[str]
     ) -> ActionDone | ModuleUnavailable | None:
+        self.calls.append(f"DELETE /notification {','.join(ids)}")
+        self.notes = [note for note in self.notes if note.id not in ids]
         return None
 
 
@@ -117,7 +127,7 @@ async def test_an_abandoned_claim_expires_and_the_update_is_handled() -> None:
         raise AssertionError("expected UpdateInProgress")
     except Exception as error:
         assert type(error).__name__ == "UpdateInProgress"
-    clock.now_s += 31
+    clock.advance(31)
     answer = await logic.handle_update(9, me())
     assert "not logged in" in answer
 
@@ -185,3 +195,85 @@ pattern = "^.{1,50}$"
     command = Command(chat_id=42, name="find", args={"term": "../a b?c#d/é"}, language="en")
     await logic.run_command(command)
     assert main.calls == ["GET /api/find/..%2Fa%20b%3Fc%23d%2F%C3%A9 access-2"]
+
+
+async def test_N2_notifications_go_to_the_outbox_as_their_kind_then_are_deleted() -> None:
+    logic, store, _auth, main = make()
+    await store.replace(42, Authorized("access-2", "refresh-2", "en"), expect=None)
+    main.notes = [Notification("n1", "Deadline!"), Notification("n2", "Exam")]
+    messages = await logic.notification_cycle()
+    assert [(m.chat_id, m.kind, m.reply.text) for m in messages] == [
+        (42, OutboxKind.NOTIFICATION, "🔔 Deadline!"),
+        (42, OutboxKind.NOTIFICATION, "🔔 Exam"),
+    ]
+    assert main.calls == ["GET /notification access-2", "DELETE /notification n1,n2"]
+    assert main.notes == []
+    # Handed out again until acknowledged, by the notification cycle only.
+    assert await logic.notification_cycle() == messages
+    assert await logic.login_cycle() == []
+    assert await logic.acknowledge([m.id for m in messages]) == 2
+    assert await logic.notification_cycle() == []
+
+
+async def test_N2_a_fetch_that_comes_again_after_a_crash_is_not_queued_twice() -> None:
+    logic, store, _auth, main = make()
+    await store.replace(42, Authorized("access-2", "refresh-2"), expect=None)
+    main.notes = [Notification("n1", "Deadline!")]
+    first = await logic.notification_cycle()
+    main.notes = [Notification("n1", "Deadline!")]  # the delete was lost: the same id again
+    assert await logic.notification_cycle() == first
+    await logic.acknowledge([m.id for m in first])
+    main.notes = [Notification("n1", "Deadline!")]  # and once more, after delivery
+    assert await logic.notification_cycle() == []
+
+
+async def test_L2_login_messages_are_their_own_kind() -> None:
+    logic, store, auth, _main = make()
+    await store.replace(7, Anonymous("lt", "code", LoginPrompt("x"), "en"), expect=None, ttl_s=60)
+    auth.check_answer = LoginGranted("access-2", "refresh-2")
+    messages = await logic.login_cycle()
+    assert [(m.chat_id, m.kind, m.reply.text) for m in messages] == [
+        (7, OutboxKind.LOGIN, "You are logged in.")
+    ]
+    assert await logic.notification_cycle() == []
+
+
+async def test_N2_Z7_Z9_a_401_in_the_cycle_refreshes_and_fetches_again() -> None:
+    logic, store, auth, main = make()
+    await store.replace(42, Authorized("access-1", "refresh-1"), expect=None)
+    main.notes = [Notification("n1", "Deadline!")]
+    messages = await logic.notification_cycle()
+    assert [m.reply.text for m in messages] == ["🔔 Deadline!"]
+    assert auth.calls == ["refresh"]
+    stored = await store.load(42)
+    assert stored is not None and stored.session == Authorized("access-2", "refresh-2")
+
+
+async def test_N2_Z8_a_rejected_refresh_in_the_cycle_ends_the_session_with_a_login_offer() -> None:
+    logic, store, auth, _main = make()
+    await store.replace(42, Authorized("access-1", "refresh-1", "en"), expect=None)
+    auth.refresh_answer = RefreshRejected()
+    messages = await logic.notification_cycle()
+    assert await store.load(42) is None
+    assert [m.chat_id for m in messages] == [42]
+    assert messages[0].kind is OutboxKind.NOTIFICATION
+    assert messages[0].reply.text.startswith("You are not logged in.")
+    assert [b.command for row in messages[0].reply.buttons for b in row] == [
+        "/login github",
+        "/login yandex",
+        "/login code",
+    ]
+    assert [c async for c in store.chats(Status.AUTHORIZED)] == []
+
+
+async def test_N2_Z8_says_nothing_to_a_chat_that_logged_out_meanwhile() -> None:
+    logic, store, auth, main = make()
+    revision = await store.replace(42, Authorized("access-1", "refresh-1", "en"), expect=None)
+
+    async def logout() -> None:  # Z2 on another replica, while the cycle's fetch is answered
+        await store.replace(42, None, expect=revision)
+
+    main.meanwhile = logout
+    assert await logic.notification_cycle() == []
+    assert await store.load(42) is None
+    assert auth.calls == []  # nothing left to refresh

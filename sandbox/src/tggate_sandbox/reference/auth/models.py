@@ -1,4 +1,9 @@
-"""Request and answer bodies of the reference Authorization module (SPEC §5.2 and its test API)."""
+"""Request and answer bodies of the reference Authorization module (docs/openapi/auth.yaml and
+its test API).
+
+The bodies Bot Logic sends and reads are the contract's own models (`tggate.contract.auth`), so
+the reference module and tggate's adapter cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,16 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from tggate_sandbox.reference.auth.logins import CheckStatus, LoginType
-from tggate_sandbox.reference.auth.texts import Language
+from tggate.contract.auth import (
+    Jwt,
+    LoginAnswer,
+    LoginCheckRequest,
+    LoginRequest,
+    LoginStatus,
+    RefreshRequest,
+    TokenPairAnswer,
+)
+from tggate_sandbox.reference.auth.logins import LoginType
 
 __all__ = [
     "DelayRequest",
@@ -26,50 +39,28 @@ __all__ = [
     "TokenPairAnswer",
 ]
 
-# Long enough for any real token, short enough that nobody stores megabytes through us.
-Token = Annotated[str, Field(min_length=1, max_length=4096)]
 Identity = Annotated[str, Field(min_length=1, max_length=200)]
+
+# The /login answer is the contract's `LoginAnswer`; app.py knows it by this name.
+LoginStarted = LoginAnswer
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
 
-class LoginRequest(_Body):
-    login_token: Token
-    type: LoginType
-    chat_id: StrictInt
-    # Not in SPEC §5.2: lets Bot Logic ask for the person's language; Russian otherwise.
-    language: Language = "ru"
-
-
-class LoginStarted(BaseModel):
-    text: str
-    url: str | None
-    code: str | None
-    expires_in: int
-
-
-class LoginCheckRequest(_Body):
-    login_token: Token
-
-
 class LoginCheckAnswer(BaseModel):
-    status: CheckStatus
-    access_token: str | None = None
-    refresh_token: str | None = None
+    """The contract's `LoginCheckAnswer` in one model that is easy to build, sent without its
+    null fields: {"status": "pending"}, or "granted" with both tokens."""
 
-
-class RefreshRequest(_Body):
-    refresh_token: Token
-
-
-class TokenPairAnswer(BaseModel):
-    access_token: str
-    refresh_token: str
+    status: LoginStatus
+    access_token: Jwt | None = None
+    refresh_token: Jwt | None = None
 
 
 class LogoutAnswer(BaseModel):
+    """Not read by tggate (the contract's /logout answer has no body it needs)."""
+
     revoked: int
 
 

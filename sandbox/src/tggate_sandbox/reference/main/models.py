@@ -1,4 +1,8 @@
-"""Request and answer bodies of the reference Main module (SPEC §5.3 and its actions)."""
+"""Request and answer bodies of the reference Main module (docs/openapi/main.yaml and its actions).
+
+The notification bodies Bot Logic reads and sends are the contract's own models
+(`tggate.contract.main`), so the reference module and tggate's adapter cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tggate.contract.main import NotificationIds, NotificationView
 from tggate_sandbox.reference.main.catalog import Role
 
 __all__ = [
@@ -68,16 +73,6 @@ class GradeView(BaseModel):
     task: str
     task_title: str
     grade: int
-
-
-class NotificationView(BaseModel):
-    id: str
-    text: str
-    created_at: str
-
-
-class NotificationIds(_Body):
-    ids: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(max_length=10_000)
 
 
 class NewNotification(_Body):

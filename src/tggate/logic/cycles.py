@@ -1,0 +1,220 @@
+"""The two timer cycles (L2, N2) and the durable outbox they fill (SPEC §5.1).
+
+A cycle walks the status index of its shard with a bounded pool of workers; for each chat the
+pure machine decides (`decide_login_check`, `decide_notifications`) and this module performs:
+module calls, the outbox, the session write. A chat's transition and its message are written in
+one atomic step, so a crash cannot lose "logged in". The cycle then answers every undelivered
+message of its kind; they stay in the outbox until the client acknowledges them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from tggate.core.machine import (
+    CycleOutcome,
+    DeleteNotifications,
+    FetchNotifications,
+    Keep,
+    NotificationRequest,
+    QueueNotifications,
+    RefreshTokens,
+    decide_login_check,
+    decide_notifications,
+)
+from tggate.core.ports import AuthModule, MainModule, OutboxKind, OutboxMessage, SessionStore
+from tggate.core.session import Anonymous, Authorized, Status
+from tggate.logic.metrics import LogicMetrics
+from tggate.logic.refresh import SingleFlightRefresh, Step
+
+__all__ = ["Cycles"]
+
+log = logging.getLogger("tggate.logic")
+
+# Outbox ids are idempotency keys: the same message produced twice (a retried tick, a crash
+# between the outbox and the delete at the Main module) gets the same id, different messages
+# never share one. The short prefixes keep the kinds' ids apart and are those of the ids written
+# before messages carried their kind, so an upgrade neither repeats a message nor loses one.
+
+
+def _login_message_id(chat_id: int, revision: str) -> str:
+    return f"l:{chat_id}:{revision}"
+
+
+def _notification_message_id(chat_id: int, notification_id: str) -> str:
+    return f"n:{chat_id}:{notification_id}"
+
+
+def _logged_out_message_id(chat_id: int, revision: str) -> str:
+    """Z8 in the notification cycle: the login offer to a chat whose session ended."""
+    return f"n:{chat_id}:z8:{revision}"
+
+
+class Cycles:
+    def __init__(
+        self,
+        *,
+        store: SessionStore,
+        auth: AuthModule,
+        main: MainModule,
+        refresh: SingleFlightRefresh,
+        metrics: LogicMetrics,
+        concurrency: int,
+    ) -> None:
+        self._store = store
+        self._auth = auth
+        self._main = main
+        self._refresh = refresh
+        self._metrics = metrics
+        self._concurrency = concurrency
+
+    async def login_cycle(self, *, shard: int = 0, shards: int = 1) -> list[OutboxMessage]:
+        """L2: check every Anonymous chat of the shard; return all undelivered login messages."""
+        started = time.monotonic()
+        await self._for_each_chat(Status.ANONYMOUS, shard, shards, self._check_login)
+        self._metrics.cycle_seconds.labels("login").observe(time.monotonic() - started)
+        return await self._pending(OutboxKind.LOGIN, shard, shards, "login")
+
+    async def notification_cycle(self, *, shard: int = 0, shards: int = 1) -> list[OutboxMessage]:
+        """N2: fetch every Authorized chat's notifications; return all undelivered ones."""
+        started = time.monotonic()
+        await self._for_each_chat(Status.AUTHORIZED, shard, shards, self._collect_notifications)
+        self._metrics.cycle_seconds.labels("notifications").observe(time.monotonic() - started)
+        return await self._pending(OutboxKind.NOTIFICATION, shard, shards, "notifications")
+
+    async def acknowledge(self, ids: Sequence[str]) -> int:
+        return await self._store.ack_outbox(ids)
+
+    async def _pending(
+        self, kind: OutboxKind, shard: int, shards: int, label: str
+    ) -> list[OutboxMessage]:
+        # In the store's order, the order they were produced in (a chat's notifications as the
+        # Main module listed them).
+        messages = await self._store.pending_outbox(kind=kind, shard=shard, shards=shards)
+        self._metrics.cycle_messages.labels(label).inc(len(messages))
+        return messages
+
+    async def _for_each_chat(
+        self,
+        status: Status,
+        shard: int,
+        shards: int,
+        handle: Callable[[int], Awaitable[None]],
+    ) -> None:
+        # A bounded pool of workers over the index: memory stays flat at 100k chats.
+        queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=self._concurrency * 2)
+
+        async def worker() -> None:
+            while (chat_id := await queue.get()) is not None:
+                try:
+                    await handle(chat_id)
+                except Exception:
+                    log.exception("cycle step failed for chat %s", chat_id)
+
+        workers = [asyncio.create_task(worker()) for _ in range(self._concurrency)]
+        try:
+            async for chat_id in self._store.chats(status, shard=shard, shards=shards):
+                await queue.put(chat_id)
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+
+    async def _write(
+        self,
+        chat_id: int,
+        outcome: CycleOutcome,
+        revision: str | None,
+        *,
+        kind: OutboxKind,
+        message_id: Callable[[int, str], str],
+    ) -> None:
+        """The chat's transition and its message in one compare-and-set. A session that
+        changed meanwhile wins (nothing is written): the chat is decided again next tick."""
+        if isinstance(outcome.session, Keep):
+            return
+        if revision is None:
+            # Only after a refresh found the chat logged out meanwhile: nothing to end, nothing
+            # to say.
+            return
+        outbox: tuple[OutboxMessage, ...] = ()
+        if outcome.message is not None:
+            outbox = (OutboxMessage(message_id(chat_id, revision), chat_id, kind, outcome.message),)
+        await self._store.replace(chat_id, outcome.session, expect=revision, outbox=outbox)
+
+    # ---- L2 ----
+
+    async def _check_login(self, chat_id: int) -> None:
+        stored = await self._store.load(chat_id)
+        if stored is None or not isinstance(stored.session, Anonymous):
+            return
+        answer = await self._auth.check_login(login_token=stored.session.login_token)
+        self._metrics.module_call("login_check", answer)
+        outcome = decide_login_check(stored.session, answer)
+        await self._write(
+            chat_id,
+            outcome,
+            stored.revision,
+            kind=OutboxKind.LOGIN,
+            message_id=_login_message_id,
+        )
+
+    # ---- N2 (401: Z7–Z9) ----
+
+    async def _collect_notifications(self, chat_id: int) -> None:
+        stored = await self._store.load(chat_id)
+        if stored is None or not isinstance(stored.session, Authorized):
+            return
+        session = stored.session
+        revision: str | None = stored.revision
+        answers: list[object] = []
+        while not isinstance(step := decide_notifications(session, answers), CycleOutcome):
+            performed = await self._perform(chat_id, session, revision, step)
+            answers.append(performed.answer)
+            revision = performed.revision
+        await self._write(
+            chat_id,
+            step,
+            revision,
+            kind=OutboxKind.NOTIFICATION,
+            message_id=_logged_out_message_id,
+        )
+
+    async def _perform(
+        self,
+        chat_id: int,
+        session: Authorized,
+        revision: str | None,
+        request: NotificationRequest,
+    ) -> Step:
+        if isinstance(request, FetchNotifications):
+            found = await self._main.notifications(access_token=request.access_token)
+            self._metrics.module_call("notifications", found)
+            return Step(found, revision)
+        if isinstance(request, RefreshTokens):
+            return await self._refresh.refresh(
+                chat_id, request.refresh_token, revision, session.language
+            )
+        if isinstance(request, QueueNotifications):
+            await self._store.add_outbox(
+                [
+                    OutboxMessage(
+                        _notification_message_id(chat_id, message.notification_id),
+                        chat_id,
+                        OutboxKind.NOTIFICATION,
+                        message.reply,
+                    )
+                    for message in request.messages
+                ]
+            )
+            return Step(None, revision)
+        if isinstance(request, DeleteNotifications):
+            deleted = await self._main.delete_notifications(
+                access_token=request.access_token, ids=request.ids
+            )
+            self._metrics.module_call("notifications_delete", deleted)
+            return Step(deleted, revision)
+        raise AssertionError(f"unhandled request {request!r}")
