@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from tests.support.sandbox import ADMIN, ADMIN_SECRET, TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
 from tggate.adapters.auth_http import HttpAuthModule
@@ -138,26 +139,33 @@ def send(
 
 @pytest.fixture(scope="module")
 def auth_url() -> Iterator[str]:
-    app = create_auth_app(jwt_secret=JWT_SECRET, public_url="http://auth.example", grace_s=10.0)
+    app = create_auth_app(
+        jwt_secret=JWT_SECRET,
+        public_url="http://auth.example",
+        grace_s=10.0,
+        test_api_secret=TEST_API_SECRET,
+    )
     with run_asgi(app) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def main_url() -> Iterator[str]:
-    with run_asgi(create_main_app(jwt_secret=JWT_SECRET)) as url:
+    with run_asgi(create_main_app(jwt_secret=JWT_SECRET, admin_secret=ADMIN_SECRET)) as url:
         yield url
 
 
 @pytest.fixture
 def auth(auth_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth_url, timeout=10) as client:
+    """Bot Logic's calls and the test API's (it carries the test API secret; issue 9)."""
+    with httpx.Client(base_url=auth_url, headers=TEST_API, timeout=10) as client:
         yield client
 
 
 @pytest.fixture
 def main(main_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=main_url, timeout=10) as client:
+    """Bot Logic's calls and the admin API's (notifications take the admin secret; issue 9)."""
+    with httpx.Client(base_url=main_url, headers=ADMIN, timeout=10) as client:
         yield client
 
 

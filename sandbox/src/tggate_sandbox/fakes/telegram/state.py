@@ -600,6 +600,9 @@ class FakeTelegram:
             if message.message_id > after and (message.from_bot or not bot_only)
         ]
 
+    def knows_chat(self, chat_id: int) -> bool:
+        return chat_id in self._chats
+
     def chats(self) -> list[dict[str, object]]:
         return [
             {
