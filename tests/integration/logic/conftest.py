@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from tests.support.processes import run_component
 from tests.support.sandbox import ADMIN, ADMIN_SECRET, TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
@@ -59,10 +60,28 @@ def logic_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def second_replica_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
-    """Another Bot Logic on the same Redis: what a second replica behind nginx is."""
-    with run_asgi(_logic_app(modules, redis_url)) as url:
-        yield url
+def replica_processes(
+    modules: ModuleUrls, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[str]]:
+    """Two Bot Logic replicas, each its own process, on the same Redis and modules: what two
+    replicas behind nginx are. They share nothing but Redis, so a lock kept in one process's
+    memory cannot pass for the Redis lock (docs/scenarios.md#single-flight)."""
+    env = {
+        "TGGATE_REDIS_URL": redis_url,
+        "TGGATE_AUTH_URL": modules.auth,
+        "TGGATE_MAIN_URL": modules.main,
+        "TGGATE_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        # The tests hold a module call until an event they wait for: no module timeout or
+        # lock expiry may end the wait first.
+        "TGGATE_HTTP_TIMEOUT_S": "120",
+        "TGGATE_REFRESH_LOCK_TTL_MS": "600000",
+    }
+    logs = tmp_path_factory.mktemp("replicas")
+    with (
+        run_component("logic", env, log_path=logs / "logic-a.log") as a,
+        run_component("logic", env, log_path=logs / "logic-b.log") as b,
+    ):
+        yield [a, b]
 
 
 _update_ids = itertools.count(1)
@@ -138,6 +157,17 @@ class Bot:
     async def main_stats(self) -> dict[str, int]:
         stats: dict[str, int] = (await self.main.get("/test/stats")).json()
         return stats
+
+    async def main_answers(self, route: str) -> dict[str, int]:
+        """How the Main module answered `route` ("GET /api/me"), by status: {"401": 2, …}."""
+        answers: dict[str, dict[str, int]] = (await self.main.get("/test/answers")).json()
+        return answers.get(route, {})
+
+    async def slow(self, module: str, seconds: float) -> None:
+        """Make the auth or main module slow; a new delay (0) lets waiting requests go on."""
+        http = self.auth if module == "auth" else self.main
+        response = await http.post("/test/delay", json={"seconds": seconds})
+        assert response.status_code == 200, response.text
 
     async def cycle(self, name: str, **body: int) -> list[dict[str, Any]]:
         response = await self.logic.post(f"/v1/cycles/{name}", json=body)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import httpx
-from tests.integration.logic.conftest import INTERNAL_TOKEN, Bot
+from tests.integration.logic.conftest import Bot
 
 
 async def test_C7_bot_logic_reads_the_chat_key_from_redis(bot: Bot, chat: int) -> None:
@@ -212,19 +209,3 @@ async def test_cycles_are_sharded(bot: Bot) -> None:
         assert in_shard and all(c % 3 == shard for c in in_shard)
         seen += in_shard
     assert sorted(seen) == chats
-
-
-async def test_concurrent_expired_tokens_refresh_once_across_replicas(
-    bot: Bot, chat: int, second_replica_url: str
-) -> None:
-    await bot.login(chat, identity="alice", access_ttl_s=-10)
-    await bot.auth.post("/test/stats/reset")
-    headers = {"X-Internal-Token": INTERNAL_TOKEN}
-    async with httpx.AsyncClient(base_url=second_replica_url, headers=headers) as other:
-        replica_b = Bot(logic=other, auth=bot.auth, main=bot.main, redis=bot.redis)
-        replies = await asyncio.gather(
-            *((bot if i % 2 else replica_b).command(chat, "courses") for i in range(50))
-        )
-    assert all("py101" in r[0]["text"] for r in replies)
-    assert (await bot.auth_stats())["refresh"] == 1
-    assert (await bot.session(chat))["status"] == "authorized"
