@@ -21,6 +21,8 @@ from tggate_sandbox.reference.main.app import create_app as create_main_app
 
 INTERNAL_TOKEN = "test-internal-token-0123456789abcdef"
 JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"
+# The login pages are not visited here, so their public URL needs no real port.
+AUTH_PUBLIC_URL = "http://auth.example"
 
 
 @dataclass
@@ -31,9 +33,8 @@ class ModuleUrls:
 
 @pytest.fixture(scope="module")
 def modules() -> Iterator[ModuleUrls]:
-    # The login pages are not visited here, so their public URL needs no real port.
     auth = create_auth_app(
-        jwt_secret=JWT_SECRET, public_url="http://auth.example", test_api_secret=TEST_API_SECRET
+        jwt_secret=JWT_SECRET, public_url=AUTH_PUBLIC_URL, test_api_secret=TEST_API_SECRET
     )
     main = create_main_app(
         jwt_secret=JWT_SECRET, admin_secret=ADMIN_SECRET, test_api_secret=TEST_API_SECRET
@@ -87,6 +88,11 @@ def replica_processes(
 _update_ids = itertools.count(1)
 
 
+def next_update_id() -> int:
+    """An update id no request of this test run used yet."""
+    return next(_update_ids)
+
+
 @dataclass
 class Bot:
     """Talks to Bot Logic as the Telegram Client does, and to the modules' test APIs."""
@@ -123,7 +129,7 @@ class Bot:
         update_id: int | None = None,
     ) -> httpx.Response:
         body = {
-            "update_id": update_id if update_id is not None else next(_update_ids),
+            "update_id": update_id if update_id is not None else next_update_id(),
             "chat_id": chat_id,
             "command": command,
             "args": args or {},
@@ -163,11 +169,22 @@ class Bot:
         answers: dict[str, dict[str, int]] = (await self.main.get("/test/answers")).json()
         return answers.get(route, {})
 
-    async def slow(self, module: str, seconds: float) -> None:
-        """Make the auth or main module slow; a new delay (0) lets waiting requests go on."""
+    async def slow(self, module: str, seconds: float, *, route: str | None = None) -> None:
+        """Make the auth or main module slow (only `route` of main, when given); a new delay
+        (0) lets the requests waiting on the old one go on."""
         http = self.auth if module == "auth" else self.main
-        response = await http.post("/test/delay", json={"seconds": seconds})
+        body: dict[str, Any] = {"seconds": seconds}
+        if route is not None:
+            body["route"] = route
+        response = await http.post("/test/delay", json=body)
         assert response.status_code == 200, response.text
+
+    async def notifications_at_main(self, identity: str) -> list[str]:
+        """The texts of the notifications the Main module still holds for `identity`."""
+        minted = await self.auth.post("/test/tokens", json={"identity": identity})
+        bearer = {"Authorization": f"Bearer {minted.json()['access_token']}"}
+        held: list[dict[str, str]] = (await self.main.get("/notification", headers=bearer)).json()
+        return [n["text"] for n in held]
 
     async def cycle(self, name: str, **body: int) -> list[dict[str, Any]]:
         response = await self.logic.post(f"/v1/cycles/{name}", json=body)

@@ -239,5 +239,6 @@ def _add_test_api(app: FastAPI, instrument: Instrument, *, guard: SecretHeader) 
 
     @app.post("/test/delay", tags=["test"], dependencies=guarded)
     async def set_delay(body: DelayRequest) -> dict[str, float]:
+        instrument.delayed_route = body.route
         instrument.delay.set(body.seconds)
         return {"seconds": instrument.delay.seconds}

@@ -26,6 +26,7 @@ class Instrument:
     def __init__(self, *, skip_prefix: str) -> None:
         self.skip_prefix = skip_prefix
         self.delay = Delay()
+        self.delayed_route: str | None = None  # the only route the delay holds; None: all
         self.counts: dict[str, int] = {}
         self.answers: dict[str, dict[str, int]] = {}  # route key -> status -> count
 
@@ -53,7 +54,8 @@ class InstrumentMiddleware:
         key = self._route_key(scope)
         if key is not None:
             self._instrument.counts[key] = self._instrument.counts.get(key, 0) + 1
-        await self._instrument.delay.wait()
+        if self._instrument.delayed_route in (None, key):
+            await self._instrument.delay.wait()
         if key is None:
             await self._app(scope, receive, send)
             return
