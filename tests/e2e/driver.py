@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from tests.support.waiting import eventually_sync
 
+from tggate.settings import Settings
 from tggate_sandbox.topology import Topology
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "resolve_login",
     "texts_after",
     "wait_for_texts",
+    "wait_for_ticks",
+    "wait_until_confirmed",
 ]
 
 
@@ -107,13 +111,6 @@ class Person:
 
     def ask_one(self, text: str) -> str:
         return self.ask(text)[0]
-
-    def nothing_more(self, *, wait: float = 1.0) -> None:
-        response = self.telegram.http.get(
-            "/_test/wait",
-            params={"chat_id": self.chat_id, "count": 1, "timeout": wait, "after": self.last_seen},
-        )
-        assert response.status_code == 408, f"unexpected: {response.json()}"
 
 
 def logic_counter(topology: Topology, name: str = "tggate_commands_total") -> float:
@@ -245,3 +242,28 @@ def process_log(topology: Topology, name: str) -> list[dict[str, Any]]:
             if isinstance(entry, dict):
                 entries.append(entry)
     return entries
+
+
+def wait_until_confirmed(telegram: Telegram) -> None:
+    """Until the client has confirmed every update to Telegram. It confirms one only once its
+    replies went out, so no reply to those updates can come later: what a chat shows now is
+    final (issue 9: instead of sleeping "room for a doubled reply to show up")."""
+    eventually_sync(lambda: telegram.stats()["pending_updates"] == 0, what="every update confirmed")
+
+
+def wait_for_ticks(topology: Topology, cycle: str) -> None:
+    """Until a whole tick of the `cycle` timer ("login", "notifications") ran after this call:
+    its messages sent and acknowledged, so one it was to send twice would be in the chat now.
+
+    Counted in Bot Logic's finished cycle calls (one per shard): the tick in progress may add up
+    to `shards` of them; one more `shards` is a whole tick, and a call of the next tick means that
+    one finished (ticks never overlap, docs/scenarios.md#l1)."""
+    shards = int(
+        topology.extra_env.get("TGGATE_CYCLE_SHARDS", Settings.model_fields["cycle_shards"].default)
+    )
+    name = f'tggate_cycle_seconds_count{{cycle="{cycle}"}}'
+    before = logic_counter(topology, name)
+    eventually_sync(
+        lambda: logic_counter(topology, name) >= before + 2 * shards,
+        what=f"a whole {cycle} tick",
+    )

@@ -112,17 +112,20 @@ async def test_other_updates_are_confirmed_without_handling() -> None:
 async def test_shutdown_finishes_in_flight_updates_then_confirms() -> None:
     telegram = FakeTelegram()
     handled: list[int] = []
+    started, finish = asyncio.Event(), asyncio.Event()
 
     async def handle(update: IncomingMessage | CallbackPress) -> None:
-        await asyncio.sleep(0.1)
+        started.set()
+        await finish.wait()  # in flight until the stop came
         handled.append(update.update_id)
 
     telegram.inject(1, "/help")
     poller = make(telegram, handle)
     stop = asyncio.Event()
     run = asyncio.create_task(poller.run(stop))
-    await eventually(lambda: poller.offset == 1 and telegram.fetches)
+    await eventually(lambda: started.is_set() and telegram.fetches)
     stop.set()
+    finish.set()
     assert await run == 2
     assert handled == [1]
     assert telegram.fetches[-1] == (2, 0, 1)  # the final confirming call

@@ -207,6 +207,7 @@ class FakeTelegram:
         self._callbacks: dict[str, CallbackQuery] = {}
         self._next_callback = _FIRST_CALLBACK_QUERY_ID
         self._calls: Counter[str] = Counter()
+        self._conflicts = 0  # long polls ended by a newer getUpdates (409)
         self._rate_limited = 0
         self._retry_after_violations = 0
 
@@ -263,6 +264,7 @@ class FakeTelegram:
             if not woken:
                 return []
             if self._poll_generation != mine:
+                self._conflicts += 1
                 raise conflict(_TERMINATED)
             if self._webhook_url:
                 raise conflict(_WEBHOOK_ACTIVE)
@@ -675,6 +677,7 @@ class FakeTelegram:
             "retry_after_violations": self._retry_after_violations,
             "pending_updates": len(self._updates),
             "waiting": self._waiting,
+            "poll_conflicts": self._conflicts,
             "next_update_id": self._next_update_id,
             "webhook_url": self._webhook_url,
             "commands": {scope: dict(by_lang) for scope, by_lang in self._commands.items()},
