@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -17,19 +19,27 @@ from tggate.settings import Settings
 from tggate_sandbox.topology import Topology
 
 __all__ = [
+    "LOAD_COMMANDS",
     "LOGGED_IN",
+    "UNAVAILABLE",
     "Person",
     "Telegram",
     "create_notification",
+    "first_copies",
+    "inject_shuffled",
     "log_in_many",
+    "log_in_with_controls",
     "logic_counter",
+    "new_seed",
     "process_log",
     "replica_counters",
     "resolve_login",
+    "sent_so_far",
     "texts_after",
     "wait_for_texts",
     "wait_for_ticks",
     "wait_until_confirmed",
+    "wait_until_sent",
 ]
 
 
@@ -267,3 +277,87 @@ def wait_for_ticks(topology: Topology, cycle: str) -> None:
         lambda: logic_counter(topology, name) >= before + 2 * shards,
         what=f"a whole {cycle} tick",
     )
+
+
+# ---- load with replies that tell every message apart (the crash and fault tests) ----
+
+LOAD_COMMANDS = [
+    "/me",
+    "/courses",
+    "/course py101",
+    "/course db201",
+    "/course ml301",
+    "/tasks py101",
+    "/tasks db201",
+    "/grades",
+    "/students py101",
+    "/help",
+]
+# The notice of a reply delayed by an outage (docs/scenarios.md#c6).
+UNAVAILABLE = "The service is temporarily unavailable. The answer will come once it is back."
+
+
+def log_in_with_controls(
+    telegram: Telegram, topology: Topology, first_chat_id: int, chats: int
+) -> tuple[dict[int, Person], dict[str, str]]:
+    """Log in `chats` chats as alice; and each command's reply for alice, asked from control
+    chats of their own (one command each, so Telegram's per-chat pause does not add up)."""
+    controls = list(range(first_chat_id, first_chat_id + len(LOAD_COMMANDS)))
+    chats = list(
+        range(first_chat_id + len(LOAD_COMMANDS), first_chat_id + len(LOAD_COMMANDS) + chats)
+    )
+    people = log_in_many(telegram, topology, controls + chats)
+    telegram.inject_many(
+        [
+            {"chat_id": c, "text": command, "language_code": "en"}
+            for c, command in zip(controls, LOAD_COMMANDS, strict=True)
+        ]
+    )
+    replies = {
+        command: people[c].read(1)[0]["text"]
+        for c, command in zip(controls, LOAD_COMMANDS, strict=True)
+    }
+    assert len(set(replies.values())) == len(LOAD_COMMANDS), "the replies must tell commands apart"
+    return {c: people[c] for c in chats}, replies
+
+
+def inject_shuffled(
+    telegram: Telegram, people: dict[int, Person], rng: random.Random
+) -> dict[int, list[str]]:
+    """Every chat's ten commands in an order of its own, chats interleaved; returns the orders."""
+    orders = {c: rng.sample(LOAD_COMMANDS, len(LOAD_COMMANDS)) for c in people}
+    slots = [c for c in people for _ in LOAD_COMMANDS]
+    rng.shuffle(slots)
+    position = dict.fromkeys(people, 0)
+    messages = []
+    for c in slots:
+        messages.append({"chat_id": c, "text": orders[c][position[c]], "language_code": "en"})
+        position[c] += 1
+    telegram.inject_many(messages)
+    return orders
+
+
+def sent_so_far(telegram: Telegram) -> int:
+    sent: int = telegram.stats()["calls"].get("sendMessage", 0)
+    return sent
+
+
+def wait_until_sent(telegram: Telegram, count: int, *, timeout: float = 60) -> int:
+    """Until the fake Telegram has been asked to send `count` messages (a point in the work)."""
+    eventually_sync(
+        lambda: sent_so_far(telegram) >= count,
+        within_s=timeout,
+        every_s=0.005,
+        what=f"{count} sent messages",
+    )
+    return sent_so_far(telegram)
+
+
+def new_seed() -> int:
+    """A fresh seed each run; E2E_SEED=<the printed seed> replays a run's choices."""
+    return int(os.environ.get("E2E_SEED") or random.randrange(2**32))
+
+
+def first_copies(texts: list[str]) -> list[str]:
+    """The texts without their repeats (each where it first came)."""
+    return [text for i, text in enumerate(texts) if text not in texts[:i]]
