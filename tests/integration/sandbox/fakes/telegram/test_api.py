@@ -676,7 +676,8 @@ async def test_wait_returns_when_the_bot_has_answered(bot: Bot, http: httpx.Asyn
     assert [m["text"] for m in response.json()] == ["one", "two"]
     timed_out = await http.get("/_test/wait", params={"chat_id": CHAT, "count": 3, "timeout": 0.2})
     assert timed_out.status_code == 408
-    assert len(timed_out.json()) == 2
+    assert timed_out.json()["detail"] == "2 of the 3 bot messages wanted came within 0.2 s"
+    assert len(timed_out.json()["messages"]) == 2
     after = await http.get("/_test/wait", params={"chat_id": CHAT, "after": 2, "timeout": 0.2})
     assert [m["text"] for m in after.json()] == ["two"]
 
