@@ -80,8 +80,16 @@ def open_redis(url: str, settings: Settings) -> Redis:
     return Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
 
 
-def _json_http(settings: Settings, session: aiohttp.ClientSession, url: str, name: str) -> JsonHttp:
-    return JsonHttp(session=session, base_url=url, timeout_s=settings.http_timeout_s, name=name)
+def _json_http(
+    settings: Settings, session: aiohttp.ClientSession, url: str, name: str, metrics: LogicMetrics
+) -> JsonHttp:
+    return JsonHttp(
+        session=session,
+        base_url=url,
+        timeout_s=settings.http_timeout_s,
+        name=name,
+        observe_seconds=metrics.module_seconds.labels(name).observe,
+    )
 
 
 def _client_session(settings: Settings) -> aiohttp.ClientSession:
@@ -104,10 +112,10 @@ async def open_logic(
             yield BotLogic(
                 store=RedisSessionStore(redis, cipher=token_cipher(settings)),
                 auth=HttpAuthModule(
-                    _json_http(settings, auth_session, str(settings.auth_url), "auth")
+                    _json_http(settings, auth_session, str(settings.auth_url), "auth", metrics)
                 ),
                 main=HttpMainModule(
-                    _json_http(settings, main_session, str(settings.main_url), "main")
+                    _json_http(settings, main_session, str(settings.main_url), "main", metrics)
                 ),
                 table=table,
                 metrics=metrics,
@@ -161,9 +169,15 @@ def client_options(settings: Settings) -> ClientOptions:
     )
 
 
-async def run_client(settings: Settings, stop: asyncio.Event) -> None:
-    """Build the Telegram Client from `settings` and run it until `stop` (the CLI's entry)."""
+async def run_client(
+    settings: Settings, stop: asyncio.Event, *, metrics_at: tuple[str, int] | None = None
+) -> None:
+    """Build the Telegram Client from `settings` and run it until `stop` (the CLI's entry);
+    with `metrics_at` (host, port) its Prometheus metrics are served there meanwhile."""
+    from prometheus_client import start_http_server
+
     from tggate.client.logic_api import HttpLogicApi
+    from tggate.client.metrics import ClientMetrics
     from tggate.client.service import TelegramClient
     from tggate.client.telegram import AiogramTelegram
 
@@ -171,6 +185,13 @@ async def run_client(settings: Settings, stop: asyncio.Event) -> None:
     internal_token = settings.require_internal_token()
     table = command_table(settings)
     options = client_options(settings)
+    metrics = ClientMetrics()
+    # A thread of prometheus_client's: scrapes are answered even while the event loop is busy.
+    exporter = (
+        start_http_server(metrics_at[1], addr=metrics_at[0], registry=metrics.registry)
+        if metrics_at
+        else None
+    )
     telegram = AiogramTelegram.connect(token=token, api_url=str(settings.telegram_api_url))
     try:
         async with HttpLogicApi.open(
@@ -179,7 +200,13 @@ async def run_client(settings: Settings, stop: asyncio.Event) -> None:
             timeout_s=settings.logic_timeout_s,
             max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
         ) as logic:
-            client = TelegramClient(telegram=telegram, logic=logic, table=table, options=options)
+            client = TelegramClient(
+                telegram=telegram, logic=logic, table=table, options=options, metrics=metrics
+            )
             await client.run(stop)
     finally:
         await telegram.close()
+        if exporter is not None:
+            server, _thread = exporter
+            server.shutdown()
+            server.server_close()

@@ -155,7 +155,10 @@ def _run_client(settings: Settings, args: argparse.Namespace) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         print(f"Telegram Client polling {settings.telegram_api_url}", flush=True)
-        await run_client(settings, stop)
+        metrics_at = (args.metrics_host, args.metrics_port) if args.metrics_port else None
+        if metrics_at:
+            print(f"Metrics on http://{args.metrics_host}:{args.metrics_port}/metrics", flush=True)
+        await run_client(settings, stop, metrics_at=metrics_at)
 
     uvloop.run(run())
 
@@ -201,6 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
         _run_client,
     )
     client.epilog = variables_epilog("client")
+    client.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of the Prometheus metrics endpoint"
+    )
+    client.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics (/metrics) on this port; 0: not served",
+    )
     for plugin in plugins:
         plugin(kit)
     return parser

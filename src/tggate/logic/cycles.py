@@ -95,6 +95,7 @@ class Cycles:
         # Main module listed them).
         messages = await self._store.pending_outbox(kind=kind, shard=shard, shards=shards)
         self._metrics.cycle_messages.labels(label).inc(len(messages))
+        self._metrics.outbox_backlog.labels(label, str(shard)).set(len(messages))
         return messages
 
     async def _for_each_chat(
