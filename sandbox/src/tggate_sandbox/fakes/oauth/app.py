@@ -1,4 +1,5 @@
-"""A local fake OAuth 2.0 provider that speaks like GitHub and like Yandex ID (SPEC §7).
+"""A local fake OAuth 2.0 provider that speaks like GitHub and like Yandex ID
+(docs/contract.md#reference).
 
 One app serves both flavours, each under its prefix; point the Authorization module at them with
 `auth_configs(base_url, …)` (or `github_config(base_url=f"{base}/github",

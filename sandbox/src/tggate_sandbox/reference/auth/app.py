@@ -1,4 +1,4 @@
-"""The reference Authorization module: an in-memory FastAPI app speaking SPEC §5.2.
+"""The reference Authorization module: an in-memory FastAPI app speaking docs/openapi/auth.yaml.
 
 `create_app` wires the pieces: `LoginBook` (logins in flight), `SessionRegistry` (refresh tokens,
 rotation, logout), `TokenCodec` (JWTs), the login pages the person's browser visits (`web.py`:
@@ -204,7 +204,7 @@ def _module_router(
     clock: Clock,
     link_types: set[str],
 ) -> APIRouter:
-    """SPEC §5.2, the only endpoints Bot Logic calls."""
+    """The endpoints of docs/openapi/auth.yaml, the only ones Bot Logic calls."""
     router = APIRouter(tags=["module"])
 
     @router.post("/login")

@@ -1,4 +1,5 @@
-"""The pages the person's browser visits to finish a login (SPEC A4/A5, §7).
+"""The pages the person's browser visits to finish a login (docs/scenarios.md#a4, #a5;
+docs/contract.md#reference).
 
 Code login: `/code` signs the browser in (a demo identity, or GitHub / Yandex ID when configured),
 takes the code the bot showed, and leads to the confirmation page. OAuth login: the bot's link

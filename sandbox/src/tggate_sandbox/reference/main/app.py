@@ -1,4 +1,5 @@
-"""The reference Main module: a tiny course system speaking SPEC §5.3, as an in-memory FastAPI app.
+"""The reference Main module: a tiny course system speaking docs/openapi/main.yaml, as an
+in-memory FastAPI app.
 
 Actions answer 401 for a missing, invalid or expired access token, 403 when the role does not
 allow the action, 404 for a course that does not exist or is not the person's. Notifications are
@@ -183,7 +184,7 @@ def _add_notifications(
     admin: AdminCheck,
     clock: Clock,
 ) -> None:
-    """SPEC §5.3 notifications, plus creating them (the admin API)."""
+    """The notifications of docs/openapi/main.yaml, plus creating them (the admin API)."""
     Me = Annotated[Person, Depends(caller)]
     admin_only = [Depends(admin)]
 
