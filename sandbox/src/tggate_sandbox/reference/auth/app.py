@@ -15,11 +15,12 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from tggate.core.ports import Clock
 from tggate_sandbox.hardening import guard_test_api, sandbox_app
 from tggate_sandbox.reference.auth.browser import BrowserState
 from tggate_sandbox.reference.auth.instrument import Instrument, InstrumentMiddleware
@@ -50,8 +51,6 @@ from tggate_sandbox.reference.auth.web import OAUTH_LOGIN_TYPES, pages_router
 __all__ = ["create_app"]
 
 log = logging.getLogger("tggate_sandbox.reference.auth")
-
-Clock = Callable[[], float]
 
 # Path -> name in /test/stats (the names the brief of the test API uses).
 _MODULE_ENDPOINTS = {

@@ -41,12 +41,13 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from tggate.core.ports import Clock
 from tggate_sandbox.reference.auth.browser import BrowserState, Confirmation
 from tggate_sandbox.reference.auth.logins import (
     CodeBlocked,
@@ -73,7 +74,6 @@ __all__ = ["OAUTH_LOGIN_TYPES", "pages_router"]
 
 log = logging.getLogger("tggate_sandbox.reference.auth.pages")
 
-Clock = Callable[[], float]
 FormField = Annotated[str, Form()]
 
 OAUTH_LOGIN_TYPES: tuple[LoginType, ...] = ("github", "yandex")

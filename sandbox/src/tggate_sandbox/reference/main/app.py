@@ -20,6 +20,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 
+from tggate.core.ports import Clock
 from tggate_sandbox.hardening import ADMIN_HEADER, SecretHeader, guard_test_api, sandbox_app
 from tggate_sandbox.reference.main.catalog import Course, Person, School
 from tggate_sandbox.reference.main.instrument import Instrument, InstrumentMiddleware
@@ -46,7 +47,6 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("tggate_sandbox.reference.main")
 
-Clock = Callable[[], float]
 # The dependency that turns a request into its authenticated person (401 otherwise).
 Authenticate = Callable[[Request], Awaitable[Person]]
 # Checks a request for the admin secret (or refuses it: 401, 403, or 503 when there is none).
