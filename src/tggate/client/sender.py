@@ -1,4 +1,4 @@
-"""Sending messages within Telegram's limits (SPEC §6).
+"""Sending messages within Telegram's limits (docs/contract.md#limits).
 
 One chat's messages leave strictly one after another (a lock per chat); different chats go in
 parallel under the global rate. A 429 pauses only the chat it names; other chats keep going.
