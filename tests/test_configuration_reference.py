@@ -138,11 +138,15 @@ PENDING_WEBHOOK = {"TGGATE_WEBHOOK_SECRET"}
 
 
 def test_every_variable_named_anywhere_is_a_setting() -> None:
-    known = TEST_ONLY | PENDING_WEBHOOK | {
-        variable.name
-        for settings in (Settings, SandboxSettings)
-        for variable in variables(settings)
-    }
+    known = (
+        TEST_ONLY
+        | PENDING_WEBHOOK
+        | {
+            variable.name
+            for settings in (Settings, SandboxSettings)
+            for variable in variables(settings)
+        }
+    )
     sources = [README, *ROOT.glob("docs/**/*.md"), *ROOT.glob("deploy/**/*")]
     sources += [*ROOT.glob("src/**/*.py"), *ROOT.glob("sandbox/src/**/*.py")]
     unknown = sorted(

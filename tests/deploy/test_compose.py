@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tggate.adapters.embedded_redis import find_redis_server
-from tggate.cli import _parser as tggate_parser
+from tggate.cli import build_parser as tggate_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from tggate.cli import _parser as tggate_parser
+from tggate.cli import build_parser as tggate_parser
 from tggate.core.commands import load_command_table
 from tggate.logic.app import create_app
 from tggate.logic.metrics import LogicMetrics
