@@ -12,6 +12,7 @@ import aiohttp
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from tggate.adapters.auth_api import AuthApi, AuthApiError, load_auth_api
 from tggate.adapters.auth_http import HttpAuthModule
 from tggate.adapters.embedded_redis import EmbeddedRedis
 from tggate.adapters.http_base import JsonHttp
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from tggate.client.service import ClientOptions
 
 __all__ = [
+    "auth_api",
     "build_logic_app",
     "client_options",
     "command_table",
@@ -54,6 +56,14 @@ def command_table(settings: Settings) -> CommandTable:
         return load_command_table(settings.commands_file)
     except CommandTableError as error:
         raise SettingsError(f"TGGATE_COMMANDS_FILE: {error}") from None
+
+
+def auth_api(settings: Settings) -> AuthApi:
+    """The Authorization module's API: the contract, or a team's file over it."""
+    try:
+        return load_auth_api(settings.auth_api_file)
+    except AuthApiError as error:
+        raise SettingsError(f"TGGATE_AUTH_API_FILE: {error}") from None
 
 
 @contextmanager
@@ -100,7 +110,11 @@ def _client_session(settings: Settings) -> aiohttp.ClientSession:
 
 @asynccontextmanager
 async def open_logic(
-    settings: Settings, redis_url: str, table: CommandTable, metrics: LogicMetrics
+    settings: Settings,
+    redis_url: str,
+    table: CommandTable,
+    metrics: LogicMetrics,
+    api: AuthApi | None = None,
 ) -> AsyncIterator[BotLogic]:
     """Bot Logic with its Redis client and one aiohttp session per module, closed at the end."""
     redis = open_redis(redis_url, settings)
@@ -112,7 +126,8 @@ async def open_logic(
             yield BotLogic(
                 store=RedisSessionStore(redis, cipher=token_cipher(settings)),
                 auth=HttpAuthModule(
-                    _json_http(settings, auth_session, str(settings.auth_url), "auth", metrics)
+                    _json_http(settings, auth_session, str(settings.auth_url), "auth", metrics),
+                    api or auth_api(settings),
                 ),
                 main=HttpMainModule(
                     _json_http(settings, main_session, str(settings.main_url), "main", metrics)
@@ -131,10 +146,11 @@ async def open_logic(
 
 def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
     table = command_table(settings)
+    api = auth_api(settings)  # a bad file stops start-up here, not at the first request
     token_cipher(settings)  # a bad key stops start-up here, not at the first request
     metrics = LogicMetrics()
     return create_logic_app(
-        open_logic=lambda: open_logic(settings, redis_url, table, metrics),
+        open_logic=lambda: open_logic(settings, redis_url, table, metrics, api),
         internal_token=settings.require_internal_token(),
         metrics=metrics,
     )
