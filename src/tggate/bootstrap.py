@@ -26,12 +26,15 @@ from tggate.logic.service import BotLogic
 from tggate.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    # Imported where used: Bot Logic's processes need nothing of the Telegram Client.
+    # Imported where used: Bot Logic's processes need nothing of the Telegram Client, nor of
+    # the conformance check.
     from tggate.client.service import ClientOptions
+    from tggate.conformance.run import CheckOptions
 
 __all__ = [
     "auth_api",
     "build_logic_app",
+    "check_options",
     "client_options",
     "command_table",
     "logic_app_from_environment",
@@ -226,3 +229,44 @@ async def run_client(
             server, _thread = exporter
             server.shutdown()
             server.server_close()
+
+
+def check_options(
+    settings: Settings,
+    *,
+    auth_url: str | None = None,
+    main_url: str | None = None,
+    plan_file: Path | None = None,
+    hooks_url: str | None = None,
+    expired_token: str | None = None,
+    person_timeout_s: float = 300.0,
+    max_wait_s: float = 120.0,
+) -> CheckOptions:
+    """`tggate check-modules`: the modules as the settings describe them, the URLs as given."""
+    from tggate.conformance.plan import PlanError, load_plan
+    from tggate.conformance.run import CheckOptions
+
+    table = command_table(settings)
+    try:
+        plan = load_plan(plan_file, table)
+    except PlanError as error:
+        raise SettingsError(f"--plan: {error}") from None
+    for name, value in (("--person-timeout", person_timeout_s), ("--max-wait", max_wait_s)):
+        if value <= 0:
+            raise SettingsError(f"{name}: must be positive")
+    secret = settings.test_api_secret
+    notify = settings.check_notify_secret
+    return CheckOptions(
+        auth_url=auth_url or str(settings.auth_url),
+        main_url=main_url or str(settings.main_url),
+        api=auth_api(settings),
+        table=table,
+        plan=plan,
+        hooks_url=hooks_url,
+        hook_secret=secret.get_secret_value() if secret else None,
+        notify_secret=notify.get_secret_value() if notify else None,
+        expired_token=expired_token,
+        person_timeout_s=person_timeout_s,
+        max_wait_s=max_wait_s,
+        timeout_s=settings.http_timeout_s,
+    )
