@@ -314,7 +314,7 @@ class AuthChecks:
                 )
                 return
             if left > 0:
-                self._report.note(f"waiting {left:.0f} s for a login to expire")
+                self._report.note(f"waiting {left:.1f} s for a login to expire")
                 await asyncio.sleep(left)
             after = f"{login.expires_in} s (its expires_in) after it started"
         outcome, exchange = await self.check(login.login_token)

@@ -131,17 +131,17 @@ class Report:
         for name, value in exchange.headers.items():
             self._print(f"                  {name}: {value}")
         if exchange.body:
-            self._print(f"                  {_text(exchange.body)}")
+            self._print(f"                  {self._text(exchange.body)}")
         if exchange.status is None:
             self._print(f"        response: none ({exchange.error})")
         else:
-            shown = _text(exchange.answer) if exchange.answer else "(empty body)"
+            shown = self._text(exchange.answer) if exchange.answer else "(empty body)"
             self._print(f"        response: {exchange.status} {shown}")
+
+    def _text(self, raw: bytes) -> str:
+        """A body on one line, tokens shortened before it is cut (a cut token would show)."""
+        text = self.redactor.hide(raw.decode("utf-8", errors="replace").replace("\n", " "))
+        return text if len(text) <= _BODY_MAX else text[:_BODY_MAX] + f"… ({len(text)} chars)"
 
     def _print(self, text: str) -> None:
         print(self.redactor.hide(text), file=self._out, flush=True)
-
-
-def _text(raw: bytes) -> str:
-    text = raw.decode("utf-8", errors="replace").replace("\n", " ")
-    return text if len(text) <= _BODY_MAX else text[:_BODY_MAX] + f"… ({len(text)} characters)"

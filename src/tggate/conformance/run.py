@@ -207,6 +207,6 @@ async def _expired_token(
         )
         return None
     if left > 0:
-        report.note(f"waiting {left:.0f} s for an access token to expire")
+        report.note(f"waiting {left:.1f} s for an access token to expire")
         await asyncio.sleep(left)
     return token
