@@ -72,9 +72,8 @@ def relay(answer: httpx.Response, content: Any = None) -> Response:
 
 def passed_on(request: Request) -> dict[str, str]:
     """The request's headers, but those of its own connection."""
-    return {
-        k: v for k, v in request.headers.items() if k not in ("host", "content-length", "connection")
-    }
+    own = ("host", "content-length", "connection")
+    return {k: v for k, v in request.headers.items() if k not in own}
 
 
 # ---- the broken variants ----
