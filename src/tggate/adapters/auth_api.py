@@ -198,9 +198,8 @@ def parse_auth_api(text: str, *, source: str) -> AuthApi:
         override = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise AuthApiError(f"{source}: {error}") from None
-    merged = _merge(tomllib.loads(_bundled_text()), override)
     try:
-        return _build(merged, source=source)
+        return _build(_merge(tomllib.loads(_bundled_text()), override), source=source)
     except AuthApiError as error:
         raise AuthApiError(f"{source}: {error}") from None
 
