@@ -12,6 +12,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from tggate.adapters.auth_api import AuthApi, Call
@@ -36,6 +37,14 @@ def forged(token: str) -> str:
     head, _, signature = token.rpartition(".")
     fake = hashlib.sha256(b"tggate check-modules forged " + signature.encode()).digest()
     return head + "." + base64.urlsafe_b64encode(fake).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A call that did not give what the check needed: why, and the exchange."""
+
+    detail: str
+    exchange: Exchange
 
 
 def said(call: Call, exchange: Exchange, outcome: str | None) -> str:
@@ -83,12 +92,12 @@ class AuthChecks:
     def _line(self, verdict: Verdict, call: Call, what: str, detail: str, *seen: Exchange) -> None:
         self._report.line(verdict, f"auth {call.name} {what}".rstrip(), detail, *seen)
 
-    async def start(self, login_type: str, *, line: bool = True) -> PendingLogin | None:
-        """`/login` of one type (U2): a prompt with a link or a code, and its expiry."""
+    async def _open(self, login_type: str) -> PendingLogin | Refused:
+        """`/login` as Bot Logic calls it (U2): the login, or why it did not start."""
         call = self._api.login
-        chat_id = next(self._chat_ids)
         login_token = secrets.token_urlsafe(32)  # as Bot Logic makes them
         self._report.redactor.add(login_token)
+        chat_id = next(self._chat_ids)
         values = {
             "login_token": login_token,
             "type": self._api.login_types[login_type],
@@ -97,67 +106,69 @@ class AuthChecks:
         }
         started_at = time.monotonic()
         outcome, exchange = await self._call(call, values)
-        what = f"({login_type})"
         if outcome != "started":
-            self._line(
-                FAIL,
-                call,
-                what,
-                f"expected `started`, got {said(call, exchange, outcome)}",
-                exchange,
-            )
-            return None
+            return Refused(f"expected `started`, got {said(call, exchange, outcome)}", exchange)
         answer, misfit = read_values(call, exchange.json(), LoginAnswer)
         if answer is None:
-            self._line(FAIL, call, what, f"the prompt does not fit: {misfit}", exchange)
-            return None
-        shown = " ".join(v for v in (answer.text, answer.url or "", answer.code or ""))
-        if login_token in shown:
-            self._line(
-                FAIL,
-                call,
-                what,
+            return Refused(f"the prompt does not fit: {misfit}", exchange)
+        if any(login_token in (v or "") for v in (answer.text, answer.url, answer.code)):
+            return Refused(
                 "the prompt shows the login token (it must stay between tggate and the module)",
                 exchange,
             )
-            return None
-        found = call.read(exchange.json())
-        expires_in = found.get("expires_in")
-        lives = expires_in if isinstance(expires_in, int) and expires_in > 0 else None
-        login = PendingLogin(
+        expires_in = call.read(exchange.json()).get("expires_in")
+        return PendingLogin(
             chat_id=chat_id,
             login_token=login_token,
             login_type=login_type,
             text=answer.text,
             url=answer.url,
             code=answer.code,
-            expires_in=lives,
+            expires_in=expires_in if isinstance(expires_in, int) and expires_in > 0 else None,
             started_at=started_at,
+            exchange=exchange,
         )
-        if not line:
-            return login
+
+    async def start(self, login_type: str) -> PendingLogin | None:
+        """`/login` of one type: a prompt with a link or a code, and its expiry."""
+        call = self._api.login
+        what = f"({login_type})"
+        login = await self._open(login_type)
+        if isinstance(login, Refused):
+            self._line(FAIL, call, what, login.detail, login.exchange)
+            return None
         shows = " and ".join(
-            name for name, value in (("a link", answer.url), ("a code", answer.code)) if value
+            name for name, value in (("a link", login.url), ("a code", login.code)) if value
         )
-        if login_type != "code" and not answer.url:
-            self._line(
-                WARN, call, what, "no url: the person gets the link only inside the text", exchange
-            )
-        elif not shows:
-            self._line(
-                WARN, call, what, "neither url nor code: the person reads only the text", exchange
-            )
-        elif lives is None:
+        if login_type != "code" and not login.url:
             self._line(
                 WARN,
                 call,
                 what,
-                f"a prompt with {shows}, but no positive expires_in: tggate "
-                "keeps the chat Anonymous 600 s",
-                exchange,
+                "no url: the person gets the link only inside the text",
+                login.exchange,
+            )
+        elif not shows:
+            self._line(
+                WARN,
+                call,
+                what,
+                "neither url nor code: the person reads only the text",
+                login.exchange,
+            )
+        elif login.expires_in is None:
+            self._line(
+                WARN,
+                call,
+                what,
+                f"a prompt with {shows}, but no positive expires_in: tggate keeps the chat "
+                "Anonymous 600 s",
+                login.exchange,
             )
         else:
-            self._line(PASS, call, what, f"a prompt with {shows}; the login lives {lives} s")
+            self._line(
+                PASS, call, what, f"a prompt with {shows}; the login lives {login.expires_in} s"
+            )
         return login
 
     async def check(self, login_token: str) -> tuple[str | None, Exchange]:
@@ -214,9 +225,9 @@ class AuthChecks:
         """A5: a login the person confirmed is `granted` with two JWTs; handed out once."""
         call = self._api.login_check
         what = f"granted ({person.identity}{why})"
-        login = await self.start(self._login_with, line=False)
-        if login is None:
-            self._line(FAIL, call, what, "could not start a login (see the /login line)")
+        login = await self._open(self._login_with)
+        if isinstance(login, Refused):
+            self._line(FAIL, call, what, f"/login: {login.detail}", login.exchange)
             return None
         refused = await self._decider.grant(login, person, access_ttl_s=access_ttl_s)
         if refused is not None:
@@ -266,9 +277,9 @@ class AuthChecks:
     async def deny(self) -> None:
         """A4: a login the person refused is `denied`."""
         call = self._api.login_check
-        login = await self.start(self._login_with, line=False)
-        if login is None:
-            self._line(FAIL, call, "denied", "could not start a login (see the /login line)")
+        login = await self._open(self._login_with)
+        if isinstance(login, Refused):
+            self._line(FAIL, call, "denied", f"/login: {login.detail}", login.exchange)
             return
         refused = await self._decider.deny(login)
         if refused is not None:

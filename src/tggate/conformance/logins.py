@@ -40,6 +40,7 @@ class PendingLogin:
     code: str | None
     expires_in: int | None  # None: the module did not say
     started_at: float  # time.monotonic()
+    exchange: Exchange  # the /login that started it
 
     def how(self) -> str:
         """What the person does with it, in one phrase."""

@@ -76,6 +76,23 @@ def passed_on(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.headers.items() if k not in own}
 
 
+# ---- another shape (the first worked example of docs/integrate.md) ----
+
+
+def wrapped_in_auth(auth: ASGIApp) -> ASGIApp:
+    """The reference module with its calls under /auth and its answers in {"auth": …}."""
+
+    def rule(path: str) -> Rule:
+        async def answer(request: Request, body: bytes, forward: Forward) -> Response:
+            got = await forward("POST", path, passed_on(request), body)
+            return relay(got, {"auth": got.json()})
+
+        return answer
+
+    calls = ("/login", "/login/check", "/refresh", "/logout")
+    return Rewriting(auth, {("POST", "/auth" + path): rule(path) for path in calls})
+
+
 # ---- the broken variants ----
 
 
@@ -207,10 +224,14 @@ def reference_modules(
     broken: Variant | None = None,
     grace_s: float = 1.0,
     login_ttl_s: int = 600,
+    auth_skin: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> Iterator[Modules]:
-    """The reference modules under uvicorn (one of them broken by `broken`)."""
+    """The reference modules under uvicorn (one of them broken by `broken`, the Authorization
+    module in another shape by `auth_skin`)."""
     auth: ASGIApp = create_auth(jwt_secret=JWT_SECRET, grace_s=grace_s, login_ttl_s=login_ttl_s)
     main: ASGIApp = create_main(jwt_secret=JWT_SECRET)
+    if auth_skin is not None:
+        auth = auth_skin(auth)
     if broken is not None and broken.breaks == "auth":
         auth = broken.build(auth)
     if broken is not None and broken.breaks == "main":
