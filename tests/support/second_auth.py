@@ -84,6 +84,13 @@ def create_second_auth(
 ) -> FastAPI:
     state = _State()
     app = FastAPI(title="a second Authorization module", openapi_url=None)
+    app.state.calls = calls = []  # the paths called, in order, for tests to read
+
+    @app.middleware("http")
+    async def record(request: Request, call_next: Any) -> Response:
+        calls.append(request.url.path)
+        response: Response = await call_next(request)
+        return response
 
     def mint(sub: str, *, typ: str, ttl_s: int, family: str) -> tuple[str, str]:
         jti = uuid.uuid4().hex
