@@ -254,7 +254,7 @@ def check_options(
     for name, value in (("--person-timeout", person_timeout_s), ("--max-wait", max_wait_s)):
         if value <= 0:
             raise SettingsError(f"{name}: must be positive")
-    secret = settings.test_api_secret
+    secret = settings.check_hook_secret
     notify = settings.check_notify_secret
     return CheckOptions(
         auth_url=auth_url or str(settings.auth_url),

@@ -117,10 +117,10 @@ class Settings(BaseSettings):
         "with any (rotation); unset: stored in plaintext",
         LOGIC,
     )
-    test_api_secret: SecretStr | None = _setting(
+    check_hook_secret: SecretStr | None = _setting(
         None,
         "the secret check-modules sends in X-Test-Api-Secret to the Authorization module's "
-        "test hooks (--hooks); the sandbox's modules read the same variable",
+        "test hooks (--hooks): for the reference module, its TGGATE_TEST_API_SECRET",
         CHECK,
     )
     check_notify_secret: SecretStr | None = _setting(
@@ -225,7 +225,7 @@ class Settings(BaseSettings):
                 self.internal_token,
                 self.bot_token,
                 self.session_keys,
-                self.test_api_secret,
+                self.check_hook_secret,
                 self.check_notify_secret,
             )
             if secret is not None

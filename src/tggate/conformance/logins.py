@@ -24,7 +24,8 @@ __all__ = [
     "TokenPair",
 ]
 
-# The header the reference modules' test API reads its secret from (TGGATE_TEST_API_SECRET).
+# The header the reference modules' test API reads its secret from; the check sends
+# TGGATE_CHECK_HOOK_SECRET in it.
 HOOK_SECRET_HEADER = "X-Test-Api-Secret"
 
 

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tests.integration.conformance.modules import JWT_SECRET, wrapped_in_auth
+from tests.support.sandbox import TEST_API, TEST_API_SECRET
 from tests.support.second_auth import API_DOCS_ANCHOR, create_second_auth, example_toml
 from tests.support.servers import run_asgi
 
@@ -62,7 +63,9 @@ class Recorder:
 
 @pytest.fixture
 def reference() -> Iterator[tuple[Recorder, str]]:
-    recorder = Recorder(create_auth(jwt_secret=JWT_SECRET, grace_s=5))
+    recorder = Recorder(
+        create_auth(jwt_secret=JWT_SECRET, grace_s=5, test_api_secret=TEST_API_SECRET)
+    )
     with run_asgi(recorder) as url:
         yield recorder, url
 
@@ -75,7 +78,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 def resolve(url: str, chat_id: int, decision: str = "granted") -> None:
     body = {"chat_id": chat_id, "decision": decision, "identity": "alice"}
-    assert httpx.post(url + "/test/logins/resolve", json=body).status_code == 200
+    assert httpx.post(url + "/test/logins/resolve", json=body, headers=TEST_API).status_code == 200
 
 
 async def a_session(auth: HttpAuthModule, url: str, chat_id: int) -> list[object]:
@@ -153,7 +156,12 @@ async def test_the_default_from_a_file_is_todays_contract_exactly(
 @pytest.mark.parametrize(
     ("anchor", "server"),
     [
-        ("example-auth-wrapped", lambda: wrapped_in_auth(create_auth(jwt_secret=JWT_SECRET))),
+        (
+            "example-auth-wrapped",
+            lambda: wrapped_in_auth(
+                create_auth(jwt_secret=JWT_SECRET, test_api_secret=TEST_API_SECRET)
+            ),
+        ),
         (API_DOCS_ANCHOR, lambda: create_second_auth(jwt_secret=JWT_SECRET, grace_s=5)),
     ],
 )

@@ -17,6 +17,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+from tests.support.sandbox import ADMIN_SECRET, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
 from tggate_sandbox.reference.auth.app import create_app as create_auth
@@ -228,8 +229,13 @@ def reference_modules(
 ) -> Iterator[Modules]:
     """The reference modules under uvicorn (one of them broken by `broken`, the Authorization
     module in another shape by `auth_skin`)."""
-    auth: ASGIApp = create_auth(jwt_secret=JWT_SECRET, grace_s=grace_s, login_ttl_s=login_ttl_s)
-    main: ASGIApp = create_main(jwt_secret=JWT_SECRET)
+    auth: ASGIApp = create_auth(
+        jwt_secret=JWT_SECRET,
+        grace_s=grace_s,
+        login_ttl_s=login_ttl_s,
+        test_api_secret=TEST_API_SECRET,
+    )
+    main: ASGIApp = create_main(jwt_secret=JWT_SECRET, admin_secret=ADMIN_SECRET)
     if auth_skin is not None:
         auth = auth_skin(auth)
     if broken is not None and broken.breaks == "auth":

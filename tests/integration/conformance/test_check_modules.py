@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from tests.integration.conformance.modules import VARIANTS, Variant, reference_modules
+from tests.support.sandbox import ADMIN_SECRET, TEST_API_SECRET
 
 from tggate.adapters.auth_api import default_auth_api
 from tggate.conformance.plan import load_plan
@@ -38,6 +39,8 @@ def options(auth_url: str, main_url: str, **changes: object) -> CheckOptions:
         "table": table,
         "plan": load_plan(None, table),
         "hooks_url": auth_url + "/test",
+        "hook_secret": TEST_API_SECRET,
+        "notify_secret": ADMIN_SECRET,
         "max_wait_s": 15.0,
     }
     settings.update(changes)
@@ -65,7 +68,11 @@ def test_the_reference_modules_pass_every_check(tmp_path: Path) -> None:
                 "--max-wait",
                 "15",
             ],
-            env=cli_env(TGGATE_DATA_DIR=str(tmp_path)),
+            env=cli_env(
+                TGGATE_DATA_DIR=str(tmp_path),
+                TGGATE_CHECK_HOOK_SECRET=TEST_API_SECRET,
+                TGGATE_CHECK_NOTIFY_SECRET=ADMIN_SECRET,
+            ),
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -99,6 +106,8 @@ def test_the_reference_modules_pass_every_check(tmp_path: Path) -> None:
             assert f"PASS  main {command} ({kind} token): 401" in lines
     assert result.stdout.rstrip().endswith("0 failed, 0 warnings, 0 skipped")
     assert not JWT.search(result.stdout)
+    for secret in (TEST_API_SECRET, ADMIN_SECRET):
+        assert secret not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])

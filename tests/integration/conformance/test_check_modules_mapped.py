@@ -15,6 +15,7 @@ from tests.integration.conformance.modules import (
     wrapped_in_auth,
 )
 from tests.integration.conformance.test_check_modules import JWT, options, verdicts
+from tests.support.sandbox import ADMIN_SECRET
 from tests.support.second_auth import API_DOCS_ANCHOR, create_second_auth, example_toml
 from tests.support.servers import run_asgi
 
@@ -27,7 +28,7 @@ from tggate_sandbox.reference.main.app import create_app as create_main
 def second_module() -> Iterator[Modules]:
     with (
         run_asgi(create_second_auth(jwt_secret=JWT_SECRET)) as auth_url,
-        run_asgi(create_main(jwt_secret=JWT_SECRET)) as main_url,
+        run_asgi(create_main(jwt_secret=JWT_SECRET, admin_secret=ADMIN_SECRET)) as main_url,
     ):
         yield Modules(auth_url, main_url)
 

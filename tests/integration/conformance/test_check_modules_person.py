@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 from tests.integration.conformance.modules import reference_modules
 from tests.integration.conformance.test_check_modules import JWT, cli_env, options, verdicts
+from tests.support.sandbox import ADMIN, TEST_API
 
 from tggate.conformance.run import check_modules
 
@@ -53,7 +54,9 @@ def test_a_person_finishes_the_logins_the_check_prints(tmp_path: Path) -> None:
     with reference_modules(login_ttl_s=8) as modules:
         # A team keeps an expired access token for the 401 checks (--expired-token).
         minted = httpx.post(
-            modules.auth_url + "/test/tokens", json={"identity": "alice", "access_ttl_s": 0}
+            modules.auth_url + "/test/tokens",
+            json={"identity": "alice", "access_ttl_s": 0},
+            headers=TEST_API,
         )
         expired = minted.json()["access_token"]
         process = subprocess.Popen(
@@ -99,6 +102,7 @@ def test_a_person_finishes_the_logins_the_check_prints(tmp_path: Path) -> None:
                         made = httpx.post(
                             modules.main_url + "/notifications",
                             json={"to": found[1], "text": f"made by a person #{n}"},
+                            headers=ADMIN,  # an admin of the Main module makes them
                         )
                         assert made.status_code == 201, made.text
                     acted.append(f"notified {found[1]}")

@@ -80,7 +80,7 @@ def test_the_help_names_the_settings_it_reads(tmp_path: Path) -> None:
     for name in (
         "TGGATE_AUTH_API_FILE",
         "TGGATE_COMMANDS_FILE",
-        "TGGATE_TEST_API_SECRET",
+        "TGGATE_CHECK_HOOK_SECRET",
         "TGGATE_CHECK_NOTIFY_SECRET",
         "--hooks",
         "--expired-token",
