@@ -138,6 +138,43 @@ def login_never_expires(auth: ASGIApp) -> ASGIApp:
     return Rewriting(auth, {("POST", "/login/check"): check})
 
 
+def grant_handed_out_twice(auth: ASGIApp) -> ASGIApp:
+    """A granted login is granted again on every later check."""
+    grants: dict[str, Any] = {}
+
+    async def check(request: Request, body: bytes, forward: Forward) -> Response:
+        token = json.loads(body)["login_token"]
+        if token in grants:
+            return Response(json.dumps(grants[token]).encode(), media_type="application/json")
+        answer = await forward("POST", "/login/check", passed_on(request), body)
+        if answer.json().get("status") == "granted":
+            grants[token] = answer.json()
+        return relay(answer)
+
+    return Rewriting(auth, {("POST", "/login/check"): check})
+
+
+def logout_that_ends_nothing(auth: ASGIApp) -> ASGIApp:
+    """/logout answers 200 and revokes nothing."""
+
+    async def logout(request: Request, body: bytes, forward: Forward) -> Response:
+        return Response(b'{"revoked": 0}', media_type="application/json")
+
+    return Rewriting(auth, {("POST", "/logout"): logout})
+
+
+def prompt_with_the_login_token(auth: ASGIApp) -> ASGIApp:
+    """The prompt shows tggate's login token (a debugging aid left in)."""
+
+    async def login(request: Request, body: bytes, forward: Forward) -> Response:
+        answer = await forward("POST", "/login", passed_on(request), body)
+        prompt = answer.json()
+        prompt["text"] += f" (ref {json.loads(body)['login_token']})"
+        return relay(answer, prompt)
+
+    return Rewriting(auth, {("POST", "/login"): login})
+
+
 def server_error_for_expired_tokens(main: ASGIApp) -> ASGIApp:
     """An expired access token is a 500, not a 401 (a forged one is still 401)."""
 
@@ -198,6 +235,27 @@ VARIANTS = (
         delete_deletes_everything,
         "FAIL  main DELETE /notification (exactly those ids): it also deleted a notification it "
         "was not given: one that arrives between tggate's read and delete is lost",
+    ),
+    Variant(
+        "a grant handed out twice",
+        "auth",
+        grant_handed_out_twice,
+        "FAIL  auth login_check (the same token again): the grant was handed out twice (it is "
+        "handed out once)",
+    ),
+    Variant(
+        "a logout that ends no session",
+        "auth",
+        logout_that_ends_nothing,
+        "FAIL  auth refresh (the logged-out session): still works after /logout (expected "
+        "`refused`, got `refreshed` (HTTP 200)): logout ends every session",
+    ),
+    Variant(
+        "a prompt that shows the login token",
+        "auth",
+        prompt_with_the_login_token,
+        "FAIL  auth login (github): the prompt shows the login token (it must stay between "
+        "tggate and the module)",
     ),
     Variant(
         "a login check that never expires",
