@@ -11,7 +11,7 @@ import base64
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,8 @@ def said(call: Call, exchange: Exchange, outcome: str | None) -> str:
 
 
 class AuthChecks:
+    """The Authorization module's checks; logins are decided by the `Decider` given."""
+
     def __init__(
         self,
         *,
@@ -286,7 +288,10 @@ class AuthChecks:
             self._line(FAIL, call, "denied", "the test hook refused to deny the login", refused)
             return
         outcome, exchange, _ = await self._decided(login)
-        if outcome == "denied":
+        if outcome == "pending":
+            patience = self._decider.patience_s
+            self._line(FAIL, call, "denied", f"still `pending` after {patience:g} s", exchange)
+        elif outcome == "denied":
             self._line(PASS, call, "denied", f"answered {said(call, exchange, outcome)}")
         else:
             self._line(
@@ -354,7 +359,9 @@ class AuthChecks:
             self._report.redactor.add(pair.access_token, pair.refresh_token)
         return outcome, exchange, pair, misfit
 
-    async def rotation(self, old: TokenPair, accepted: Callable[[TokenPair], Any]) -> None:
+    async def rotation(
+        self, old: TokenPair, accepted: Callable[[TokenPair], Awaitable[None]]
+    ) -> None:
         """Z7/Z9: /refresh gives a new pair, and the old refresh token stops working (after a
         grace window in which it gives the same new pair again)."""
         call = self._api.refresh

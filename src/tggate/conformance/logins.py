@@ -142,7 +142,7 @@ class PersonAtThePage:
         return None
 
     async def deny(self, login: PendingLogin) -> Exchange | None:
-        self._show(login, "start a login and refuse it (No)")
+        self._show(login, "refuse this login (No), signed in as anyone")
         return None
 
     async def expire(self, login: PendingLogin) -> Exchange | None:

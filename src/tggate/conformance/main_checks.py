@@ -72,6 +72,8 @@ def _missing_fields(action: ActionSpec, data: Any) -> list[str]:
 
 
 class MainChecks:
+    """The Main module's checks, for the actions of the command table and the plan's people."""
+
     def __init__(
         self,
         *,

@@ -21,7 +21,7 @@ from tggate.conformance.run import check_modules
 BUNDLED_PLAN = Path(__file__).resolve().parents[3] / "src" / "tggate" / "conformance" / "plan.toml"
 
 LOG_IN = re.compile(r"^WAIT  log in as (\S+) .*enter the code (\S+) on")
-REFUSE = re.compile(r"^WAIT  start a login and refuse it .*enter the code (\S+) on")
+REFUSE = re.compile(r"^WAIT  refuse this login .*enter the code (\S+) on")
 NOTIFY = re.compile(r"^WAIT  create two notifications for (\S+) ")
 
 
