@@ -62,13 +62,14 @@ class JsonHttp:
         path: str,
         *,
         body: BaseModel | None = None,
+        content: bytes | None = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> HttpAnswer | None:
-        """Send `body` (a contract model, docs/openapi/) as JSON; the answer, or None."""
-        data: bytes | None = None
-        if body is not None:
-            data = body.model_dump_json().encode()
+        """Send `body` (a contract model, docs/openapi/) or `content` (JSON already encoded,
+        e.g. by a configured API, adapters/auth_api.py) as JSON; the answer, or None."""
+        data = body.model_dump_json().encode() if body is not None else content
+        if data is not None:
             headers = {**headers, **_JSON_HEADERS} if headers else _JSON_HEADERS
         started = time.monotonic()
         try:
