@@ -1,5 +1,5 @@
-"""Instruments for tests: calls per §5.2 endpoint and an artificial delay ("module slow",
-`tggate_sandbox.reference.delay`).
+"""Instruments for tests: calls per endpoint of docs/openapi/auth.yaml and an artificial delay
+("module slow", `tggate_sandbox.reference.delay`).
 
 A pure ASGI middleware rather than a dependency, so even a request with a malformed body is
 counted and delayed like any other.
