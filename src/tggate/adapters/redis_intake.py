@@ -5,8 +5,8 @@ of its bucket carries the bucket's hash tag (`{b5}`), so each script below touch
 slot; the one global key, the sending permits, is a script's only key.
 
     tggate:{b5}:intake:queue:42   list: the chat's updates, oldest first ("<update_id>:<payload>")
-    tggate:{b5}:intake:seen:42    sorted set: update_ids the chat received -> when (ms), the
-                                  newest `seen_keep` of them, for `seen_ttl_s` after the last
+    tggate:{b5}:intake:seen:42    sorted set: the update_ids the chat received (each its own
+                                  score), the newest `seen_keep`, for `seen_ttl_s` after the last
     tggate:{b5}:intake:owner:42   the token of the claim on the chat
     tggate:{b5}:intake:sent:42    how many replies of the queue's head Telegram accepted
     tggate:{b5}:intake:due        sorted set: chats with updates -> when they may be claimed
@@ -57,7 +57,9 @@ ENQUEUE = (
     + """
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[6]) then return 3 end
-redis.call('ZADD', KEYS[2], ms(now), ARGV[1])
+-- Scored by the id itself, so the oldest go first. A chat's ids only grow while its ids are
+-- remembered (Telegram may pick new ones at random only after a week without any update).
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 local keep = tonumber(ARGV[5])
 if redis.call('ZCARD', KEYS[2]) > keep then
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -keep - 1)
