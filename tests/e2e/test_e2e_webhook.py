@@ -300,6 +300,19 @@ def test_a_wrong_secret_is_refused_with_401_and_nothing_is_processed(
     assert [m["text"] for m in telegram.bot_messages(chat)].count("No such command") == 1
 
 
+def test_no_secret_appears_in_any_log(webhook_topology: Topology) -> None:
+    """After everything above: the webhook secret, the bot token and the internal secret were
+    in every intake replica's environment and in every webhook request, never in a log."""
+    logs = webhook_topology.logs()
+    assert "intake replica" in logs  # the replicas' logs are there
+    for secret in (
+        webhook_topology.webhook_secret,
+        webhook_topology.bot_token.split(":", 1)[1],
+        webhook_topology.internal_token,
+    ):
+        assert secret not in logs
+
+
 # ---- polling → webhook → polling ----
 
 
