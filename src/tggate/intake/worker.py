@@ -267,7 +267,9 @@ class ChatWorkers:
                 self._queue_outage.failed(str(error))
                 continue
             for h in held:
-                if h.claim.chat_id in lost and not h.lost:
+                # A chat let go meanwhile (its queue ran empty) is no longer ours to lose.
+                still = self._held.get(h.claim.chat_id) is h
+                if h.claim.chat_id in lost and still and not h.lost:
                     h.lost = True
                     self._metrics.lost.inc()
                     logger.warning("lost the claim on chat %s to another replica", h.claim.chat_id)

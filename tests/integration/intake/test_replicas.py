@@ -5,13 +5,12 @@ ticking on one replica, and replies as in polling mode (C5, buttons)."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
 from typing import Any
 
 from redis.asyncio import Redis
-from tests.integration.client.conftest import PersonApi
+from tests.integration.client.conftest import PersonApi, eventually
 from tests.integration.client.stub_logic import Json, StubLogic
 from tests.integration.intake.conftest import delivered_updates, running_intake
 
@@ -185,10 +184,17 @@ async def test_the_timers_tick_on_one_replica(
     ):
         for chat in chats:
             await person.wait(chat, 1)
-        while stub.outbox["notifications"]:  # noqa: ASYNC110 - the stub has no event to wait on
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.5)  # a couple more ticks of both timers, were both running
-    for chat in chats:
+        await eventually(lambda: not stub.outbox["notifications"])
+        # One more message, delivered and acknowledged by a later tick: a second timer's tick
+        # that had fetched the first ones before they were acknowledged is over by then.
+        with stub.lock:
+            stub.outbox["notifications"].append(
+                {"id": "last", "chat_id": chats[0], "text": "last", "buttons": []}
+            )
+        await person.wait(chats[0], 2)
+        await eventually(lambda: not stub.outbox["notifications"])
+    assert await person.bot_texts(chats[0]) == [f"news for {chats[0]}", "last"]
+    for chat in chats[1:]:
         assert await person.bot_texts(chat) == [f"news for {chat}"]
     holders = {request["instance"] for request in stub.lease_requests}
     assert holders == {"a", "b"}  # both asked; one held it
