@@ -48,7 +48,8 @@ def _setting(
     )
 
 
-LOGIC, CLIENT, INTAKE, WEBHOOK = "logic", "client", "intake", "webhook"
+LOGIC, CLIENT, CHECK = "logic", "client", "check-modules"
+INTAKE, WEBHOOK = "intake", "webhook"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
@@ -78,10 +79,10 @@ class Settings(BaseSettings):
         INTAKE,
     )
     auth_url: AnyHttpUrl = _setting(
-        AnyHttpUrl("http://127.0.0.1:8081"), "the Authorization module's base URL", LOGIC
+        AnyHttpUrl("http://127.0.0.1:8081"), "the Authorization module's base URL", LOGIC, CHECK
     )
     main_url: AnyHttpUrl = _setting(
-        AnyHttpUrl("http://127.0.0.1:8082"), "the Main module's base URL", LOGIC
+        AnyHttpUrl("http://127.0.0.1:8082"), "the Main module's base URL", LOGIC, CHECK
     )
     logic_url: AnyHttpUrl = _setting(
         AnyHttpUrl("http://127.0.0.1:8080"),
@@ -102,6 +103,15 @@ class Settings(BaseSettings):
         LOGIC,
         CLIENT,
         INTAKE,
+        CHECK,
+    )
+    auth_api_file: Path | None = _setting(
+        None,
+        "the Authorization module's API (TOML: each call's method and path, where values sit, "
+        "which answer means what), laid over the contract; unset: the contract as it is "
+        "(docs/integrate.md)",
+        LOGIC,
+        CHECK,
     )
 
     # Secrets.
@@ -127,6 +137,18 @@ class Settings(BaseSettings):
         "with any (rotation); unset: stored in plaintext",
         LOGIC,
     )
+    check_hook_secret: SecretStr | None = _setting(
+        None,
+        "the secret check-modules sends in X-Test-Api-Secret to the Authorization module's "
+        "test hooks (--hooks): for the reference module, its TGGATE_TEST_API_SECRET",
+        CHECK,
+    )
+    check_notify_secret: SecretStr | None = _setting(
+        None,
+        "the secret check-modules sends with the conformance plan's notify request (in the "
+        "header the plan names), e.g. the reference Main module's admin secret",
+        CHECK,
+    )
     webhook_secret: SecretStr | None = _setting(
         None,
         "the secret Telegram sends with every webhook request (X-Telegram-Bot-Api-Secret-Token): "
@@ -141,7 +163,7 @@ class Settings(BaseSettings):
 
     # Timeouts and limits.
     http_timeout_s: float = _setting(
-        5.0, "timeout of each call to the Authorization or Main module", LOGIC, gt=0, le=120
+        5.0, "timeout of each call to the Authorization or Main module", LOGIC, CHECK, gt=0, le=120
     )
     logic_timeout_s: float = _setting(
         30.0, "timeout of each call the client makes to Bot Logic", CLIENT, INTAKE, gt=0, le=300
@@ -311,6 +333,7 @@ class Settings(BaseSettings):
         CLIENT,
         INTAKE,
         WEBHOOK,
+        CHECK,
     )
 
     @field_validator("log_level", mode="before")
@@ -347,6 +370,8 @@ class Settings(BaseSettings):
                 self.bot_token,
                 self.session_keys,
                 self.webhook_secret,
+                self.check_hook_secret,
+                self.check_notify_secret,
             )
             if secret is not None
         ]
