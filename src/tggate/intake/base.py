@@ -119,8 +119,8 @@ class Ticket:
 
 
 class SendPace(Protocol):
-    """Telegram's sending limits kept for every replica together (SPEC §6: ~30 messages/s
-    overall, 1 message/s per chat), so more replicas do not send faster."""
+    """Telegram's sending limits kept for every replica together (docs/contract.md#limits:
+    ~30 messages/s overall, 1 message/s per chat), so more replicas do not send faster."""
 
     async def reserve(self, chat_id: int) -> Ticket:
         """Wait until a message may go to the chat, and hold that turn."""

@@ -1,4 +1,5 @@
-"""Telegram's sending limits shared by every intake replica (SPEC §6; docs/webhook.md#limits).
+"""Telegram's sending limits shared by every intake replica (docs/contract.md#limits,
+docs/webhook.md#limits).
 
 `PacedTelegram` wraps the Bot API port the Telegram Client's `Sender` talks to: each sendMessage
 first takes the chat's turn and a permit from the `SendPace` every replica shares, and gives them
