@@ -134,20 +134,12 @@ def test_the_readme_names_every_variable_with_its_default() -> None:
     assert moved == {}, f"README default ≠ settings default; `{REGENERATE}`"
 
 
-# Named by deploy/k8s/overlays/webhook before `tggate intake` (issue 10) lands; remove then.
-PENDING_WEBHOOK = {"TGGATE_WEBHOOK_SECRET"}
-
-
 def test_every_variable_named_anywhere_is_a_setting() -> None:
-    known = (
-        TEST_ONLY
-        | PENDING_WEBHOOK
-        | {
-            variable.name
-            for settings in (Settings, SandboxSettings)
-            for variable in variables(settings)
-        }
-    )
+    known = TEST_ONLY | {
+        variable.name
+        for settings in (Settings, SandboxSettings)
+        for variable in variables(settings)
+    }
     sources = [README, *ROOT.glob("docs/**/*.md"), *ROOT.glob("deploy/**/*")]
     sources += [*ROOT.glob("src/**/*.py"), *ROOT.glob("sandbox/src/**/*.py")]
     unknown = sorted(
