@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,17 +30,23 @@ if TYPE_CHECKING:
     # the conformance check.
     from tggate.client.service import ClientOptions
     from tggate.conformance.run import CheckOptions
+    from tggate.intake.app import IntakeApp
+    from tggate.intake.manage import WebhookRequest
+    from tggate.intake.service import Intake
 
 __all__ = [
     "auth_api",
+    "build_intake_app",
     "build_logic_app",
     "check_options",
     "client_options",
     "command_table",
     "logic_app_from_environment",
+    "open_intake",
     "open_redis",
     "redis_url_or_embedded",
     "run_client",
+    "run_webhook",
 ]
 
 
@@ -270,3 +276,110 @@ def check_options(
         max_wait_s=max_wait_s,
         timeout_s=settings.http_timeout_s,
     )
+
+
+@asynccontextmanager
+async def open_intake(settings: Settings, *, instance: str | None = None) -> AsyncIterator[Intake]:
+    """One webhook intake replica (docs/webhook.md) with its Redis client, Bot Logic and Bot API
+    sessions, closed at the end. It sends within the limits every replica shares."""
+    from tggate.adapters.redis_intake import RedisIntakeQueue, RedisSendPace
+    from tggate.client.logic_api import HttpLogicApi
+    from tggate.client.telegram import AiogramTelegram
+    from tggate.intake.pacing import PacedTelegram
+    from tggate.intake.service import Intake
+    from tggate.intake.worker import WorkerOptions
+
+    token = settings.require_bot_token()
+    internal_token = settings.require_internal_token()
+    table = command_table(settings)
+    options = client_options(settings)
+    redis = open_redis(settings.require_redis_url(), settings)
+    telegram = AiogramTelegram.connect(token=token, api_url=str(settings.telegram_api_url))
+    try:
+        async with HttpLogicApi.open(
+            base_url=str(settings.logic_url),
+            internal_token=internal_token,
+            timeout_s=settings.logic_timeout_s,
+            max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
+        ) as logic:
+            pace = RedisSendPace(
+                redis,
+                global_per_s=settings.send_global_per_s,
+                per_chat_interval_s=settings.send_per_chat_interval_s,
+            )
+            yield Intake(
+                telegram=PacedTelegram(telegram, pace),
+                logic=logic,
+                queue=RedisIntakeQueue(
+                    redis,
+                    claim_ttl_s=settings.intake_claim_ttl_s,
+                    seen_ttl_s=settings.intake_seen_ttl_s,
+                    queue_limit=settings.intake_queue_limit,
+                    ping_timeout_s=settings.redis_timeout_s,
+                ),
+                table=table,
+                options=options,
+                worker=WorkerOptions(
+                    max_concurrent_chats=settings.max_concurrent_chats,
+                    claim_ttl_s=settings.intake_claim_ttl_s,
+                ),
+                instance=instance,
+            )
+    finally:
+        await telegram.close()
+        await redis.aclose()
+
+
+def build_intake_app(settings: Settings, *, work: bool = True) -> IntakeApp:
+    """The webhook intake's ASGI app; `work=False` only stores updates (tests)."""
+    from tggate.intake.app import IntakeApp
+    from tggate.intake.networks import AddressRules, parse_networks
+
+    secret = settings.require_webhook_secret()
+    settings.require_redis_url()
+    settings.require_bot_token()
+    settings.require_internal_token()
+    command_table(settings)  # a bad table stops start-up here, not at the first update
+    allowed = parse_networks(settings.webhook_networks) if settings.webhook_check_networks else None
+    rules = AddressRules(
+        trusted_proxies=parse_networks(settings.webhook_trusted_proxies), allowed=allowed
+    )
+    return IntakeApp(
+        open_intake=lambda: open_intake(settings),
+        secret=secret,
+        rules=rules,
+        max_body_bytes=settings.webhook_max_body_bytes,
+        work=work,
+    )
+
+
+async def run_webhook(
+    settings: Settings,
+    request: WebhookRequest,
+    *,
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> int:
+    """`tggate webhook …` with the Bot API and, when TGGATE_REDIS_URL is set, the intake's
+    queues (their backlog); the exit status."""
+    from tggate.adapters.redis_intake import RedisIntakeQueue
+    from tggate.intake.manage import manage_webhook
+    from tggate.intake.webhook import WebhookAdmin
+
+    admin = WebhookAdmin.connect(
+        token=settings.require_bot_token(), api_url=str(settings.telegram_api_url)
+    )
+    redis = open_redis(settings.redis_url, settings) if settings.redis_url else None
+    try:
+        queue = RedisIntakeQueue(redis) if redis is not None else None
+        return await manage_webhook(
+            admin,
+            request,
+            backlog=queue.backlog if queue is not None else None,
+            say=say,
+            warn=warn,
+        )
+    finally:
+        await admin.close()
+        if redis is not None:
+            await redis.aclose()

@@ -2,6 +2,12 @@
 
 Telegram (fake) → Telegram Client → nginx → Bot Logic replicas → Redis + reference modules.
 
+In webhook mode (docs/webhook.md) the fake Telegram posts updates to nginx, which hands them to
+the intake replicas (`tggate intake`) instead: Telegram (fake) → nginx → intake replicas → nginx →
+Bot Logic replicas. With `intake_replicas` but not `webhook`, the topology starts polling with
+nginx ready for the replicas, for a test that switches modes (`start_intake`, `set_webhook`,
+`delete_webhook`).
+
 Used by `tggate demo` and by the end-to-end tests. Every component is a separate process
 started with `python -m tggate.cli …` on a free port; stopping the topology leaves none behind.
 
@@ -37,6 +43,8 @@ __all__ = ["NGINX_TEMPLATE", "Topology", "TopologyError", "find_nginx", "free_po
 
 # The repository's deploy/nginx.conf: the sandbox runs from a checkout (a workspace member).
 NGINX_TEMPLATE = Path(__file__).resolve().parents[3] / "deploy" / "nginx.conf"
+NGINX_WEBHOOK_TEMPLATE = NGINX_TEMPLATE.with_name("nginx-webhook.conf")
+WEBHOOK_PATH = "/telegram/webhook"
 DEMO_BOT_TOKEN = "123456789:TGGATE-demo-token-for-the-fake-telegram-0"
 
 
@@ -143,6 +151,11 @@ class Topology:
     oauth_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     # Tokens encrypted at rest, as a production deployment should run.
     session_key: str = field(default_factory=TokenCipher.generate_key)
+    # Webhook mode: the intake replicas behind nginx, and the webhook set at Telegram (then no
+    # polling client is started).
+    webhook: bool = False
+    intake_replicas: int = 0
+    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     redis: EmbeddedRedis | None = None
     ports: dict[str, int] = field(default_factory=dict)
@@ -178,6 +191,14 @@ class Topology:
         return [self.url(f"logic-{i}") for i in range(self.logic_replicas)]
 
     @property
+    def webhook_url(self) -> str:
+        """Where the fake Telegram posts updates: nginx's webhook server."""
+        return self.url("nginx-webhook") + WEBHOOK_PATH
+
+    def intake_urls(self) -> list[str]:
+        return [self.url(f"intake-{i}") for i in range(self.intake_replicas)]
+
+    @property
     def test_api_headers(self) -> dict[str, str]:
         """What a call to any component's test API carries."""
         return {TEST_API_HEADER: self.test_api_secret}
@@ -207,8 +228,12 @@ class Topology:
     def _start(self) -> None:
         if self.nginx and find_nginx() is None:
             raise TopologyError("nginx is not installed (apt-get install nginx)")
+        if self.webhook and not (self.nginx and self.intake_replicas):
+            raise TopologyError("webhook mode needs nginx and at least one intake replica")
         names = ["reference-auth", "reference-main", "fake-telegram", "nginx", "fake-oauth"]
         names += [f"logic-{index}" for index in range(self.logic_replicas)]
+        if self.intake_replicas:
+            names += ["nginx-webhook", *(f"intake-{i}" for i in range(self.intake_replicas))]
         for name in names:
             self.ports[name] = self.fixed_ports.get(name) or free_port()
         self.progress("Redis (embedded)")
@@ -219,6 +244,9 @@ class Topology:
         self._spawn("reference-auth", ["--public-url", self.auth_url], ready="/healthz")
         self._spawn("reference-main", [], ready="/healthz")
         telegram_args = ["--rate-limits"] if self.fake_telegram_rate_limits else []
+        if self.intake_replicas:
+            # Like the Bot API server with --local: it may post to a plain-http loopback webhook.
+            telegram_args.append("--local")
         self._spawn("fake-telegram", telegram_args, ready="/healthz")
         self.progress(f"Bot Logic x{self.logic_replicas}")
         for index in range(self.logic_replicas):
@@ -226,13 +254,22 @@ class Topology:
         if self.nginx:
             self.progress("nginx")
             self._start_nginx()
-        if self.client:
+        if self.webhook:
+            # Otherwise they start when a test switches to webhook mode (`start_intake`): beside
+            # a polling client they would wait for its lease, and one holding it would keep the
+            # client from polling.
+            self.progress(f"webhook intake x{self.intake_replicas}")
+            for index in range(self.intake_replicas):
+                self.start_intake(index)
+        if self.client and not self.webhook:
             # Started with the others: its imports take seconds, and it asks Bot Logic for
             # the poller lease again and again until Bot Logic answers.
             self.progress("Telegram Client")
             self.start_client()
         self.wait_ready()
-        if self.client:
+        if self.webhook:
+            self.set_webhook()
+        elif self.client:
             # Issue 4: "ready" means a message sent now is answered, so wait until the client
             # polls (it has no port; its first import-heavy seconds used to pass unseen).
             self.wait_polling()
@@ -259,6 +296,9 @@ class Topology:
                 # The fake OAuth provider registers the module's callbacks under this URL.
                 "TGGATE_AUTH_PUBLIC_URL": self.auth_url,
                 "TGGATE_SESSION_KEYS": self.session_key,
+                "TGGATE_WEBHOOK_SECRET": self.webhook_secret,
+                # nginx is the one proxy in front of the intake replicas.
+                "TGGATE_WEBHOOK_TRUSTED_PROXIES": self.host,
                 "TGGATE_DATA_DIR": str(self.workdir),
                 "PYTHONUNBUFFERED": "1",
             }
@@ -304,6 +344,35 @@ class Topology:
     def start_client(self) -> None:
         self.start_named_client("client")
 
+    def start_intake(self, index: int) -> None:
+        self._spawn(f"intake-{index}", [], ready="/readyz", command="intake")
+
+    def webhook_command(self, *args: str, secret: str | None = None) -> str:
+        """`tggate webhook …` as an operator runs it; its output (TopologyError if it fails)."""
+        env = self.component_env()
+        env["TGGATE_WEBHOOK_URL"] = self.webhook_url
+        if secret is not None:
+            env["TGGATE_WEBHOOK_SECRET"] = secret
+        done = subprocess.run(
+            [sys.executable, "-m", "tggate.cli", "webhook", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise TopologyError(f"tggate webhook {' '.join(args)} failed:\n{done.stderr}")
+        return done.stdout
+
+    def set_webhook(self, *, secret: str | None = None) -> str:
+        """`tggate webhook set`: Telegram posts updates to nginx from now on."""
+        return self.webhook_command("set", secret=secret)
+
+    def delete_webhook(self) -> str:
+        """`tggate webhook delete`: back to getUpdates, once the intake's queues are empty."""
+        return self.webhook_command("delete")
+
     def start_named_client(self, name: str) -> None:
         """Start a Telegram Client as `name` (a second one on the same token is a standby)."""
         self._spawn(name, [], ready=None, command="client")
@@ -320,6 +389,7 @@ class Topology:
         )
         config = (
             NGINX_TEMPLATE.read_text("utf-8")
+            .replace("{{webhook_server}}", self._webhook_server())
             .replace("{{user}}", "user root;" if os.geteuid() == 0 else "")
             .replace("{{prefix}}", str(prefix))
             .replace("{{upstream_servers}}", servers)
@@ -337,6 +407,20 @@ class Topology:
         )
         process.start()
         self.processes["nginx"] = process
+
+    def _webhook_server(self) -> str:
+        if not self.intake_replicas:
+            return ""
+        servers = "\n".join(
+            f"        server {self.host}:{self.ports[f'intake-{i}']} max_fails=1 fail_timeout=2s;"
+            for i in range(self.intake_replicas)
+        )
+        return (
+            NGINX_WEBHOOK_TEMPLATE.read_text("utf-8")
+            .replace("{{intake_servers}}", servers)
+            .replace("{{webhook_listen}}", f"{self.host}:{self.ports['nginx-webhook']}")
+            .replace("{{webhook_max_body}}", "256k")
+        )
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -409,8 +493,9 @@ class Topology:
         return "\n".join(p.tail(10**9) for p in self.processes.values())
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        # The client first, so it stops fetching and confirms its offset while Bot Logic is up.
-        order = [p for p in self.processes.values() if p.name.startswith("client")]
+        # The client and the intake replicas first, so they stop fetching (confirming the
+        # offset) or finish their updates while Bot Logic is up.
+        order = [p for p in self.processes.values() if p.name.startswith(("client", "intake"))]
         order += [p for p in reversed(self.processes.values()) if p not in order]
         for process in order:
             process.signal(signal.SIGTERM)

@@ -61,12 +61,7 @@ class Forwarder:
         self._outage = OutageLog(logger, "Bot Logic /v1/commands")
 
     async def handle(self, update: IncomingMessage | CallbackPress) -> None:
-        if isinstance(update, CallbackPress):
-            await self._answer_callback(update.callback_id)
-            text = update.data
-        else:
-            text = update.text
-        replies = await self._replies(update, text)
+        replies = await self.replies(update)
         # After a crash Telegram delivers handled updates again (see journal.py): skip the
         # replies already settled with Telegram, and write down each one settled now.
         key = update_key(update)
@@ -77,6 +72,14 @@ class Forwarder:
             await self._sender.send(reply.chat_id, reply.reply)
             if self._journal:
                 self._journal.record(key, index + 1)
+
+    async def replies(self, update: IncomingMessage | CallbackPress) -> Sequence[ChatReply]:
+        """What the update is answered with (C4–C6), a button's spinner stopped first; nothing
+        is sent. The webhook intake sends them itself (src/tggate/intake/worker.py)."""
+        if isinstance(update, CallbackPress):
+            await self._answer_callback(update.callback_id)
+            return await self._replies(update, update.data)
+        return await self._replies(update, update.text)
 
     async def _answer_callback(self, callback_id: str) -> None:
         # Stops the button's spinner. Best effort: an old query is refused, and that is fine.
