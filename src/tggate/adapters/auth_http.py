@@ -7,6 +7,7 @@ same ones the document is generated from, so the adapter and docs/openapi/auth.y
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -40,6 +41,7 @@ from tggate.core.ports import (
     ModuleUnavailable,
     Refreshed,
     RefreshRejected,
+    TelegramUser,
 )
 from tggate.core.session import LoginPrompt
 
@@ -81,7 +83,13 @@ class HttpAuthModule:
         self._http = http
 
     async def start_login(
-        self, *, login_token: str, login_type: str, chat_id: int, language: str = "ru"
+        self,
+        *,
+        login_token: str,
+        login_type: str,
+        chat_id: int,
+        language: str = "ru",
+        telegram_user: TelegramUser | None = None,
     ) -> LoginStarted | ModuleUnavailable:
         # Validated, not just built: the core's login type and language are plain strings, and
         # what goes out must fit docs/openapi/auth.yaml.
@@ -91,6 +99,7 @@ class HttpAuthModule:
                 "type": login_type,
                 "chat_id": chat_id,
                 "language": language,
+                "telegram_user": None if telegram_user is None else asdict(telegram_user),
             }
         )
         answer = await self._http.request(START_LOGIN.method, START_LOGIN.path, body=body)

@@ -76,6 +76,7 @@ class TelegramClient:
         path = self._options.journal_path
         self._journal = DeliveryJournal(path) if path is not None else None
         self._offset: int | None = None
+        self._username: str | None = None
 
     @property
     def offset(self) -> int | None:
@@ -91,9 +92,21 @@ class TelegramClient:
             per_chat_interval_s=o.send_per_chat_interval_s,
             backoff=o.retry,
         )
+        try:
+            # Before the lease: an instance that cannot reach Telegram leaves it to a standby.
+            self._username = await self._bot_username(stop)
+        except InvalidToken:
+            logger.error("Telegram refused the bot token (401): stopping")
+            raise
+        if self._username is None:
+            return
         lease = LeaseKeeper(logic=self._logic, instance=self.instance, ttl_s=o.lease_ttl_s)
         lease_task = asyncio.create_task(lease.run(stop), name="tggate-client-lease")
-        logger.info("Telegram Client %s started, waiting for the poller lease", self.instance)
+        logger.info(
+            "Telegram Client %s started as @%s, waiting for the poller lease",
+            self.instance,
+            self._username,
+        )
         try:
             while not stop.is_set():
                 await first_of(stop.wait(), lease.wait_held())
@@ -124,6 +137,7 @@ class TelegramClient:
             logic=self._logic,
             sender=sender,
             table=self._table,
+            bot_username=self._username,
             backoff=o.retry,
             notice_after_s=o.unavailable_notice_after_s,
             journal=self._journal,
@@ -179,6 +193,25 @@ class TelegramClient:
             await asyncio.gather(watcher, *background, return_exceptions=True)
         if not stop.is_set():
             logger.warning("no longer active: standing by for the poller lease")
+
+    async def _bot_username(self, stop: asyncio.Event) -> str | None:
+        """getMe, once, retried while Telegram is away: `/command@name` in a group is ours only
+        when `name` is this bot's (issue 9, finding 6). None if stopped first."""
+        outage = OutageLog(logger, "asking Telegram who the bot is (getMe)")
+        attempt = 0
+        while not stop.is_set():
+            try:
+                username = await self._telegram.get_username()
+            except InvalidToken:
+                raise
+            except TelegramFailure as error:
+                attempt += 1
+                outage.failed(str(error))
+                await sleep_or_stop(stop, self._options.poll_backoff.delay(attempt))
+                continue
+            outage.succeeded()
+            return username
+        return None
 
     async def _publish_menu(self, inactive: asyncio.Event) -> None:
         """setMyCommands once, retried with back-off while Telegram refuses or is away."""
