@@ -219,7 +219,11 @@ def _module_router(
             )
         try:
             login = logins.start(
-                body.login_token, chat_id=body.chat_id, type=body.type, now=clock()
+                body.login_token,
+                chat_id=body.chat_id,
+                type=body.type,
+                now=clock(),
+                telegram_user=body.telegram_user,
             )
         except LoginConflict as conflict:
             raise HTTPException(409, detail=str(conflict)) from None
