@@ -92,21 +92,9 @@ class TelegramClient:
             per_chat_interval_s=o.send_per_chat_interval_s,
             backoff=o.retry,
         )
-        try:
-            # Before the lease: an instance that cannot reach Telegram leaves it to a standby.
-            self._username = await self._bot_username(stop)
-        except InvalidToken:
-            logger.error("Telegram refused the bot token (401): stopping")
-            raise
-        if self._username is None:
-            return
         lease = LeaseKeeper(logic=self._logic, instance=self.instance, ttl_s=o.lease_ttl_s)
         lease_task = asyncio.create_task(lease.run(stop), name="tggate-client-lease")
-        logger.info(
-            "Telegram Client %s started as @%s, waiting for the poller lease",
-            self.instance,
-            self._username,
-        )
+        logger.info("Telegram Client %s started, waiting for the poller lease", self.instance)
         try:
             while not stop.is_set():
                 await first_of(stop.wait(), lease.wait_held())
@@ -132,27 +120,6 @@ class TelegramClient:
             # Read afresh: the previous holder (a crashed process, or another instance on this
             # data directory) may have sent replies of updates Telegram now delivers again.
             self._journal.open()
-        forwarder = Forwarder(
-            telegram=self._telegram,
-            logic=self._logic,
-            sender=sender,
-            table=self._table,
-            bot_username=self._username,
-            backoff=o.retry,
-            notice_after_s=o.unavailable_notice_after_s,
-            journal=self._journal,
-        )
-        poller = Poller(
-            telegram=self._telegram,
-            handle=forwarder.handle,
-            max_concurrent_chats=o.max_concurrent_chats,
-            poll_timeout_s=o.poll_timeout_s,
-            start_offset=self._offset,
-            max_in_flight=o.max_in_flight,
-            busy_wait_s=o.busy_wait_s,
-            grace_s=o.shutdown_grace_s,
-            backoff=o.poll_backoff,
-        )
         timers = [
             CycleTimer(
                 kind=kind,
@@ -182,7 +149,7 @@ class TelegramClient:
                 asyncio.create_task(self._publish_menu(inactive), name="tggate-client-menu")
             )
         try:
-            self._offset = await poller.run(inactive)
+            await self._poll(inactive, sender)
         finally:
             inactive.set()
             watcher.cancel()
@@ -193,6 +160,37 @@ class TelegramClient:
             await asyncio.gather(watcher, *background, return_exceptions=True)
         if not stop.is_set():
             logger.warning("no longer active: standing by for the poller lease")
+
+    async def _poll(self, inactive: asyncio.Event, sender: Sender) -> None:
+        """Handle updates until `inactive`; first learn the bot's name, once per process."""
+        o = self._options
+        if self._username is None:
+            self._username = await self._bot_username(inactive)
+            if self._username is None:
+                return
+            logger.info("Telegram knows this bot as @%s", self._username)
+        forwarder = Forwarder(
+            telegram=self._telegram,
+            logic=self._logic,
+            sender=sender,
+            table=self._table,
+            bot_username=self._username,
+            backoff=o.retry,
+            notice_after_s=o.unavailable_notice_after_s,
+            journal=self._journal,
+        )
+        poller = Poller(
+            telegram=self._telegram,
+            handle=forwarder.handle,
+            max_concurrent_chats=o.max_concurrent_chats,
+            poll_timeout_s=o.poll_timeout_s,
+            start_offset=self._offset,
+            max_in_flight=o.max_in_flight,
+            busy_wait_s=o.busy_wait_s,
+            grace_s=o.shutdown_grace_s,
+            backoff=o.poll_backoff,
+        )
+        self._offset = await poller.run(inactive)
 
     async def _bot_username(self, stop: asyncio.Event) -> str | None:
         """getMe, once, retried while Telegram is away: `/command@name` in a group is ours only
