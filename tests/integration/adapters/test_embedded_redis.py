@@ -122,9 +122,11 @@ def test_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
 
 def test_a_client_without_the_password_is_refused(tmp_path: Path) -> None:
     with EmbeddedRedis(data_dir=tmp_path) as server:
-        with redis.Redis(host="127.0.0.1", port=server.port) as stranger:
-            with pytest.raises(redis.AuthenticationError):
-                stranger.ping()
+        with (
+            redis.Redis(host="127.0.0.1", port=server.port) as stranger,
+            pytest.raises(redis.AuthenticationError),
+        ):
+            stranger.ping()
         with redis.Redis.from_url(server.url) as client:
             assert client.config_get("protected-mode") == {"protected-mode": "yes"}
 
