@@ -320,7 +320,7 @@ async def _watch_store(logic: BotLogic, *, retry_s: float) -> None:
         return
     log.error(
         "Redis is unreachable (TGGATE_REDIS_URL): every request answers 503 and /readyz says "
-        "so until it answers; trying again every %.0f s",
+        "so until it answers; trying again every %g s",
         retry_s,
     )
     failures = 1
