@@ -70,6 +70,26 @@ async def test_logout_all_in_capitals_ends_every_session(bot: Bot, chat: int) ->
     assert (await bot.auth_stats())["logout"] == 1
 
 
+# ---- finding 8: who asks, passed on to the Authorization module ----
+
+
+async def test_the_telegram_name_reaches_the_authorization_modules_login(
+    bot: Bot, chat: int
+) -> None:
+    person = {"first_name": "<b>Ann</b>", "last_name": None, "username": "ann_o"}
+    body = {
+        "update_id": 8_300_000 + chat,
+        "chat_id": chat,
+        "command": "login",
+        "args": {"type": "code"},
+        "language": "en",
+        "telegram_user": person,
+    }
+    assert (await bot.logic.post("/v1/commands", json=body)).status_code == 200
+    pending = (await bot.auth.get("/test/pending")).json()
+    assert [p["telegram_user"] for p in pending if p["chat_id"] == chat] == [person]
+
+
 # ---- finding 5: dot segments in path arguments ----
 
 # A deployment's own table: its argument has the default pattern (any word). With ".." the

@@ -341,6 +341,7 @@ def _test_router(
                 type=login.type,
                 code=login.code,
                 expires_in=max(0, round(login.expires_at - now)),
+                telegram_user=login.telegram_user,
             )
             for login in logins.open_logins(now=now)
         ]
