@@ -86,6 +86,7 @@ def _run_fake_telegram(settings: Settings, args: argparse.Namespace) -> None:
         token=settings.require_bot_token(),
         rate_limits=args.rate_limits,
         test_api_secret=sandbox.optional_test_api_secret(),
+        first_update_id=args.first_update_id,
     )
     serve(app, name="Fake Telegram Bot API", host=args.host, port=args.port)
 
@@ -152,6 +153,12 @@ def add_commands(kit: CommandKit) -> None:
     )
     telegram.add_argument(
         "--rate-limits", action="store_true", help="answer 429 past Telegram's limits"
+    )
+    telegram.add_argument(
+        "--first-update-id",
+        type=int,
+        default=1,
+        help="the first update's id (a restart goes on above the last run's, as Telegram does)",
     )
     bench = kit.add(
         "bench", "the benchmarks, from a checkout (same as python -m bench)", _run_bench

@@ -306,6 +306,10 @@ class Topology:
         self._spawn("reference-auth", ["--public-url", self.auth_url], ready="/healthz")
         self._spawn("reference-main", [], ready="/healthz")
         telegram_args = ["--rate-limits"] if self.fake_telegram_rate_limits else []
+        # Telegram never hands out an update id twice, and Bot Logic answers a repeated one with
+        # the first answer for a day: a restarted fake must not begin at 1 again (issue 9). Ids
+        # from the clock in ms stay above the last run's unless it made 1000 updates a second.
+        telegram_args += ["--first-update-id", str(int(time.time() * 1000))]
         self._spawn("fake-telegram", telegram_args, ready="/healthz")
         self.progress(f"Bot Logic x{self.logic_replicas}")
         for index in range(self.logic_replicas):

@@ -97,9 +97,11 @@ def create_app(
     global_per_s: float = 30.0,
     test_api_secret: str | None = None,
     clock: Callable[[], float] = time.monotonic,
+    first_update_id: int = 1,
 ) -> FastAPI:
     """Build a fake Bot API for one bot `token`; `clock` drives the rate limits. Without
-    `test_api_secret` there is no `/_test` API."""
+    `test_api_secret` there is no `/_test` API. `first_update_id`: as Telegram's, update ids go
+    on where a previous run stopped (Bot Logic remembers answers by update id for a day)."""
     schema = ApiSchema.load()
     validator = Validator(schema)
     telegram = FakeTelegram(
@@ -110,6 +112,7 @@ def create_app(
             rate_limits=rate_limits, per_chat_per_s=per_chat_per_s, global_per_s=global_per_s
         ),
         clock=clock,
+        first_update_id=first_update_id,
     )
     handlers: dict[str, Handler] = {
         "getMe": telegram.get_me,

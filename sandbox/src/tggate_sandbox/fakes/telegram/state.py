@@ -174,8 +174,10 @@ class FakeTelegram:
         config: FakeTelegramConfig,
         clock: Callable[[], float],
         wall_clock: Callable[[], float] = time.time,
+        first_update_id: int = 1,
     ) -> None:
         self.token = token
+        self._first_update_id = first_update_id
         prefix = token.split(":", 1)[0]
         self.bot_id = int(prefix) if prefix.isdigit() else 1
         self.bot_username = bot_username
@@ -196,7 +198,7 @@ class FakeTelegram:
         )
         self._chats: dict[int, Chat] = {}
         self._updates: deque[dict[str, Any]] = deque()
-        self._next_update_id = 1
+        self._next_update_id = self._first_update_id
         self._allowed_updates = self._update_kinds - NOT_DELIVERED_BY_DEFAULT
         self._webhook_url: str | None = None
         self._webhook_secret: str | None = None
