@@ -115,7 +115,8 @@ class Forwarder:
                     args=dict(parsed.args),
                     text=text,
                     language=language,
-                    telegram_user=update.sender,
+                    # Only a login shows who asks (the confirmation page): names go nowhere else.
+                    telegram_user=update.sender if parsed.command == "login" else None,
                 )
             except LogicUnavailable as error:
                 attempt += 1
