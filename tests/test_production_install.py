@@ -115,7 +115,7 @@ def test_help_lists_the_production_commands_and_where_the_demo_is(install: Insta
     result = install.run("tggate", "--help")
     assert result.returncode == 0, result.stderr
     commands = _commands_listed(result.stdout)
-    assert commands == ["logic", "client"]
+    assert commands == ["logic", "client", "check-modules"]
     assert "tggate-sandbox" in result.stdout
     assert "uv run tggate demo" in result.stdout
 
@@ -125,6 +125,17 @@ def _commands_listed(help_text: str) -> list[str]:
     lines = help_text.split("positional arguments:")[1].split("options:")[0].splitlines()
     # A command's name is indented by 4; its wrapped description by more.
     return [line.split()[0] for line in lines if re.match(r" {4}\S", line)]
+
+
+def test_the_conformance_check_runs_with_its_bundled_plan_and_api(install: Install) -> None:
+    # Nothing listens on the discard port: every check fails, each with its line (issue 12).
+    closed = "http://127.0.0.1:9"
+    result = install.run(
+        "tggate", "check-modules", "--auth-url", closed, "--main-url", closed,
+        TGGATE_DATA_DIR=str(install.venv / "var"), TGGATE_HTTP_TIMEOUT_S="2",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  auth login (code): expected `started`, got no answer" in result.stdout
 
 
 def test_asking_for_the_demo_says_where_it_is(install: Install) -> None:

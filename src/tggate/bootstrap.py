@@ -13,6 +13,7 @@ import aiohttp
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from tggate.adapters.auth_api import AuthApi, AuthApiError, load_auth_api
 from tggate.adapters.auth_http import HttpAuthModule
 from tggate.adapters.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from tggate.adapters.http_base import JsonHttp
@@ -26,11 +27,15 @@ from tggate.logic.service import BotLogic
 from tggate.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    # Imported where used: Bot Logic's processes need nothing of the Telegram Client.
+    # Imported where used: Bot Logic's processes need nothing of the Telegram Client, nor of
+    # the conformance check.
     from tggate.client.service import ClientOptions
+    from tggate.conformance.run import CheckOptions
 
 __all__ = [
+    "auth_api",
     "build_logic_app",
+    "check_options",
     "client_options",
     "command_table",
     "logic_app_from_environment",
@@ -57,6 +62,14 @@ def command_table(settings: Settings) -> CommandTable:
         return load_command_table(settings.commands_file)
     except CommandTableError as error:
         raise SettingsError(f"TGGATE_COMMANDS_FILE: {error}") from None
+
+
+def auth_api(settings: Settings) -> AuthApi:
+    """The Authorization module's API: the contract, or a team's file over it."""
+    try:
+        return load_auth_api(settings.auth_api_file)
+    except AuthApiError as error:
+        raise SettingsError(f"TGGATE_AUTH_API_FILE: {error}") from None
 
 
 @contextmanager
@@ -88,8 +101,16 @@ def open_redis(url: str, settings: Settings) -> Redis:
     return Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
 
 
-def _json_http(settings: Settings, session: aiohttp.ClientSession, url: str, name: str) -> JsonHttp:
-    return JsonHttp(session=session, base_url=url, timeout_s=settings.http_timeout_s, name=name)
+def _json_http(
+    settings: Settings, session: aiohttp.ClientSession, url: str, name: str, metrics: LogicMetrics
+) -> JsonHttp:
+    return JsonHttp(
+        session=session,
+        base_url=url,
+        timeout_s=settings.http_timeout_s,
+        name=name,
+        observe_seconds=metrics.module_seconds.labels(name).observe,
+    )
 
 
 def _client_session(settings: Settings) -> aiohttp.ClientSession:
@@ -100,7 +121,11 @@ def _client_session(settings: Settings) -> aiohttp.ClientSession:
 
 @asynccontextmanager
 async def open_logic(
-    settings: Settings, redis_url: str, table: CommandTable, metrics: LogicMetrics
+    settings: Settings,
+    redis_url: str,
+    table: CommandTable,
+    metrics: LogicMetrics,
+    api: AuthApi | None = None,
 ) -> AsyncIterator[BotLogic]:
     """Bot Logic with its Redis client and one aiohttp session per module, closed at the end."""
     redis = open_redis(redis_url, settings)
@@ -112,10 +137,11 @@ async def open_logic(
             yield BotLogic(
                 store=RedisSessionStore(redis, cipher=token_cipher(settings)),
                 auth=HttpAuthModule(
-                    _json_http(settings, auth_session, str(settings.auth_url), "auth")
+                    _json_http(settings, auth_session, str(settings.auth_url), "auth", metrics),
+                    api or auth_api(settings),
                 ),
                 main=HttpMainModule(
-                    _json_http(settings, main_session, str(settings.main_url), "main")
+                    _json_http(settings, main_session, str(settings.main_url), "main", metrics)
                 ),
                 table=table,
                 metrics=metrics,
@@ -131,6 +157,7 @@ async def open_logic(
 
 def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
     table = command_table(settings)
+    api = auth_api(settings)  # a bad file stops start-up here, not at the first request
     # A bad key stops start-up here, not at the first request; no key is said out loud.
     if token_cipher(settings) is None:
         log.warning(
@@ -139,7 +166,7 @@ def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
         )
     metrics = LogicMetrics()
     return create_logic_app(
-        open_logic=lambda: open_logic(settings, redis_url, table, metrics),
+        open_logic=lambda: open_logic(settings, redis_url, table, metrics, api),
         internal_token=settings.require_internal_token(),
         metrics=metrics,
     )
@@ -174,9 +201,15 @@ def client_options(settings: Settings) -> ClientOptions:
     )
 
 
-async def run_client(settings: Settings, stop: asyncio.Event) -> None:
-    """Build the Telegram Client from `settings` and run it until `stop` (the CLI's entry)."""
+async def run_client(
+    settings: Settings, stop: asyncio.Event, *, metrics_at: tuple[str, int] | None = None
+) -> None:
+    """Build the Telegram Client from `settings` and run it until `stop` (the CLI's entry);
+    with `metrics_at` (host, port) its Prometheus metrics are served there meanwhile."""
+    from prometheus_client import start_http_server
+
     from tggate.client.logic_api import HttpLogicApi
+    from tggate.client.metrics import ClientMetrics
     from tggate.client.service import TelegramClient
     from tggate.client.telegram import AiogramTelegram
 
@@ -184,6 +217,13 @@ async def run_client(settings: Settings, stop: asyncio.Event) -> None:
     internal_token = settings.require_internal_token()
     table = command_table(settings)
     options = client_options(settings)
+    metrics = ClientMetrics()
+    # A thread of prometheus_client's: scrapes are answered even while the event loop is busy.
+    exporter = (
+        start_http_server(metrics_at[1], addr=metrics_at[0], registry=metrics.registry)
+        if metrics_at
+        else None
+    )
     telegram = AiogramTelegram.connect(token=token, api_url=str(settings.telegram_api_url))
     try:
         async with HttpLogicApi.open(
@@ -192,7 +232,54 @@ async def run_client(settings: Settings, stop: asyncio.Event) -> None:
             timeout_s=settings.logic_timeout_s,
             max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
         ) as logic:
-            client = TelegramClient(telegram=telegram, logic=logic, table=table, options=options)
+            client = TelegramClient(
+                telegram=telegram, logic=logic, table=table, options=options, metrics=metrics
+            )
             await client.run(stop)
     finally:
         await telegram.close()
+        if exporter is not None:
+            server, _thread = exporter
+            server.shutdown()
+            server.server_close()
+
+
+def check_options(
+    settings: Settings,
+    *,
+    auth_url: str | None = None,
+    main_url: str | None = None,
+    plan_file: Path | None = None,
+    hooks_url: str | None = None,
+    expired_token: str | None = None,
+    person_timeout_s: float = 300.0,
+    max_wait_s: float = 120.0,
+) -> CheckOptions:
+    """`tggate check-modules`: the modules as the settings describe them, the URLs as given."""
+    from tggate.conformance.plan import PlanError, load_plan
+    from tggate.conformance.run import CheckOptions
+
+    table = command_table(settings)
+    try:
+        plan = load_plan(plan_file, table)
+    except PlanError as error:
+        raise SettingsError(f"--plan: {error}") from None
+    for name, value in (("--person-timeout", person_timeout_s), ("--max-wait", max_wait_s)):
+        if value <= 0:
+            raise SettingsError(f"{name}: must be positive")
+    secret = settings.check_hook_secret
+    notify = settings.check_notify_secret
+    return CheckOptions(
+        auth_url=auth_url or str(settings.auth_url),
+        main_url=main_url or str(settings.main_url),
+        api=auth_api(settings),
+        table=table,
+        plan=plan,
+        hooks_url=hooks_url,
+        hook_secret=secret.get_secret_value() if secret else None,
+        notify_secret=notify.get_secret_value() if notify else None,
+        expired_token=expired_token,
+        person_timeout_s=person_timeout_s,
+        max_wait_s=max_wait_s,
+        timeout_s=settings.http_timeout_s,
+    )

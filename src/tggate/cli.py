@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import NoReturn
 
 from tggate.logs import configure_logging
@@ -155,9 +156,29 @@ def _run_client(settings: Settings, args: argparse.Namespace) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         print(f"Telegram Client polling {settings.telegram_api_url}", flush=True)
-        await run_client(settings, stop)
+        metrics_at = (args.metrics_host, args.metrics_port) if args.metrics_port else None
+        if metrics_at:
+            print(f"Metrics on http://{args.metrics_host}:{args.metrics_port}/metrics", flush=True)
+        await run_client(settings, stop, metrics_at=metrics_at)
 
     uvloop.run(run())
+
+
+def _run_check_modules(settings: Settings, args: argparse.Namespace) -> None:
+    from tggate.bootstrap import check_options
+    from tggate.conformance.run import run_check
+
+    options = check_options(
+        settings,
+        auth_url=args.auth_url,
+        main_url=args.main_url,
+        plan_file=args.plan,
+        hooks_url=args.hooks,
+        expired_token=args.expired_token,
+        person_timeout_s=args.person_timeout,
+        max_wait_s=args.max_wait,
+    )
+    sys.exit(run_check(options, sys.stdout))
 
 
 def _plugins() -> list[Callable[[CommandKit], None]]:
@@ -201,6 +222,59 @@ def build_parser() -> argparse.ArgumentParser:
         _run_client,
     )
     client.epilog = variables_epilog("client")
+    client.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of the Prometheus metrics endpoint"
+    )
+    client.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics (/metrics) on this port; 0: not served",
+    )
+    check = kit.add(
+        "check-modules",
+        "run the contract against your running Authorization and Main modules",
+        _run_check_modules,
+        description="Runs the contract (docs/contract.md) against running modules and prints "
+        "one line per check: PASS, FAIL with the exact request and the answer, WARN (works, "
+        "against a recommendation) or SKIP (with the reason). Exits 1 when a check failed. "
+        "Logins are finished by the module's test hooks (--hooks) or by you: the check prints "
+        "the link or code and waits. The module's API is read as TGGATE_AUTH_API_FILE "
+        "describes it, the actions from TGGATE_COMMANDS_FILE (docs/integrate.md).",
+    )
+    check.epilog = variables_epilog("check-modules")
+    check.add_argument("--auth-url", help="the Authorization module (default: TGGATE_AUTH_URL)")
+    check.add_argument("--main-url", help="the Main module (default: TGGATE_MAIN_URL)")
+    check.add_argument(
+        "--plan",
+        type=Path,
+        help="the conformance plan: people, their rights, argument values (docs/integrate.md; "
+        "default: the bundled plan for the reference modules)",
+    )
+    check.add_argument(
+        "--hooks",
+        metavar="URL",
+        help="the Authorization module's test hooks (e.g. http://127.0.0.1:8081/test) to "
+        "decide logins; without it, you finish them on the module's page",
+    )
+    check.add_argument(
+        "--expired-token",
+        metavar="JWT",
+        help="an expired access token for the 401 checks (harmless: it is expired); without "
+        "it, a test hook makes one, or the check waits for a token to expire",
+    )
+    check.add_argument(
+        "--person-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for a person to finish a login or make notifications",
+    )
+    check.add_argument(
+        "--max-wait",
+        type=float,
+        default=120.0,
+        help="the longest wait for an expiry or a grace window; longer ones are skipped",
+    )
     for plugin in plugins:
         plugin(kit)
     return parser

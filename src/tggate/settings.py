@@ -46,7 +46,7 @@ def _setting(
     )
 
 
-LOGIC, CLIENT = "logic", "client"
+LOGIC, CLIENT, CHECK = "logic", "client", "check-modules"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -71,10 +71,10 @@ class Settings(BaseSettings):
         CLIENT,
     )
     auth_url: AnyHttpUrl = _setting(
-        AnyHttpUrl("http://127.0.0.1:8081"), "the Authorization module's base URL", LOGIC
+        AnyHttpUrl("http://127.0.0.1:8081"), "the Authorization module's base URL", LOGIC, CHECK
     )
     main_url: AnyHttpUrl = _setting(
-        AnyHttpUrl("http://127.0.0.1:8082"), "the Main module's base URL", LOGIC
+        AnyHttpUrl("http://127.0.0.1:8082"), "the Main module's base URL", LOGIC, CHECK
     )
     logic_url: AnyHttpUrl = _setting(
         AnyHttpUrl("http://127.0.0.1:8080"),
@@ -89,6 +89,15 @@ class Settings(BaseSettings):
         "the action command table (TOML); unset: the bundled table for the reference Main module",
         LOGIC,
         CLIENT,
+        CHECK,
+    )
+    auth_api_file: Path | None = _setting(
+        None,
+        "the Authorization module's API (TOML: each call's method and path, where values sit, "
+        "which answer means what), laid over the contract; unset: the contract as it is "
+        "(docs/integrate.md)",
+        LOGIC,
+        CHECK,
     )
 
     # Secrets.
@@ -110,10 +119,22 @@ class Settings(BaseSettings):
         "at start)",
         LOGIC,
     )
+    check_hook_secret: SecretStr | None = _setting(
+        None,
+        "the secret check-modules sends in X-Test-Api-Secret to the Authorization module's "
+        "test hooks (--hooks): for the reference module, its TGGATE_TEST_API_SECRET",
+        CHECK,
+    )
+    check_notify_secret: SecretStr | None = _setting(
+        None,
+        "the secret check-modules sends with the conformance plan's notify request (in the "
+        "header the plan names), e.g. the reference Main module's admin secret",
+        CHECK,
+    )
 
     # Timeouts and limits.
     http_timeout_s: float = _setting(
-        5.0, "timeout of each call to the Authorization or Main module", LOGIC, gt=0, le=120
+        5.0, "timeout of each call to the Authorization or Main module", LOGIC, CHECK, gt=0, le=120
     )
     logic_timeout_s: float = _setting(
         30.0, "timeout of each call the client makes to Bot Logic", CLIENT, gt=0, le=300
@@ -186,7 +207,11 @@ class Settings(BaseSettings):
     )
 
     log_level: LogLevel = _setting(
-        "INFO", "the least severe log records written: DEBUG, INFO, WARNING or ERROR", LOGIC, CLIENT
+        "INFO",
+        "the least severe log records written: DEBUG, INFO, WARNING or ERROR",
+        LOGIC,
+        CLIENT,
+        CHECK,
     )
 
     @field_validator("log_level", mode="before")
@@ -198,7 +223,13 @@ class Settings(BaseSettings):
         """Every secret value, for the log redaction filter."""
         return [
             secret.get_secret_value()
-            for secret in (self.internal_token, self.bot_token, self.session_keys)
+            for secret in (
+                self.internal_token,
+                self.bot_token,
+                self.session_keys,
+                self.check_hook_secret,
+                self.check_notify_secret,
+            )
             if secret is not None
         ]
 

@@ -1,5 +1,5 @@
-"""Every scenario of SPEC §3 through the whole topology, driven only through the fake Telegram:
-Telegram → Telegram Client → nginx → Bot Logic replicas → Redis + reference modules."""
+"""Every scenario of docs/scenarios.md through the whole topology, driven only through the fake
+Telegram: Telegram → Telegram Client → nginx → Bot Logic replicas → Redis + reference modules."""
 
 from __future__ import annotations
 

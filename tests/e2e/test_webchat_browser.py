@@ -1,4 +1,5 @@
-"""The fake Telegram's web chat in a real browser (Debian chromium through Playwright), SPEC §7.
+"""The fake Telegram's web chat in a real browser (Debian chromium through Playwright),
+docs/contract.md#reference.
 
 A newcomer creates a person, sends /start, sees the bot's answer and its inline keyboard arrive
 without a reload, and presses a button; the bot side is played over the Bot API by the test.

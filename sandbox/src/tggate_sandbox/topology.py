@@ -1,4 +1,4 @@
-"""The seed's whole topology as real processes on loopback (SPEC §1):
+"""The seed's whole topology as real processes on loopback (docs/scenarios.md#components):
 
 Telegram (fake) → Telegram Client → nginx → Bot Logic replicas → Redis + reference modules.
 

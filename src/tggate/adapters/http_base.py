@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +41,20 @@ class JsonHttp:
     """
 
     def __init__(
-        self, *, session: aiohttp.ClientSession, base_url: str, timeout_s: float, name: str
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        timeout_s: float,
+        name: str,
+        observe_seconds: Callable[[float], None] | None = None,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.name = name
+        # Given each call's wall time, answered or not (Bot Logic's module latency metric).
+        self._observe_seconds = observe_seconds
 
     async def request(
         self,
@@ -52,14 +62,16 @@ class JsonHttp:
         path: str,
         *,
         body: BaseModel | None = None,
+        content: bytes | None = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> HttpAnswer | None:
-        """Send `body` (a contract model, docs/openapi/) as JSON; the answer, or None."""
-        data: bytes | None = None
-        if body is not None:
-            data = body.model_dump_json().encode()
+        """Send `body` (a contract model, docs/openapi/) or `content` (JSON already encoded,
+        e.g. by a configured API, adapters/auth_api.py) as JSON; the answer, or None."""
+        data = body.model_dump_json().encode() if body is not None else content
+        if data is not None:
             headers = {**headers, **_JSON_HEADERS} if headers else _JSON_HEADERS
+        started = time.monotonic()
         try:
             async with self._session.request(
                 method,
@@ -76,6 +88,9 @@ class JsonHttp:
             log.warning(
                 "%s: %s %s failed: %s", self.name, method, _route(path), type(error).__name__
             )
+        finally:
+            if self._observe_seconds is not None:
+                self._observe_seconds(time.monotonic() - started)
         return None
 
 

@@ -32,7 +32,7 @@ local function add_to_outbox(outbox, seq, delivered, id, message)
 end
 """
 
-# Compare-and-set of one chat's session (SPEC §6 "atomic state transitions"): the revision check,
+# Compare-and-set of one chat's session (docs/scenarios.md#atomic): the revision check,
 # the write or delete, the TTL, both status index sets and the outbox move together, so a logout
 # racing a login check can never resurrect a session or leave an index pointing the wrong way.
 #   KEYS[1] session hash       KEYS[2] index of the new status (any index on delete)
@@ -80,7 +80,7 @@ return 1
 """
 )
 
-# Add outbox messages outside a session change (SPEC §5.1 durable outbox).
+# Add outbox messages outside a session change (docs/scenarios.md#outbox).
 #   KEYS[1] outbox hash  KEYS[2] outbox sequence  KEYS[3..] delivered marker of each message
 #   ARGV one (id, message JSON) pair per message, in KEYS order
 # Returns how many were added.
@@ -109,7 +109,7 @@ end
 return removed
 """
 
-# Claim an update_id (SPEC §5.1 idempotency). One script, because Redis 6.2 refuses SET NX GET.
+# Claim an update_id (docs/scenarios.md#idempotency). One script: Redis 6.2 refuses SET NX GET.
 #   KEYS[1] the update's key  ARGV[1] the pending marker  ARGV[2] TTL in seconds
 # Returns 1 when claimed now, else the stored value (the pending marker or a finished answer).
 CLAIM_UPDATE = """
@@ -125,7 +125,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# Grant a free lease or renew one's own (SPEC §5.1 poller lease).
+# Grant a free lease or renew one's own (docs/scenarios.md#lease).
 #   KEYS[1] the lease  ARGV[1] the instance asking  ARGV[2] TTL in ms
 # Returns 1 if `instance` holds the lease now, else 0.
 LEASE = """

@@ -1,4 +1,4 @@
-"""The Redis implementation of the `SessionStore` port (SPEC §2, §5.1, §6).
+"""The Redis `SessionStore` (docs/scenarios.md: #sessions, #atomic, #idempotency, #outbox, #lease).
 
 Layout (prefix `tggate`; `{42}` is a hash tag, so one chat's keys share a Cluster slot):
 

@@ -1,4 +1,4 @@
-"""Secrets sealed at rest in Redis when keys are configured (SPEC §6).
+"""Secrets sealed at rest in Redis when keys are configured (docs/contract.md#secrets).
 
 Fernet (AES-128-CBC with HMAC-SHA256) from `cryptography`; several keys allow rotation: the
 first seals, every key opens. What is sealed: a session's tokens and its login prompt (the

@@ -43,7 +43,7 @@ class TelegramUser:
     username: str | None = None
 
 
-# ---- answers of the Authorization module (SPEC §5.2) ----
+# ---- answers of the Authorization module (docs/contract.md#the-authorization-module) ----
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ class ModuleUnavailable:
     detail: str = ""
 
 
-# ---- answers of the Main module (SPEC §5.3) ----
+# ---- answers of the Main module (docs/contract.md#the-main-module) ----
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +141,7 @@ class OutboxMessage:
 
 
 class AuthModule(Protocol):
-    """The Authorization module (SPEC §5.2)."""
+    """The Authorization module (docs/contract.md#the-authorization-module)."""
 
     async def start_login(
         self,
@@ -153,7 +153,7 @@ class AuthModule(Protocol):
         telegram_user: TelegramUser | None = None,
     ) -> LoginStarted | ModuleUnavailable:
         """`language` is a hint for the text shown to the person, `telegram_user` who asks, for
-        the module's confirmation page (extensions of §5.2)."""
+        the module's confirmation page (extensions of the seed, docs/openapi/auth.yaml)."""
         ...
 
     async def check_login(self, *, login_token: str) -> LoginCheck | ModuleUnavailable: ...
@@ -166,7 +166,7 @@ class AuthModule(Protocol):
 
 
 class MainModule(Protocol):
-    """The Main module (SPEC §5.3)."""
+    """The Main module (docs/contract.md#the-main-module)."""
 
     async def call(
         self, *, method: str, path: str, access_token: str, query: Mapping[str, str] | None = None
@@ -184,7 +184,7 @@ class MainModule(Protocol):
 
 
 class SessionStore(Protocol):
-    """Per-chat sessions with atomic compare-and-set transitions (SPEC §6).
+    """Per-chat sessions with atomic compare-and-set transitions (docs/scenarios.md#atomic).
 
     `expect` names the revision the caller read; `None` means "the chat must be Unknown".
     Every write maintains the status index sets in the same atomic step.
@@ -213,7 +213,7 @@ class SessionStore(Protocol):
         """Chats in `status` whose chat_id % shards == shard, read from the index (SSCAN)."""
         ...
 
-    # -- idempotency of /v1/commands by update_id (SPEC §5.1)
+    # -- idempotency of /v1/commands by update_id (docs/scenarios.md#idempotency)
 
     async def claim_update(self, chat_id: int, update_id: int, *, ttl_s: int) -> bool | str:
         """Claim an update for processing: True if claimed now, else the stored answer JSON,
@@ -228,13 +228,13 @@ class SessionStore(Protocol):
         """Forget an unfinished claim (processing failed; a retry may claim it again)."""
         ...
 
-    # -- single-flight refresh (SPEC §6)
+    # -- single-flight refresh (docs/scenarios.md#single-flight)
 
     async def acquire_lock(self, chat_id: int, name: str, *, owner: str, ttl_ms: int) -> bool: ...
 
     async def release_lock(self, chat_id: int, name: str, *, owner: str) -> None: ...
 
-    # -- the durable outbox of cycle messages (SPEC §5.1)
+    # -- the durable outbox of cycle messages (docs/scenarios.md#outbox)
 
     async def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         """Add messages unless already present or already delivered (ids are idempotency keys)."""
@@ -251,7 +251,7 @@ class SessionStore(Protocol):
         """Remove delivered messages and remember their ids for a day; returns how many."""
         ...
 
-    # -- the poller lease (SPEC §5.1)
+    # -- the poller lease (docs/scenarios.md#lease)
 
     async def lease(self, name: str, *, instance: str, ttl_ms: int) -> bool:
         """Grant or renew the lease `name` to `instance` if free or already its own."""

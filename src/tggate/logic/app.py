@@ -1,4 +1,4 @@
-"""Bot Logic's HTTP API (SPEC §5.1), a FastAPI app around one `BotLogic`."""
+"""Bot Logic's HTTP API (docs/contract.md#bot-logic), a FastAPI app around one `BotLogic`."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ MAX_BODY_BYTES = 64 * 1024
 
 _JSON = "application/json"
 
-# Every path under it needs the internal token (SPEC §5.1); the probes and /metrics do not.
+# Every path under it needs the internal token (docs/contract.md#bot-logic); the probes and
+# /metrics do not.
 _INTERNAL_PREFIX = "/v1/"
 _INTERNAL_HEADER = b"x-internal-token"  # ASGI gives header names in lower case
 

@@ -1,4 +1,4 @@
-"""Commands (C7 onwards, SPEC §3): idempotent by update_id, decided by the pure machine.
+"""Commands (C7 onwards, docs/scenarios.md): idempotent by update_id, decided by the pure machine.
 
 `handle_update` claims the update_id in the store, runs the command and stores its answer, so a
 repeated request (the client retrying after a timeout) gets the first answer and repeats no side

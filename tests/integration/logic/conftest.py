@@ -1,4 +1,5 @@
-"""Bot Logic over real HTTP, with a real Redis server and the reference modules (SPEC §5)."""
+"""Bot Logic over real HTTP, with a real Redis server and the reference modules
+(docs/contract.md)."""
 
 from __future__ import annotations
 

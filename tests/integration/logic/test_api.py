@@ -1,4 +1,5 @@
-"""Bot Logic's HTTP contract (SPEC §5.1): idempotency, bad input, unavailable modules, probes."""
+"""Bot Logic's HTTP contract (docs/contract.md#bot-logic): idempotency, bad input, unavailable
+modules, probes."""
 
 from __future__ import annotations
 

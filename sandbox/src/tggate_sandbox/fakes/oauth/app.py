@@ -1,4 +1,5 @@
-"""A local fake OAuth 2.0 provider that speaks like GitHub and like Yandex ID (SPEC §7).
+"""A local fake OAuth 2.0 provider that speaks like GitHub and like Yandex ID
+(docs/contract.md#reference).
 
 One app serves both flavours, each under its prefix; point the Authorization module at them with
 `auth_configs(base_url, …)` (or `github_config(base_url=f"{base}/github",
@@ -37,7 +38,7 @@ import html
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -45,6 +46,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from tggate.core.ports import Clock
 from tggate_sandbox.fakes.oauth.grants import DEMO_USERS, FakeUser, GrantBook, GrantRefused
 from tggate_sandbox.hardening import guard_test_api, sandbox_app
 from tggate_sandbox.reference.auth.oauth import OAuthProviderConfig, github_config, yandex_config
@@ -56,7 +58,6 @@ if TYPE_CHECKING:
 
 __all__ = ["OAuthClient", "auth_configs", "clients_from_settings", "create_app"]
 
-Clock = Callable[[], float]
 Flavor = Literal["github", "yandex"]
 FormField = Annotated[str, Form()]
 

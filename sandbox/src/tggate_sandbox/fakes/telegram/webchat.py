@@ -1,4 +1,5 @@
-"""A web chat served by the fake Telegram (SPEC §7, issue 4): talk to the bot without Telegram.
+"""A web chat served by the fake Telegram (docs/contract.md#reference, issue 4): talk to the bot
+without Telegram.
 
 `GET /` is the page: plain HTML, CSS and JS from `static/`, no build step. A newcomer creates a
 person (name, language → a chat id), writes messages and commands, and presses the bot's inline

@@ -1,4 +1,4 @@
-"""The reference Authorization module: an in-memory FastAPI app speaking SPEC §5.2.
+"""The reference Authorization module: an in-memory FastAPI app speaking docs/openapi/auth.yaml.
 
 `create_app` wires the pieces: `LoginBook` (logins in flight), `SessionRegistry` (refresh tokens,
 rotation, logout), `TokenCodec` (JWTs), the login pages the person's browser visits (`web.py`:
@@ -15,11 +15,12 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from tggate.core.ports import Clock
 from tggate_sandbox.hardening import guard_test_api, sandbox_app
 from tggate_sandbox.reference.auth.browser import BrowserState
 from tggate_sandbox.reference.auth.instrument import Instrument, InstrumentMiddleware
@@ -50,8 +51,6 @@ from tggate_sandbox.reference.auth.web import OAUTH_LOGIN_TYPES, pages_router
 __all__ = ["create_app"]
 
 log = logging.getLogger("tggate_sandbox.reference.auth")
-
-Clock = Callable[[], float]
 
 # Path -> name in /test/stats (the names the brief of the test API uses).
 _MODULE_ENDPOINTS = {
@@ -204,7 +203,7 @@ def _module_router(
     clock: Clock,
     link_types: set[str],
 ) -> APIRouter:
-    """SPEC §5.2, the only endpoints Bot Logic calls."""
+    """The endpoints of docs/openapi/auth.yaml, the only ones Bot Logic calls."""
     router = APIRouter(tags=["module"])
 
     @router.post("/login")

@@ -4,8 +4,8 @@ A login is keyed by Bot Logic's login token, which never leaves the server side:
 short code or a link carrying a separate single-use reference. A browser that presents the code or
 the reference *claims* the login (`claim`): a reference works once, a code only for the browser
 session that entered it first, so a forwarded link or a code seen over someone's shoulder cannot be
-used by a second browser. The outcome of a decided login is handed out once (SPEC §5.2), then the
-login is forgotten.
+used by a second browser. The outcome of a decided login is handed out once
+(docs/contract.md#the-authorization-module), then the login is forgotten.
 
 A code dies after `guess_limit` wrong guesses (issue 9: 150 guesses in 2.4 s found a real code
 when the limit was per browser session). A wrong guess names no code, so it counts against every

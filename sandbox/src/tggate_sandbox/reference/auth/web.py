@@ -1,4 +1,5 @@
-"""The pages the person's browser visits to finish a login (SPEC A4/A5, §7).
+"""The pages the person's browser visits to finish a login (docs/scenarios.md#a4, #a5;
+docs/contract.md#reference).
 
 Code login: `/code` signs the browser in (a demo identity, or GitHub / Yandex ID when configured),
 takes the code the bot showed, and leads to the confirmation page. OAuth login: the bot's link
@@ -41,12 +42,13 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from tggate.core.ports import Clock
 from tggate_sandbox.reference.auth.browser import BrowserState, Confirmation
 from tggate_sandbox.reference.auth.logins import (
     CodeBlocked,
@@ -73,7 +75,6 @@ __all__ = ["OAUTH_LOGIN_TYPES", "pages_router"]
 
 log = logging.getLogger("tggate_sandbox.reference.auth.pages")
 
-Clock = Callable[[], float]
 FormField = Annotated[str, Form()]
 
 OAUTH_LOGIN_TYPES: tuple[LoginType, ...] = ("github", "yandex")

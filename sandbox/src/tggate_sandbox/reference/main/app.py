@@ -1,4 +1,5 @@
-"""The reference Main module: a tiny course system speaking SPEC §5.3, as an in-memory FastAPI app.
+"""The reference Main module: a tiny course system speaking docs/openapi/main.yaml, as an
+in-memory FastAPI app.
 
 Actions answer 401 for a missing, invalid or expired access token, 403 when the role does not
 allow the action, 404 for a course that does not exist or is not the person's. Notifications are
@@ -19,6 +20,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 
+from tggate.core.ports import Clock
 from tggate_sandbox.hardening import ADMIN_HEADER, SecretHeader, guard_test_api, sandbox_app
 from tggate_sandbox.reference.main.catalog import Course, Person, School
 from tggate_sandbox.reference.main.instrument import Instrument, InstrumentMiddleware
@@ -45,7 +47,6 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("tggate_sandbox.reference.main")
 
-Clock = Callable[[], float]
 # The dependency that turns a request into its authenticated person (401 otherwise).
 Authenticate = Callable[[Request], Awaitable[Person]]
 # Checks a request for the admin secret (or refuses it: 401, 403, or 503 when there is none).
@@ -183,7 +184,7 @@ def _add_notifications(
     admin: AdminCheck,
     clock: Clock,
 ) -> None:
-    """SPEC §5.3 notifications, plus creating them (the admin API)."""
+    """The notifications of docs/openapi/main.yaml, plus creating them (the admin API)."""
     Me = Annotated[Person, Depends(caller)]
     admin_only = [Depends(admin)]
 

@@ -26,7 +26,6 @@ import html
 import secrets
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -34,12 +33,12 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.middleware.sessions import SessionMiddleware
 
+from tggate.core.ports import Clock
 from tggate_sandbox.reference.main.catalog import School
 from tggate_sandbox.reference.main.notifications import Notification, NotificationBox
 
 __all__ = ["add_notification_pages"]
 
-Clock = Callable[[], float]
 FormField = Annotated[str, Form()]
 
 _RECENT = 20

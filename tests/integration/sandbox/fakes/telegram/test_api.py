@@ -1,7 +1,8 @@
 """The fake Telegram Bot API over real HTTP (uvicorn on loopback), driven by aiogram 3's real Bot.
 
-SPEC §7: real getUpdates semantics (long poll, confirm by offset, 409 for a second poller), methods
-validated against api.json, flood limits (SPEC §6), and the `/_test` API the other tests use.
+docs/contract.md#reference: real getUpdates semantics (long poll, confirm by offset, 409 for a
+second poller), methods validated against api.json, flood limits (docs/contract.md#limits), and the
+`/_test` API the other tests use.
 """
 
 from __future__ import annotations

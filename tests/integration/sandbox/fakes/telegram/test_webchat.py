@@ -1,4 +1,5 @@
-"""The fake Telegram's web chat API (SPEC §7, issue 4) over real HTTP (uvicorn on loopback).
+"""The fake Telegram's web chat API (docs/contract.md#reference, issue 4) over real HTTP (uvicorn on
+loopback).
 
 What the page sends must reach the bot exactly like `/_test/inject` and `/_test/press` do, and what
 the bot sends must show up in the page's long poll without delay. The page is the person's own

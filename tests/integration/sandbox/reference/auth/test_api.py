@@ -1,4 +1,5 @@
-"""The reference Authorization module over real HTTP (uvicorn on loopback): SPEC §5.2 + test API."""
+"""The reference Authorization module over real HTTP (uvicorn on loopback): the calls of
+docs/openapi/auth.yaml and the test API."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""Code login through the reference Authorization module's pages (SPEC A4/A5), over real HTTP.
+"""Code login through the reference Authorization module's pages (docs/scenarios.md#a4, #a5), over
+real HTTP.
 
-The bot side calls §5.2 (`/login`, `/login/check`); the person's browser is an httpx client that
-keeps cookies and does not follow redirects, so each hop is checked. Issue 9's code guessing
-(a limit per code and per address, neither reset by a right code) and issue 10's demo sign-in
-warning are here too.
+The bot side calls docs/openapi/auth.yaml (`/login`, `/login/check`); the person's browser is an
+httpx client that keeps cookies and does not follow redirects, so each hop is checked. Issue 9's
+code guessing (a limit per code and per address, neither reset by a right code) and issue 10's demo
+sign-in warning are here too.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def auth_url(clock: FakeClock) -> Iterator[str]:
 
 @pytest.fixture
 async def bot(auth_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """Bot Logic's side: §5.2 calls."""
+    """Bot Logic's side: the calls of docs/openapi/auth.yaml."""
     async with httpx.AsyncClient(base_url=auth_url, timeout=10) as client:
         yield client
 

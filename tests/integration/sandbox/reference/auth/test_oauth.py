@@ -1,9 +1,10 @@
-"""GitHub and Yandex ID logins through the fake OAuth provider, all over real HTTP (SPEC A4/A5).
+"""GitHub and Yandex ID logins through the fake OAuth provider, all over real HTTP
+(docs/scenarios.md#a4, #a5).
 
-The fake provider and the Authorization module run under uvicorn; the bot side calls §5.2, the
-person's browser is an httpx client that keeps cookies and follows each redirect by hand. The
-module's public URL is a name (`auth.example`): the browser strips it from the links and
-redirects and asks the real server, as a reverse proxy would.
+The fake provider and the Authorization module run under uvicorn; the bot side calls
+docs/openapi/auth.yaml, the person's browser is an httpx client that keeps cookies and follows each
+redirect by hand. The module's public URL is a name (`auth.example`): the browser strips it from the
+links and redirects and asks the real server, as a reverse proxy would.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ PROVIDERS = ["github", "yandex"]
 
 @dataclass
 class World:
-    bot: httpx.AsyncClient  # Bot Logic's side of §5.2
+    bot: httpx.AsyncClient  # Bot Logic's side of docs/openapi/auth.yaml
     browser: httpx.AsyncClient  # the person's browser on the module's pages
     provider: httpx.AsyncClient  # the same person's browser on the provider's pages
     provider_url: str

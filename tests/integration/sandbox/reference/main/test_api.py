@@ -1,5 +1,5 @@
-"""The reference Main module over real HTTP (uvicorn on loopback): SPEC §5.3, roles, the admin
-API (issue 9: creating notifications takes the admin secret) and the test API."""
+"""The reference Main module over real HTTP (uvicorn on loopback): docs/openapi/main.yaml, roles,
+the admin API (issue 9: creating notifications takes the admin secret) and the test API."""
 
 from __future__ import annotations
 
@@ -290,7 +290,7 @@ def test_tokens_of_the_reference_auth_module_are_accepted() -> None:
     assert as_refresh.status_code == 401
 
 
-# ---- notifications (SPEC §5.3) ----
+# ---- notifications (docs/contract.md#the-main-module) ----
 
 
 def test_notifications_are_read_oldest_first(

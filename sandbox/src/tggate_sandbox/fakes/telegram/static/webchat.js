@@ -1,4 +1,5 @@
-// The fake Telegram's web chat (tggate SPEC §7): plain DOM, no build step, no innerHTML.
+// The fake Telegram's web chat (tggate docs/contract.md#reference): plain DOM, no build step,
+// no innerHTML.
 // Bot content only ever reaches the page through textContent and attributes we check first.
 "use strict";
 
