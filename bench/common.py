@@ -369,7 +369,7 @@ def seed_authorized(
     def write(pipe: Any, chat_id: int) -> None:
         access, refresh = tokens[chat_id]
         if cipher is not None:
-            access, refresh = cipher.seal(access), cipher.seal(refresh)
+            access, refresh = cipher.seal_text(access), cipher.seal_text(refresh)
         key = _session_key(chat_id)
         pipe.delete(key)
         pipe.hset(
@@ -407,7 +407,7 @@ def seed_anonymous(
     def write(pipe: Any, chat_id: int) -> None:
         login_token = login_tokens[chat_id]
         if cipher is not None:
-            login_token = cipher.seal(login_token)
+            login_token = cipher.seal_text(login_token)
         code = f"{secrets.randbelow(1000):03d}-{secrets.randbelow(1000):03d}"
         key = _session_key(chat_id)
         pipe.delete(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from tggate.adapters.auth_api import AuthApi, AuthApiError, load_auth_api
 from tggate.adapters.auth_http import HttpAuthModule
-from tggate.adapters.embedded_redis import EmbeddedRedis
+from tggate.adapters.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from tggate.adapters.http_base import JsonHttp
 from tggate.adapters.main_http import HttpMainModule
 from tggate.adapters.redis_store import RedisSessionStore
@@ -49,6 +50,8 @@ __all__ = [
     "run_webhook",
 ]
 
+log = logging.getLogger("tggate.bootstrap")
+
 
 def token_cipher(settings: Settings) -> TokenCipher | None:
     if settings.session_keys is None:
@@ -81,7 +84,12 @@ def redis_url_or_embedded(settings: Settings) -> Iterator[str]:
     if settings.redis_url:
         yield settings.redis_url
         return
-    with EmbeddedRedis(data_dir=Path(settings.data_dir) / "redis") as server:
+    server = EmbeddedRedis(data_dir=Path(settings.data_dir) / "redis")
+    try:
+        server.start()
+    except EmbeddedRedisError as error:  # one line, as for a missing setting (issue 9)
+        raise SettingsError(f"embedded Redis: {error}") from None
+    with server:
         yield server.url
 
 
@@ -156,7 +164,12 @@ async def open_logic(
 def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
     table = command_table(settings)
     api = auth_api(settings)  # a bad file stops start-up here, not at the first request
-    token_cipher(settings)  # a bad key stops start-up here, not at the first request
+    # A bad key stops start-up here, not at the first request; no key is said out loud.
+    if token_cipher(settings) is None:
+        log.warning(
+            "TGGATE_SESSION_KEYS is not set: access, refresh and login tokens are stored in "
+            "Redis in plaintext; set it to Fernet keys to seal them (docs/configuration.md)"
+        )
     metrics = LogicMetrics()
     return create_logic_app(
         open_logic=lambda: open_logic(settings, redis_url, table, metrics, api),

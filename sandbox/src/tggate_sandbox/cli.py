@@ -88,6 +88,7 @@ def _run_fake_telegram(settings: Settings, args: argparse.Namespace) -> None:
         rate_limits=args.rate_limits,
         test_api_secret=sandbox.optional_test_api_secret(),
         webhook=WebhookOptions(local=args.local, timeout_s=args.webhook_timeout),
+        first_update_id=args.first_update_id,
     )
     serve(app, name="Fake Telegram Bot API", host=args.host, port=args.port)
 
@@ -167,6 +168,12 @@ def add_commands(kit: CommandKit) -> None:
         default=60.0,
         metavar="SECONDS",
         help="how long a webhook request may take before it is retried",
+    )
+    telegram.add_argument(
+        "--first-update-id",
+        type=int,
+        default=1,
+        help="the first update's id (a restart goes on above the last run's, as Telegram does)",
     )
     bench = kit.add(
         "bench", "the benchmarks, from a checkout (same as python -m bench)", _run_bench

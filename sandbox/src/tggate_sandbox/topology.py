@@ -14,7 +14,14 @@ started with `python -m tggate.cli …` on a free port; stopping the topology le
 The topology makes every secret the components need: the JWT key of the reference modules, the
 Main module's admin secret (the `/notify` page's password, `X-Admin-Secret`), and the test API
 secret that turns the sandbox servers' test APIs on (`test_api_headers` for the tests' calls).
-It waits for each server's `/healthz`, never for a test endpoint.
+The secrets that sessions outlive are kept in the work directory (0600) unless given: the key
+that seals sessions in Redis and the reference modules' JWT key, so a restart on the same
+directory keeps people logged in (issue 9, finding 9); the embedded Redis keeps its password
+there itself.
+
+It checks that its ports are free before it spawns anything, and a component that exits while
+the topology starts is reported at once with its last log line (issue 9, finding 11). It waits
+for each server's `/healthz`, never for a test endpoint.
 """
 
 from __future__ import annotations
@@ -35,11 +42,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tggate.adapters.embedded_redis import EmbeddedRedis, die_with_parent
+from tggate.adapters.embedded_redis import EmbeddedRedis, EmbeddedRedisError, die_with_parent
 from tggate.adapters.token_cipher import TokenCipher
 from tggate_sandbox.hardening import ADMIN_HEADER, TEST_API_HEADER
 
-__all__ = ["NGINX_TEMPLATE", "Topology", "TopologyError", "find_nginx", "free_port"]
+__all__ = [
+    "NGINX_TEMPLATE",
+    "Topology",
+    "TopologyError",
+    "find_nginx",
+    "free_port",
+    "kept_secret",
+    "port_in_use",
+]
 
 # The repository's deploy/nginx.conf: the sandbox runs from a checkout (a workspace member).
 NGINX_TEMPLATE = Path(__file__).resolve().parents[3] / "deploy" / "nginx.conf"
@@ -66,6 +81,46 @@ def find_nginx() -> str | None:
     return "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """True when something listens on `port`: binding as the servers do (SO_REUSEADDR, so a port
+    in TIME_WAIT counts as free) fails."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
+def kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret in `path` (0600), made by `make` and written there the first time."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        kept = path.read_text("utf-8").strip()
+        if not kept:
+            raise TopologyError(f"{path} is empty; delete it to make a new one") from None
+        return kept
+    secret = make()
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(secret + "\n")
+    return secret
+
+
+def _last_line(text: str) -> str:
+    """A log's last line as a person reads it: the message of a JSON log line."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "(nothing logged)"
+    last = lines[-1]
+    try:
+        entry = json.loads(last)
+    except ValueError:
+        return last.strip()
+    return str(entry.get("msg", last)) if isinstance(entry, dict) else last.strip()
+
+
 def _http_ok(url: str, timeout_s: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
@@ -84,8 +139,10 @@ class _Process:
     log_path: Path
     ready_url: str | None
     popen: subprocess.Popen[bytes] | None = None
+    stopped_on_purpose: bool = False  # killed by `Topology.kill`: its exit is no failure
 
     def start(self) -> None:
+        self.stopped_on_purpose = False
         log = self.log_path.open("ab")
         try:
             self.popen = subprocess.Popen(
@@ -126,6 +183,19 @@ class _Process:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    @property
+    def failed(self) -> bool:
+        """It was started, has exited, and nobody stopped it."""
+        return self.popen is not None and not self.alive and not self.stopped_on_purpose
+
+    def exited(self) -> str:
+        """One line: which component exited, and the last thing it said."""
+        assert self.popen is not None
+        return (
+            f"{self.name} exited (status {self.popen.returncode}): "
+            f"{_last_line(self.tail(5))} (log: {self.log_path})"
+        )
+
 
 @dataclass
 class Topology:
@@ -137,7 +207,8 @@ class Topology:
     client: bool = True
     bot_token: str = DEMO_BOT_TOKEN
     internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # "": kept in the work directory (made on the first start), so tokens outlive a restart.
+    jwt_secret: str = ""
     test_api_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     admin_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -149,8 +220,9 @@ class Topology:
     # A local fake GitHub + Yandex ID, so the OAuth flows run end to end with no credentials.
     fake_oauth: bool = True
     oauth_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    # Tokens encrypted at rest, as a production deployment should run.
-    session_key: str = field(default_factory=TokenCipher.generate_key)
+    # Tokens encrypted at rest, as a production deployment should run. "": kept in the work
+    # directory (made on the first start), so sessions outlive a restart (issue 9, finding 9).
+    session_key: str = ""
     # Webhook mode: the intake replicas behind nginx, and the webhook set at Telegram (then no
     # polling client is started).
     webhook: bool = False
@@ -219,6 +291,12 @@ class Topology:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.session_key = self.session_key or kept_secret(
+            self.workdir / "session.key", TokenCipher.generate_key
+        )
+        self.jwt_secret = self.jwt_secret or kept_secret(
+            self.workdir / "reference-jwt.key", lambda: secrets.token_urlsafe(32)
+        )
         try:
             self._start()
         except BaseException:
@@ -236,8 +314,17 @@ class Topology:
             names += ["nginx-webhook", *(f"intake-{i}" for i in range(self.intake_replicas))]
         for name in names:
             self.ports[name] = self.fixed_ports.get(name) or free_port()
+        # Before anything runs: a taken port is said at once, not as a timeout later on.
+        for name, port in self.fixed_ports.items():
+            if name in self.ports and port_in_use(self.host, port):
+                raise TopologyError(
+                    f"port {port} ({name}) on {self.host} is already in use by another program"
+                )
         self.progress("Redis (embedded)")
-        self.redis = EmbeddedRedis(data_dir=self.workdir / "redis").start()
+        try:
+            self.redis = EmbeddedRedis(data_dir=self.workdir / "redis").start()
+        except EmbeddedRedisError as error:
+            raise TopologyError(f"Redis: {error}") from None
         self.progress("reference modules, fake OAuth provider and fake Telegram")
         if self.fake_oauth:
             self._spawn("fake-oauth", [], ready="/healthz")
@@ -247,6 +334,10 @@ class Topology:
         if self.intake_replicas:
             # Like the Bot API server with --local: it may post to a plain-http loopback webhook.
             telegram_args.append("--local")
+        # Telegram never hands out an update id twice, and Bot Logic answers a repeated one with
+        # the first answer for a day: a restarted fake must not begin at 1 again (issue 9). Ids
+        # from the clock in ms stay above the last run's unless it made 1000 updates a second.
+        telegram_args += ["--first-update-id", str(int(time.time() * 1000))]
         self._spawn("fake-telegram", telegram_args, ready="/healthz")
         self.progress(f"Bot Logic x{self.logic_replicas}")
         for index in range(self.logic_replicas):
@@ -422,15 +513,22 @@ class Topology:
             .replace("{{webhook_max_body}}", "256k")
         )
 
+    def _check_running(self) -> None:
+        """Any component that exited (and was not stopped on purpose) fails the start at once."""
+        for process in self.processes.values():
+            if process.failed:
+                raise TopologyError(process.exited())
+
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
         for process in list(self.processes.values()):
             while process.ready_url is not None and not _http_ok(process.ready_url):
-                if not process.alive:
-                    raise TopologyError(f"{process.name} exited:\n{process.tail()}")
+                self._check_running()
                 if time.monotonic() > deadline:
                     raise TopologyError(f"{process.name} did not get ready:\n{process.tail()}")
                 time.sleep(0.05)
+        # A server that answered, then exited (someone else's server on its port answered).
+        self._check_running()
 
     def wait_polling(self, timeout_s: float = 30.0) -> None:
         """Until the fake Telegram has seen a `getUpdates` call (from the Telegram Client)."""
@@ -446,10 +544,8 @@ class Topology:
                     return
             except (OSError, ValueError):
                 pass
+            self._check_running()
             clients = [p for p in self.processes.values() if p.name.startswith("client")]
-            for process in clients:
-                if not process.alive:
-                    raise TopologyError(f"{process.name} exited:\n{process.tail()}")
             if time.monotonic() > deadline:
                 tails = "\n".join(process.tail() for process in clients)
                 raise TopologyError(f"the Telegram Client did not start polling:\n{tails}")
@@ -457,6 +553,7 @@ class Topology:
 
     def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
         process = self.processes[name]
+        process.stopped_on_purpose = True
         process.signal(signum)
         process.wait(10)
 

@@ -29,13 +29,19 @@ from redis.asyncio import Redis
 
 from tggate.adapters import redis_scripts
 from tggate.adapters.store_checks import require_positive, require_shard
-from tggate.adapters.token_cipher import TokenCipher
+from tggate.adapters.token_cipher import (
+    TokenCipher,
+    TokenCipherError,
+    open_sealed,
+    open_session_fields,
+)
 from tggate.core.ports import OutboxKind, OutboxMessage
 from tggate.core.replies import Button, Reply
 from tggate.core.session import (
     Anonymous,
     Authorized,
     LoginPrompt,
+    LostSession,
     Session,
     Status,
     StoredSession,
@@ -129,9 +135,11 @@ class RedisSessionStore:
         if not raw:
             return None
         fields = {_text(k): _text(v) for k, v in raw.items()}
-        if self._cipher is not None:
-            fields = self._cipher.open_fields(fields)
-        return _decode_session(chat_id, fields)
+        try:
+            opened = open_session_fields(self._cipher, fields)
+        except TokenCipherError:
+            return _lost_session(chat_id, fields)
+        return _decode_session(chat_id, opened)
 
     async def replace(
         self,
@@ -198,16 +206,26 @@ class RedisSessionStore:
 
     async def claim_update(self, chat_id: int, update_id: int, *, ttl_s: int) -> bool | str:
         require_positive(ttl_s=ttl_s)
-        found = await self._claim_update(
-            keys=[self._keys.update(chat_id, update_id)], args=[_PENDING, ttl_s]
-        )
+        key = self._keys.update(chat_id, update_id)
+        found = await self._claim_update(keys=[key], args=[_PENDING, ttl_s])
         if isinstance(found, int):
             return True
         value = "" if found is None else _text(found)
-        return value.removeprefix(_DONE) if value.startswith(_DONE) else False
+        if not value.startswith(_DONE):
+            return False
+        try:
+            # Sealed like the tokens: an answer may list personal data (issue 9, finding 7).
+            return open_sealed(self._cipher, value.removeprefix(_DONE))
+        except TokenCipherError:
+            # Sealed with a key we no longer have: the answer is lost. Handled anew rather than
+            # refused on every retry (docs/state-machine.md#lost-sessions).
+            await self._delete_if_equals(keys=[key], args=[value])
+            return await self.claim_update(chat_id, update_id, ttl_s=ttl_s)
 
     async def finish_update(self, chat_id: int, update_id: int, answer: str, *, ttl_s: int) -> None:
         require_positive(ttl_s=ttl_s)
+        if self._cipher is not None:
+            answer = self._cipher.seal_text(answer)
         await self._redis.set(self._keys.update(chat_id, update_id), _DONE + answer, ex=ttl_s)
 
     async def release_update(self, chat_id: int, update_id: int) -> None:
@@ -310,6 +328,17 @@ def _encode_session(session: Session, revision: str) -> list[str]:
         case Authorized(access_token=access, refresh_token=refresh):
             fields |= {"access_token": access, "refresh_token": refresh}
     return [item for pair in fields.items() for item in pair]
+
+
+def _lost_session(chat_id: int, fields: Mapping[str, str]) -> StoredSession:
+    """A session whose sealed fields no configured key opens; status, language and revision are
+    never sealed, so it can still be deleted by a compare-and-set and the chat told so."""
+    try:
+        was = Status(fields["status"])
+        revision = fields["rev"]
+    except (KeyError, ValueError):
+        raise CorruptRecord(f"session of chat {chat_id} has no valid status") from None
+    return StoredSession(LostSession(was, fields.get("language") or "ru"), revision)
 
 
 def _decode_session(chat_id: int, fields: Mapping[str, str]) -> StoredSession:

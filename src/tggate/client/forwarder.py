@@ -12,9 +12,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from tggate.core.commands import CommandTable, ParsedCommand, Usage, parse_text
+from tggate.core.commands import CommandTable, OtherBot, ParsedCommand, Usage, parse_text
 from tggate.core.replies import ChatReply, Reply
-from tggate.core.texts import Language
 
 from . import texts
 from .base import (
@@ -43,6 +42,7 @@ class Forwarder:
         logic: LogicApi,
         sender: Sender,
         table: CommandTable,
+        bot_username: str | None = None,
         backoff: Backoff | None = None,
         notice_after_s: float = 10.0,
         journal: DeliveryJournal | None = None,
@@ -54,6 +54,8 @@ class Forwarder:
         self._logic = logic
         self._sender = sender
         self._table = table
+        # The bot's own name (getMe); a replica that learns it after start-up sets it here.
+        self.bot_username = bot_username
         self._backoff = backoff or Backoff()
         self._notice_after_s = notice_after_s
         self._monotonic = monotonic
@@ -92,15 +94,19 @@ class Forwarder:
         self, update: IncomingMessage | CallbackPress, text: str | None
     ) -> Sequence[ChatReply]:
         chat_id, language = update.chat_id, update.language
-        if not text or (parsed := parse_text(text, self._table)) is None:
+        parsed = parse_text(text, self._table, bot_username=self.bot_username) if text else None
+        if parsed is None:
             return [ChatReply(chat_id, Reply(texts.no_such_command(language)))]  # C5
+        if isinstance(parsed, OtherBot):
+            return []  # `/command@other_bot` in a group: that bot's to answer (issue 9)
         if isinstance(parsed, Usage):
             return [ChatReply(chat_id, Reply(texts.usage(parsed, self._table, language)))]
-        return await self._forward(update.update_id, chat_id, parsed, text, language)
+        return await self._forward(update, parsed, text or "")
 
     async def _forward(
-        self, update_id: int, chat_id: int, parsed: ParsedCommand, text: str, language: Language
+        self, update: IncomingMessage | CallbackPress, parsed: ParsedCommand, text: str
     ) -> Sequence[ChatReply]:
+        update_id, chat_id, language = update.update_id, update.chat_id, update.language
         attempt = 0
         started = self._monotonic()
         noticed = False
@@ -113,6 +119,8 @@ class Forwarder:
                     args=dict(parsed.args),
                     text=text,
                     language=language,
+                    # Only a login shows who asks (the confirmation page): names go nowhere else.
+                    telegram_user=update.sender if parsed.command == "login" else None,
                 )
             except LogicUnavailable as error:
                 attempt += 1

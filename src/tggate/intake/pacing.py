@@ -54,6 +54,9 @@ class PacedTelegram:
             # The message went (or failed) already; the turn and the permit lapse by themselves.
             logger.warning("could not give back a sending turn: %s", error)
 
+    async def get_username(self) -> str:
+        return await self._telegram.get_username()
+
     async def answer_callback(self, *, callback_id: str) -> None:
         await self._telegram.answer_callback(callback_id=callback_id)
 

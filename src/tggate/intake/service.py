@@ -16,6 +16,7 @@ import uuid
 
 from tggate.client.base import CallbackPress, IncomingMessage, LogicApi, TelegramApi
 from tggate.client.forwarder import Forwarder
+from tggate.client.identity import learn_bot_username
 from tggate.client.journal import DeliveryJournal
 from tggate.client.lease import LeaseKeeper
 from tggate.client.menu import publish_menu_until
@@ -62,7 +63,7 @@ class Intake:
             per_chat_interval_s=o.send_per_chat_interval_s,
             backoff=o.retry,
         )
-        forwarder = Forwarder(
+        self._forwarder = forwarder = Forwarder(
             telegram=telegram,
             logic=logic,
             sender=self._sender,
@@ -94,6 +95,12 @@ class Intake:
     async def run(self, stop: asyncio.Event) -> None:
         """Work the queues (and, while this replica holds the lease, the timers) until `stop`."""
         o = self._options
+        # Updates are stored meanwhile (accept() needs no name); they are worked once the bot's
+        # name is known, so `/command@other_bot` in a group is never taken for ours (issue 9).
+        username = await learn_bot_username(self._telegram, stop, o.poll_backoff)
+        if username is None:
+            return
+        self._forwarder.bot_username = username
         lease = LeaseKeeper(logic=self._logic, instance=self.instance, ttl_s=o.lease_ttl_s)
         tasks = [
             asyncio.create_task(lease.run(stop), name="tggate-intake-lease"),

@@ -228,3 +228,30 @@ async def test_replies_as_in_polling_mode_C5_and_buttons(
     assert messages[-1]["text"] == "echo /course again"
     assert [c["answered"] for c in await person.callbacks()] == [True]
     assert [c["command"] for c in stub.snapshot()] == ["course", "course"]
+
+
+async def test_C4_a_command_for_another_bot_is_not_ours_to_answer(
+    redis_url: str,
+    redis_client: Redis,
+    telegram_url: str,
+    logic_url: str,
+    stub: StubLogic,
+    person: PersonApi,
+) -> None:
+    """Issue 9, finding 6, in webhook mode too: a replica asks Telegram its own name (getMe)
+    before working the queues, so `/course@other_bot` in a group gets no answer at all."""
+
+    def reply(body: Json) -> list[Json]:
+        return [{"chat_id": body["chat_id"], "text": f"echo {body['text']}", "buttons": []}]
+
+    stub.reply = reply
+    async with running_intake(redis_url, telegram_url, logic_url, instance="a") as a:
+        await person.inject(601, "/course@other_bot py101")
+        await person.inject(601, "/nosuch@Other_Bot")
+        await person.inject(601, "/course@TGGATE_bot py102")  # ours, in any case
+        for update in await delivered_updates(person, telegram_url):
+            await a.accept(update)
+        # One chat's updates are handled in order: once the last is answered, all were.
+        assert [m["text"] for m in await person.wait(601, 1)] == ["echo /course@TGGATE_bot py102"]
+        assert await person.bot_texts(601) == ["echo /course@TGGATE_bot py102"]
+    assert [call["args"] for call in stub.snapshot()] == [{"course_id": "py102"}]

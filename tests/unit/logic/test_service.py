@@ -26,6 +26,7 @@ from tggate.core.ports import (
     OutboxKind,
     Refreshed,
     RefreshRejected,
+    TelegramUser,
 )
 from tggate.core.session import Anonymous, Authorized, LoginPrompt, Status
 from tggate.logic.service import BotLogic
@@ -40,11 +41,19 @@ class FakeAuth:
     calls: list[str] = field(default_factory=list)
     # When set, /refresh answers only once it is (the module held slow until a test's event).
     refresh_gate: asyncio.Event | None = None
+    users: list[TelegramUser | None] = field(default_factory=list)
 
     async def start_login(
-        self, *, login_token: str, login_type: str, chat_id: int, language: str = "ru"
+        self,
+        *,
+        login_token: str,
+        login_type: str,
+        chat_id: int,
+        language: str = "ru",
+        telegram_user: TelegramUser | None = None,
     ) -> LoginStarted | ModuleUnavailable:
         self.calls.append("login")
+        self.users.append(telegram_user)
         return LoginStarted(LoginPrompt(text="Enter 123-456", code="123-456"), expires_in=600)
 
     async def check_login(self, *, login_token: str) -> LoginCheck | ModuleUnavailable:

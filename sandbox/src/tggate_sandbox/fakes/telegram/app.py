@@ -101,9 +101,12 @@ def create_app(
     test_api_secret: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     webhook: WebhookOptions | None = None,
+    first_update_id: int = 1,
 ) -> FastAPI:
     """Build a fake Bot API for one bot `token`; `clock` drives the rate limits and the webhook's
-    retries. Without `test_api_secret` there is no `/_test` API."""
+    retries. Without `test_api_secret` there is no `/_test` API. `first_update_id`: as Telegram's,
+    update ids go on where a previous run stopped (Bot Logic remembers answers by update id for a
+    day)."""
     schema = ApiSchema.load()
     validator = Validator(schema)
     telegram = FakeTelegram(
@@ -115,6 +118,7 @@ def create_app(
         ),
         clock=clock,
         webhook=webhook,
+        first_update_id=first_update_id,
     )
     handlers: dict[str, Handler] = {
         "getMe": telegram.get_me,

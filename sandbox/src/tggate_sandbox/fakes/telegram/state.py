@@ -190,8 +190,10 @@ class FakeTelegram:
         clock: Callable[[], float],
         wall_clock: Clock = time.time,
         webhook: WebhookOptions | None = None,
+        first_update_id: int = 1,
     ) -> None:
         self.token = token
+        self._first_update_id = first_update_id
         prefix = token.split(":", 1)[0]
         self.bot_id = int(prefix) if prefix.isdigit() else 1
         self.bot_username = bot_username
@@ -216,7 +218,7 @@ class FakeTelegram:
         self._chats: dict[int, Chat] = {}
         # Pending updates by update_id, in the order they were made (ids only grow).
         self._updates: dict[int, dict[str, Any]] = {}
-        self._next_update_id = 1
+        self._next_update_id = self._first_update_id
         self._allowed_updates = self._update_kinds - NOT_DELIVERED_BY_DEFAULT
         self._webhook_url: str | None = None
         self._webhook_secret: str | None = None
