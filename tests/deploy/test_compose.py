@@ -173,7 +173,7 @@ def test_redis_wants_the_password_and_keeps_an_append_only_file(
     with log.open("wb") as output:
         server = subprocess.Popen(command, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT)
     try:
-        for _ in range(200):
+        for _ in range(2400):  # bounded by attempts: two minutes, far above a start-up
             assert server.poll() is None, log.read_text()
             try:
                 answer = _ask(port, "PING")

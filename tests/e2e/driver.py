@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -11,21 +13,34 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from tests.support.waiting import eventually_sync
 
+from tggate.settings import Settings
 from tggate_sandbox.topology import Topology
 
 __all__ = [
+    "LOAD_COMMANDS",
     "LOGGED_IN",
+    "UNAVAILABLE",
     "Person",
     "Telegram",
+    "bot_messages_of",
     "create_notification",
+    "first_copies",
+    "inject_shuffled",
     "log_in_many",
+    "log_in_with_controls",
     "logic_counter",
+    "new_seed",
     "process_log",
     "replica_counters",
     "resolve_login",
+    "sent_so_far",
     "texts_after",
     "wait_for_texts",
+    "wait_for_ticks",
+    "wait_until_confirmed",
+    "wait_until_sent",
 ]
 
 
@@ -93,7 +108,7 @@ class Person:
             },
             timeout=timeout + 10,
         )
-        messages: list[dict[str, Any]] = response.json()
+        messages = bot_messages_of(response)
         assert response.status_code == 200, (
             f"chat {self.chat_id}: wanted {count} bot messages, got {[m['text'] for m in messages]}"
         )
@@ -108,12 +123,12 @@ class Person:
     def ask_one(self, text: str) -> str:
         return self.ask(text)[0]
 
-    def nothing_more(self, *, wait: float = 1.0) -> None:
-        response = self.telegram.http.get(
-            "/_test/wait",
-            params={"chat_id": self.chat_id, "count": 1, "timeout": wait, "after": self.last_seen},
-        )
-        assert response.status_code == 408, f"unexpected: {response.json()}"
+
+def bot_messages_of(response: httpx.Response) -> list[dict[str, Any]]:
+    """The messages a `/_test/wait` answered: all it wanted (200), or what came in time (408)."""
+    body = response.json()
+    messages: list[dict[str, Any]] = body if response.status_code == 200 else body["messages"]
+    return messages
 
 
 def logic_counter(topology: Topology, name: str = "tggate_commands_total") -> float:
@@ -196,7 +211,7 @@ def wait_for_texts(
             },
             timeout=timeout + 10,
         )
-        texts[person.chat_id] = [m["text"] for m in response.json()]
+        texts[person.chat_id] = [m["text"] for m in bot_messages_of(response)]
     return texts
 
 
@@ -245,3 +260,112 @@ def process_log(topology: Topology, name: str) -> list[dict[str, Any]]:
             if isinstance(entry, dict):
                 entries.append(entry)
     return entries
+
+
+def wait_until_confirmed(telegram: Telegram) -> None:
+    """Until the client has confirmed every update to Telegram. It confirms one only once its
+    replies went out, so no reply to those updates can come later: what a chat shows now is
+    final (issue 9: instead of sleeping "room for a doubled reply to show up")."""
+    eventually_sync(lambda: telegram.stats()["pending_updates"] == 0, what="every update confirmed")
+
+
+def wait_for_ticks(topology: Topology, cycle: str) -> None:
+    """Until a whole tick of the `cycle` timer ("login", "notifications") ran after this call:
+    its messages sent and acknowledged, so one it was to send twice would be in the chat now.
+
+    Counted in Bot Logic's finished cycle calls (one per shard): the tick in progress may add up
+    to `shards` of them; one more `shards` is a whole tick, and a call of the next tick means that
+    one finished (ticks never overlap, docs/scenarios.md#l1)."""
+    shards = int(
+        topology.extra_env.get("TGGATE_CYCLE_SHARDS", Settings.model_fields["cycle_shards"].default)
+    )
+    name = f'tggate_cycle_seconds_count{{cycle="{cycle}"}}'
+    before = logic_counter(topology, name)
+    eventually_sync(
+        lambda: logic_counter(topology, name) >= before + 2 * shards,
+        what=f"a whole {cycle} tick",
+    )
+
+
+# ---- load with replies that tell every message apart (the crash and fault tests) ----
+
+LOAD_COMMANDS = [
+    "/me",
+    "/courses",
+    "/course py101",
+    "/course db201",
+    "/course ml301",
+    "/tasks py101",
+    "/tasks db201",
+    "/grades",
+    "/students py101",
+    "/help",
+]
+# The notice of a reply delayed by an outage (docs/scenarios.md#c6).
+UNAVAILABLE = "The service is temporarily unavailable. The answer will come once it is back."
+
+
+def log_in_with_controls(
+    telegram: Telegram, topology: Topology, first_chat_id: int, chats: int
+) -> tuple[dict[int, Person], dict[str, str]]:
+    """Log in `chats` chats as alice; and each command's reply for alice, asked from control
+    chats of their own (one command each, so Telegram's per-chat pause does not add up)."""
+    controls = list(range(first_chat_id, first_chat_id + len(LOAD_COMMANDS)))
+    chats = list(
+        range(first_chat_id + len(LOAD_COMMANDS), first_chat_id + len(LOAD_COMMANDS) + chats)
+    )
+    people = log_in_many(telegram, topology, controls + chats)
+    telegram.inject_many(
+        [
+            {"chat_id": c, "text": command, "language_code": "en"}
+            for c, command in zip(controls, LOAD_COMMANDS, strict=True)
+        ]
+    )
+    replies = {
+        command: people[c].read(1)[0]["text"]
+        for c, command in zip(controls, LOAD_COMMANDS, strict=True)
+    }
+    assert len(set(replies.values())) == len(LOAD_COMMANDS), "the replies must tell commands apart"
+    return {c: people[c] for c in chats}, replies
+
+
+def inject_shuffled(
+    telegram: Telegram, people: dict[int, Person], rng: random.Random
+) -> dict[int, list[str]]:
+    """Every chat's ten commands in an order of its own, chats interleaved; returns the orders."""
+    orders = {c: rng.sample(LOAD_COMMANDS, len(LOAD_COMMANDS)) for c in people}
+    slots = [c for c in people for _ in LOAD_COMMANDS]
+    rng.shuffle(slots)
+    position = dict.fromkeys(people, 0)
+    messages = []
+    for c in slots:
+        messages.append({"chat_id": c, "text": orders[c][position[c]], "language_code": "en"})
+        position[c] += 1
+    telegram.inject_many(messages)
+    return orders
+
+
+def sent_so_far(telegram: Telegram) -> int:
+    sent: int = telegram.stats()["calls"].get("sendMessage", 0)
+    return sent
+
+
+def wait_until_sent(telegram: Telegram, count: int, *, timeout: float = 60) -> int:
+    """Until the fake Telegram has been asked to send `count` messages (a point in the work)."""
+    eventually_sync(
+        lambda: sent_so_far(telegram) >= count,
+        within_s=timeout,
+        every_s=0.005,
+        what=f"{count} sent messages",
+    )
+    return sent_so_far(telegram)
+
+
+def new_seed() -> int:
+    """A fresh seed each run; E2E_SEED=<the printed seed> replays a run's choices."""
+    return int(os.environ.get("E2E_SEED") or random.randrange(2**32))
+
+
+def first_copies(texts: list[str]) -> list[str]:
+    """The texts without their repeats (each where it first came)."""
+    return [text for i, text in enumerate(texts) if text not in texts[:i]]

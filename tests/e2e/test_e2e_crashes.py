@@ -7,93 +7,32 @@ a repeated one or one out of order shows in that chat's messages.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.e2e.conftest import start_topology
-from tests.e2e.driver import Person, Telegram, log_in_many, texts_after, wait_for_texts
+from tests.e2e.driver import (
+    LOAD_COMMANDS,
+    UNAVAILABLE,
+    Telegram,
+    first_copies,
+    inject_shuffled,
+    log_in_with_controls,
+    new_seed,
+    sent_so_far,
+    texts_after,
+    wait_for_texts,
+    wait_until_confirmed,
+    wait_until_sent,
+)
 
 from tggate_sandbox.topology import Topology
 
-COMMANDS = [
-    "/me",
-    "/courses",
-    "/course py101",
-    "/course db201",
-    "/course ml301",
-    "/tasks py101",
-    "/tasks db201",
-    "/grades",
-    "/students py101",
-    "/help",
-]
 CHATS = 50  # x 10 commands = 500 messages in flight
-UNAVAILABLE = "The service is temporarily unavailable. The answer will come once it is back."
-
-
-def log_in_with_controls(
-    telegram: Telegram, topology: Topology, first_chat_id: int
-) -> tuple[dict[int, Person], dict[str, str]]:
-    """Log in CHATS chats as alice; and each command's reply for alice, asked from control
-    chats of their own (one command each, so Telegram's per-chat pause does not add up)."""
-    controls = list(range(first_chat_id, first_chat_id + len(COMMANDS)))
-    chats = list(range(first_chat_id + len(COMMANDS), first_chat_id + len(COMMANDS) + CHATS))
-    people = log_in_many(telegram, topology, controls + chats)
-    telegram.inject_many(
-        [
-            {"chat_id": c, "text": command, "language_code": "en"}
-            for c, command in zip(controls, COMMANDS, strict=True)
-        ]
-    )
-    replies = {
-        command: people[c].read(1)[0]["text"] for c, command in zip(controls, COMMANDS, strict=True)
-    }
-    assert len(set(replies.values())) == len(COMMANDS), "the replies must tell commands apart"
-    return {c: people[c] for c in chats}, replies
-
-
-def inject_shuffled(
-    telegram: Telegram, people: dict[int, Person], rng: random.Random
-) -> dict[int, list[str]]:
-    """Every chat's ten commands in an order of its own, chats interleaved; returns the orders."""
-    orders = {c: rng.sample(COMMANDS, len(COMMANDS)) for c in people}
-    slots = [c for c in people for _ in COMMANDS]
-    rng.shuffle(slots)
-    position = dict.fromkeys(people, 0)
-    messages = []
-    for c in slots:
-        messages.append({"chat_id": c, "text": orders[c][position[c]], "language_code": "en"})
-        position[c] += 1
-    telegram.inject_many(messages)
-    return orders
-
-
-def sent_so_far(telegram: Telegram) -> int:
-    sent: int = telegram.stats()["calls"].get("sendMessage", 0)
-    return sent
-
-
-def wait_until_sent(telegram: Telegram, count: int, *, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    while (sent := sent_so_far(telegram)) < count:
-        assert time.monotonic() < deadline, f"stuck at {sent} sent messages, waiting for {count}"
-        time.sleep(0.005)
-    return sent
-
-
-def new_seed() -> int:
-    """A fresh seed each run; E2E_SEED=<the printed seed> replays a run's choices."""
-    return int(os.environ.get("E2E_SEED") or random.randrange(2**32))
-
-
-def first_copies(texts: list[str]) -> list[str]:
-    return [text for i, text in enumerate(texts) if text not in texts[:i]]
 
 
 # ---- the Telegram Client killed while messages are in flight ----
@@ -132,9 +71,9 @@ def test_client_killed_three_times_with_500_messages_in_flight(
 
 def run_client_crashes(topology: Topology, telegram: Telegram, rng: random.Random) -> None:
     started = time.monotonic()
-    people, reply_to = log_in_with_controls(telegram, topology, 80_000)
+    people, reply_to = log_in_with_controls(telegram, topology, 80_000, CHATS)
     print(f"logged in after {time.monotonic() - started:.1f}s")
-    total = CHATS * len(COMMANDS)
+    total = CHATS * len(LOAD_COMMANDS)
 
     baseline = sent_so_far(telegram)
     orders = inject_shuffled(telegram, people, rng)
@@ -143,42 +82,28 @@ def run_client_crashes(topology: Topology, telegram: Telegram, rng: random.Rando
     # in flight), with the client restarted after each.
     thirds = [(20, 160), (170, 310), (320, 460)]
     targets = [rng.randrange(low, high) for low, high in thirds]
-    last_before_kill: list[dict[int, dict[str, Any]]] = []
     for kill, target in enumerate(targets, 1):
         wait_until_sent(telegram, baseline + target)
-        time.sleep(rng.uniform(0, 0.05))
+        time.sleep(rng.uniform(0, 0.05))  # a random kill point, not a wait for anything
         topology.kill("client", signal.SIGKILL)
         sent = sent_so_far(telegram) - baseline
         print(f"kill {kill} after {sent} of {total} replies, {time.monotonic() - started:.1f}s")
         assert sent < total, "the kill came after the work was done"
-        # What each chat had last when the client died: the only reply a kill may repeat. (After
-        # a moment, so that a request already on its way has reached the fake Telegram.)
-        time.sleep(0.2)
-        last_before_kill.append(
-            {c: telegram.bot_messages(c)[-1] for c in people}  # the chat's last bot message
-        )
         topology.restart("client")
 
-    wait_for_texts(people.values(), len(COMMANDS), timeout=120)
+    wait_for_texts(people.values(), len(LOAD_COMMANDS), timeout=120)
     print(f"all answered after {time.monotonic() - started:.1f}s")
-    time.sleep(1.5)  # a few timer ticks: room for late repeats to show
+    wait_until_confirmed(telegram)  # from now on no reply can come again
     repeats = 0
     wrong = {}
     for c, person in people.items():
         want = [reply_to[command] for command in orders[c]]
-        messages = [m for m in telegram.bot_messages(c) if m["message_id"] > person.last_seen]
-        have = [m["text"] for m in messages]
-        # A kill may repeat the chat's last reply, as the first message after the restart.
-        allowed = set()
-        for snapshot in last_before_kill:
-            last = snapshot[c]
-            after = [m for m in messages if m["message_id"] > last["message_id"]]
-            if after and after[0]["text"] == last["text"]:
-                allowed.add(after[0]["message_id"])
+        have = texts_after(person)
+        # A kill may repeat the chat's last reply, as the first message after the restart: so
+        # right after the original (the chat's next update waits for the repeated one). The
+        # replies of one chat all differ, so any other repeat is a fault.
         unexplained = [
-            m["text"]
-            for i, m in enumerate(messages)
-            if m["text"] in have[:i] and m["message_id"] not in allowed
+            text for i, text in enumerate(have) if text in have[:i] and have[i - 1] != text
         ]
         repeats += len(have) - len(first_copies(have))
         if first_copies(have) != want or unexplained:
@@ -219,8 +144,8 @@ def test_bot_logic_replica_killed_under_load_loses_nothing(
 
 
 def run_replica_crash(topology: Topology, telegram: Telegram, rng: random.Random) -> None:
-    people, reply_to = log_in_with_controls(telegram, topology, 81_000)
-    total = CHATS * len(COMMANDS)
+    people, reply_to = log_in_with_controls(telegram, topology, 81_000, CHATS)
+    total = CHATS * len(LOAD_COMMANDS)
 
     baseline = sent_so_far(telegram)
     orders = inject_shuffled(telegram, people, rng)
@@ -231,9 +156,9 @@ def run_replica_crash(topology: Topology, telegram: Telegram, rng: random.Random
     print(f"logic-1 killed after {sent} of {total} replies")
     assert sent < total, "the kill came after the work was done"
 
-    wait_for_texts(people.values(), len(COMMANDS), timeout=120)
+    wait_for_texts(people.values(), len(LOAD_COMMANDS), timeout=120)
     print(f"all answered {time.monotonic() - killed_at:.1f}s after the kill")
-    time.sleep(1.5)
+    wait_until_confirmed(telegram)  # from now on no reply can come again
     delayed = 0
     wrong = {}
     for c, person in people.items():

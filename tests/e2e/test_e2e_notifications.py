@@ -12,7 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.e2e.conftest import FAST, start_topology
-from tests.e2e.driver import Telegram, create_notification, log_in_many, texts_after
+from tests.e2e.driver import (
+    Telegram,
+    create_notification,
+    log_in_many,
+    texts_after,
+    wait_for_ticks,
+)
 
 from tggate_sandbox.topology import Topology
 
@@ -32,26 +38,23 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         topology.stop()
 
 
-def test_N_notification_reaches_the_chat_within_two_ticks(
-    topology: Topology, telegram: Telegram
-) -> None:
+def test_N_notification_reaches_the_chat_once(topology: Topology, telegram: Telegram) -> None:
     person = log_in_many(telegram, topology, [90_001], identity="nina")[90_001]
     created = time.monotonic()
     create_notification(topology, "nina", "Grade posted: py101 t1")
-    (message,) = person.read(1, timeout=10)
-    took = time.monotonic() - created
-    print(f"notification delivered after {took:.2f}s (tick {TICK_S}s)")
+    (message,) = person.read(1, timeout=60)
+    # How soon is bench/'s measure, not an assertion here (issue 9).
+    print(f"notification delivered after {time.monotonic() - created:.2f}s (tick {TICK_S}s)")
     assert message["text"] == "🔔 Grade posted: py101 t1"
-    # The next tick at most TICK_S away, one more if it had just started; the rest is processing.
-    assert took < 2 * TICK_S + 2.0, f"took {took:.2f}s"
-    person.nothing_more(wait=4 * TICK_S)
+    wait_for_ticks(topology, "notifications")  # a later tick would send a doubled one
+    assert texts_after(person) == []
 
 
 def test_N_notification_of_a_tick_whose_client_died_is_sent_once_after_restart(
     topology: Topology, telegram: Telegram
 ) -> None:
     person = log_in_many(telegram, topology, [90_002], identity="kim")[90_002]
-    time.sleep(2 * TICK_S)  # "logged in" acknowledged: only the notification is in question
+    wait_for_ticks(topology, "login")  # "logged in" acknowledged: only the notification is left
     topology.kill("client", signal.SIGKILL)
     create_notification(topology, "kim", "Deadline moved: db201 t2")
     # The tick the client ran just before it died: Bot Logic took the notification from the Main
@@ -68,9 +71,10 @@ def test_N_notification_of_a_tick_whose_client_died_is_sent_once_after_restart(
     assert texts_after(person) == []  # not sent: the client is dead
 
     topology.restart("client")
-    (message,) = person.read(1, timeout=20)
+    (message,) = person.read(1, timeout=60)
     assert message["text"] == "🔔 Deadline moved: db201 t2"
-    person.nothing_more(wait=6 * TICK_S)  # acknowledged: later ticks do not send it again
+    wait_for_ticks(topology, "notifications")  # acknowledged: later ticks do not send it again
+    assert texts_after(person) == []
     assert len(telegram.bot_messages(90_002)) == 3  # the code, "logged in", the notification
 
 
@@ -106,7 +110,7 @@ def test_burst_of_200_notifications_honours_telegrams_limits_and_reaches_everyon
                 create_notification(topology, f"burst-{c}", texts[c][i])
         got = {c: [m["text"] for m in people[c].read(10, timeout=60)] for c in chats}
         took = time.monotonic() - started
-        time.sleep(4 * TICK_S)  # room for a doubled one to show up
+        wait_for_ticks(topology, "notifications")  # a doubled one would be sent by now
         stats = telegram.stats()
         print(
             f"200 notifications delivered in {took:.1f}s; "
@@ -116,5 +120,6 @@ def test_burst_of_200_notifications_honours_telegrams_limits_and_reaches_everyon
             assert got[c] == [f"🔔 {text}" for text in texts[c]], c
             assert texts_after(people[c]) == [], f"chat {c} got more than its ten"
         assert stats["retry_after_violations"] == 0
-        # Ten per chat at one a second cannot take less than nine seconds.
+        # Ten per chat at one a second cannot take less than nine seconds: the limit itself, a
+        # lower bound no busy machine breaks.
         assert took > 9

@@ -565,6 +565,26 @@ class Topology:
         if process.ready_url:
             self.wait_ready()
 
+    def kill_redis(self) -> None:
+        """SIGKILL the embedded Redis, as a crash does: what its append-only file had not yet
+        synced (up to a second, `appendfsync everysec`) is lost (docs/scenarios.md#unavailable)."""
+        assert self.redis is not None
+        pid = self.redis.pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.redis.stop()  # reaps it; nothing left to flush
+
+    def restart_redis(self) -> None:
+        """Start the embedded Redis again on the same port and data directory (it replays its
+        append-only file); the components reconnect by themselves. Call it from the thread that
+        started the topology: the server dies with the thread that started it."""
+        assert self.redis is not None
+        port = self.redis.port
+        self.redis.start()
+        if self.redis.port != port:  # it tries another port only when its own is taken
+            raise TopologyError(f"Redis could not get its port {port} back")
+
     def logs(self) -> str:
         """Everything every component logged so far (for assertions on log contents)."""
         return "\n".join(p.tail(10**9) for p in self.processes.values())

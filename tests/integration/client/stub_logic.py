@@ -52,6 +52,11 @@ class LeaseTable:
             return False
 
 
+def _set(event: threading.Event) -> threading.Event:
+    event.set()
+    return event
+
+
 def echo(body: Json) -> list[Json]:
     return [{"chat_id": body["chat_id"], "text": f"echo {body['text']}", "buttons": []}]
 
@@ -61,6 +66,8 @@ class StubLogic:
     leases: LeaseTable = field(default_factory=LeaseTable)
     reply: Callable[[Json], list[Json]] = echo
     delay_s: Callable[[Json], float] = lambda body: 0.0
+    # Commands are answered only while it is set: a test holds one in flight as long as it needs.
+    answering: threading.Event = field(default_factory=lambda: _set(threading.Event()))
     # update_id → statuses to answer, one per request, before the real answer.
     failures: dict[int, list[int]] = field(default_factory=dict)
     # By cycle path ("login", "notifications"): messages without their kind, which the path gives.
@@ -106,6 +113,8 @@ def create_stub_app(stub: StubLogic) -> FastAPI:
         delay = stub.delay_s(body)
         if delay:
             await asyncio.sleep(delay)
+        if not stub.answering.is_set():
+            await asyncio.to_thread(stub.answering.wait)
         return _answer(REPLIES_ANSWER, {"replies": stub.reply(body)})
 
     @app.post("/v1/cycles/{path}")

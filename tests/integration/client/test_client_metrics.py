@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from tests.integration.client.conftest import BOT_TOKEN, PersonApi
 from tests.integration.client.stub_logic import INTERNAL_TOKEN
+from tests.support.waiting import eventually
 
 from tggate.bootstrap import run_client
 from tggate.settings import load_settings
@@ -23,14 +24,20 @@ def _free_port() -> int:
 
 
 async def _scrape(url: str) -> str:
-    # The endpoint is up once run_client has started it; wait for that, bounded by attempts.
-    async with httpx.AsyncClient() as http:
-        for _ in range(200):
+    # The endpoint is up once run_client has started it (its imports take seconds on a busy
+    # machine): wait for that, the event itself (issue 9).
+    scraped: list[str] = []
+
+    async def answered() -> bool:
+        async with httpx.AsyncClient() as http:
             try:
-                return (await http.get(url)).text
+                scraped.append((await http.get(url)).text)
             except httpx.ConnectError:
-                await asyncio.sleep(0.05)
-    raise AssertionError(f"{url} never answered")
+                return False
+        return True
+
+    await eventually(answered, what=f"{url} answering")
+    return scraped[-1]
 
 
 def _sample(metrics: str, name: str) -> float:

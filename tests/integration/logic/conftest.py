@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from tests.support.processes import run_component
 from tests.support.sandbox import ADMIN, ADMIN_SECRET, TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
@@ -21,6 +22,8 @@ from tggate_sandbox.reference.main.app import create_app as create_main_app
 
 INTERNAL_TOKEN = "test-internal-token-0123456789abcdef"
 JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"
+# The login pages are not visited here, so their public URL needs no real port.
+AUTH_PUBLIC_URL = "http://auth.example"
 
 
 @dataclass
@@ -31,9 +34,8 @@ class ModuleUrls:
 
 @pytest.fixture(scope="module")
 def modules() -> Iterator[ModuleUrls]:
-    # The login pages are not visited here, so their public URL needs no real port.
     auth = create_auth_app(
-        jwt_secret=JWT_SECRET, public_url="http://auth.example", test_api_secret=TEST_API_SECRET
+        jwt_secret=JWT_SECRET, public_url=AUTH_PUBLIC_URL, test_api_secret=TEST_API_SECRET
     )
     main = create_main_app(
         jwt_secret=JWT_SECRET, admin_secret=ADMIN_SECRET, test_api_secret=TEST_API_SECRET
@@ -60,13 +62,36 @@ def logic_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def second_replica_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
-    """Another Bot Logic on the same Redis: what a second replica behind nginx is."""
-    with run_asgi(_logic_app(modules, redis_url)) as url:
-        yield url
+def replica_processes(
+    modules: ModuleUrls, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[str]]:
+    """Two Bot Logic replicas, each its own process, on the same Redis and modules: what two
+    replicas behind nginx are. They share nothing but Redis, so a lock kept in one process's
+    memory cannot pass for the Redis lock (docs/scenarios.md#single-flight)."""
+    env = {
+        "TGGATE_REDIS_URL": redis_url,
+        "TGGATE_AUTH_URL": modules.auth,
+        "TGGATE_MAIN_URL": modules.main,
+        "TGGATE_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        # The tests hold a module call until an event they wait for: no module timeout or
+        # lock expiry may end the wait first.
+        "TGGATE_HTTP_TIMEOUT_S": "120",
+        "TGGATE_REFRESH_LOCK_TTL_MS": "600000",
+    }
+    logs = tmp_path_factory.mktemp("replicas")
+    with (
+        run_component("logic", env, log_path=logs / "logic-a.log") as a,
+        run_component("logic", env, log_path=logs / "logic-b.log") as b,
+    ):
+        yield [a, b]
 
 
 _update_ids = itertools.count(1)
+
+
+def next_update_id() -> int:
+    """An update id no request of this test run used yet."""
+    return next(_update_ids)
 
 
 @dataclass
@@ -105,7 +130,7 @@ class Bot:
         update_id: int | None = None,
     ) -> httpx.Response:
         body = {
-            "update_id": update_id if update_id is not None else next(_update_ids),
+            "update_id": update_id if update_id is not None else next_update_id(),
             "chat_id": chat_id,
             "command": command,
             "args": args or {},
@@ -139,6 +164,28 @@ class Bot:
     async def main_stats(self) -> dict[str, int]:
         stats: dict[str, int] = (await self.main.get("/test/stats")).json()
         return stats
+
+    async def main_answers(self, route: str) -> dict[str, int]:
+        """How the Main module answered `route` ("GET /api/me"), by status: {"401": 2, …}."""
+        answers: dict[str, dict[str, int]] = (await self.main.get("/test/answers")).json()
+        return answers.get(route, {})
+
+    async def slow(self, module: str, seconds: float, *, route: str | None = None) -> None:
+        """Make the auth or main module slow (only `route` of main, when given); a new delay
+        (0) lets the requests waiting on the old one go on."""
+        http = self.auth if module == "auth" else self.main
+        body: dict[str, Any] = {"seconds": seconds}
+        if route is not None:
+            body["route"] = route
+        response = await http.post("/test/delay", json=body)
+        assert response.status_code == 200, response.text
+
+    async def notifications_at_main(self, identity: str) -> list[str]:
+        """The texts of the notifications the Main module still holds for `identity`."""
+        minted = await self.auth.post("/test/tokens", json={"identity": identity})
+        bearer = {"Authorization": f"Bearer {minted.json()['access_token']}"}
+        held: list[dict[str, str]] = (await self.main.get("/notification", headers=bearer)).json()
+        return [n["text"] for n in held]
 
     async def cycle(self, name: str, **body: int) -> list[dict[str, Any]]:
         response = await self.logic.post(f"/v1/cycles/{name}", json=body)

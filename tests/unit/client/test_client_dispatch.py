@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass
 
 import pytest
+from tests.unit.client.fakes import eventually
 
 from tggate.client.dispatch import ChatDispatcher
 
@@ -60,7 +61,8 @@ async def test_a_chat_waits_for_its_previous_update() -> None:
     dispatcher.submit(Item(1, chat_id=5))
     dispatcher.submit(Item(2, chat_id=5))
     dispatcher.submit(Item(3, chat_id=6))
-    await asyncio.sleep(0.01)
+    # 3 was submitted after 2: had 2 not waited for 1, it would have been handled before 3.
+    await eventually(lambda: 3 in order)
     assert order == [3]  # another chat is not held up
     gate.set()
     assert await dispatcher.join(1)
@@ -89,7 +91,7 @@ async def test_join_times_out_and_cancel_leaves_updates_unfinished() -> None:
     done: list[int] = []
 
     async def handle(item: Item) -> None:
-        await asyncio.sleep(10)
+        await asyncio.Event().wait()  # never done
 
     dispatcher: ChatDispatcher[Item] = ChatDispatcher(handle, max_concurrent=1, on_done=done.append)
     dispatcher.submit(Item(1, chat_id=1))

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.unit.client.fakes import FakeLeases, FakeLogic
+from tests.support.clock import FakeClock
+from tests.unit.client.fakes import FakeLeases, FakeLogic, eventually
 
 from tggate.client.lease import LeaseKeeper
 
 
 async def test_one_holder_at_a_time_and_a_standby_takes_over() -> None:
     leases = FakeLeases()
-    a = LeaseKeeper(logic=FakeLogic(leases), instance="a", ttl_s=0.3)
-    b = LeaseKeeper(logic=FakeLogic(leases), instance="b", ttl_s=0.3)
+    a_logic, b_logic = FakeLogic(leases), FakeLogic(leases)
+    a = LeaseKeeper(logic=a_logic, instance="a", ttl_s=0.3)
+    b = LeaseKeeper(logic=b_logic, instance="b", ttl_s=0.3)
     stop_a, stop_b = asyncio.Event(), asyncio.Event()
     run_a = asyncio.create_task(a.run(stop_a))
     async with asyncio.timeout(1):
         await a.wait_held()
     run_b = asyncio.create_task(b.run(stop_b))
-    await asyncio.sleep(0.5)  # several renewals
+    # Several renewals by a, several refusals for b.
+    await eventually(lambda: len(a_logic.lease_calls) >= 4 and len(b_logic.lease_calls) >= 3)
     assert a.held and not b.held
     stop_a.set()
     await run_a
@@ -30,19 +33,20 @@ async def test_one_holder_at_a_time_and_a_standby_takes_over() -> None:
 
 
 async def test_a_holder_that_cannot_renew_gives_up_before_the_lease_expires() -> None:
-    logic = FakeLogic()
-    keeper = LeaseKeeper(logic=logic, instance="a", ttl_s=0.6)
+    # One clock for the keeper and the server's lease table, moved by the test only.
+    clock = FakeClock()
+    logic = FakeLogic(FakeLeases(monotonic=clock))
+    keeper = LeaseKeeper(logic=logic, instance="a", ttl_s=0.6, monotonic=clock)
     stop = asyncio.Event()
     run = asyncio.create_task(keeper.run(stop))
     async with asyncio.timeout(1):
         await keeper.wait_held()
-    granted_at = asyncio.get_running_loop().time()
     logic.lease_down = True
-    async with asyncio.timeout(2):
-        await keeper.wait_lost()
-    # Lost before the server-side lease (granted for ttl at the last renewal) could run out.
-    assert asyncio.get_running_loop().time() < logic.leases.until
-    assert asyncio.get_running_loop().time() - granted_at < 0.6
+    # Just before the server-side lease (granted for ttl at the last renewal) runs out: by now
+    # the keeper, failing to renew, must have given it up.
+    clock.now = logic.leases.until - 0.01
+    await eventually(lambda: not keeper.held, within_s=30)
+    assert clock() < logic.leases.until
     logic.lease_down = False
     async with asyncio.timeout(2):
         await keeper.wait_held()

@@ -58,7 +58,8 @@ async def test_offset_is_confirmed_only_after_handling() -> None:
     telegram.inject(1, "/help")  # 1: held up
     telegram.inject(2, "/help")  # 2: done at once
     await eventually(lambda: handled == [2])
-    await asyncio.sleep(0.05)
+    fetched = len(telegram.fetches)
+    await eventually(lambda: len(telegram.fetches) >= fetched + 2)  # it polled on since
     # Telegram was never asked with an offset past the unfinished update 1.
     assert telegram.confirmed_below <= 1
     assert poller.offset == 1
@@ -111,17 +112,20 @@ async def test_other_updates_are_confirmed_without_handling() -> None:
 async def test_shutdown_finishes_in_flight_updates_then_confirms() -> None:
     telegram = FakeTelegram()
     handled: list[int] = []
+    started, finish = asyncio.Event(), asyncio.Event()
 
     async def handle(update: IncomingMessage | CallbackPress) -> None:
-        await asyncio.sleep(0.1)
+        started.set()
+        await finish.wait()  # in flight until the stop came
         handled.append(update.update_id)
 
     telegram.inject(1, "/help")
     poller = make(telegram, handle)
     stop = asyncio.Event()
     run = asyncio.create_task(poller.run(stop))
-    await eventually(lambda: poller.offset == 1 and telegram.fetches)
+    await eventually(lambda: started.is_set() and telegram.fetches)
     stop.set()
+    finish.set()
     assert await run == 2
     assert handled == [1]
     assert telegram.fetches[-1] == (2, 0, 1)  # the final confirming call
@@ -202,13 +206,16 @@ async def test_stop_abandons_a_long_poll_at_once() -> None:
     async def handle(update: IncomingMessage | CallbackPress) -> None:
         pass
 
+    # A long poll of 50 s: waiting it out would take the run past the bound below, which only
+    # ends a hopeless wait (an abandoned poll returns at once).
     poller = Poller(telegram=telegram, handle=handle, max_concurrent_chats=1, poll_timeout_s=50)
     stop = asyncio.Event()
     run = asyncio.create_task(poller.run(stop))
     await eventually(lambda: telegram.fetches)
     stop.set()
-    async with asyncio.timeout(1):
+    async with asyncio.timeout(40):
         assert await run is None
+    assert len(telegram.fetches) == 1  # the one long poll, abandoned
 
 
 class CheckingTelegram(FakeTelegram):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+from tests.unit.client.fakes import eventually
+
 from tggate.client.ratelimit import GlobalPermits, SendLimiter
 
 
@@ -43,16 +45,24 @@ def test_retry_after_holds_only_that_chat_and_never_shortens() -> None:
 async def test_global_permits_count_the_window_from_each_answer() -> None:
     permits = GlobalPermits(global_per_s=50)  # 50 permits, each back 1 s after its answer
     loop = asyncio.get_running_loop()
-    started = loop.time()
+    inside = 0
+    answer = asyncio.Event()
     answered: list[float] = []
 
-    async def send(latency_s: float) -> None:
+    async def send() -> None:
+        nonlocal inside
         async with permits.permit():
-            await asyncio.sleep(latency_s)
+            inside += 1
+            await answer.wait()
             answered.append(loop.time())
 
-    await asyncio.gather(*(send(0.05) for _ in range(50)))
-    assert loop.time() - started < 0.5  # a full window's worth goes at once
-    await send(0)
-    # The 51st waited until one window after the first answer.
+    sends = [asyncio.create_task(send()) for _ in range(50)]
+    try:
+        await eventually(lambda: inside == 50, within_s=10)  # a full window's worth at once
+    finally:
+        answer.set()
+        await asyncio.gather(*sends)
+    await send()
+    # The 51st waited until one window after the first answer: the permit's requirement itself,
+    # a lower bound a busy machine cannot break (call_later never fires early).
     assert answered[-1] >= min(answered[:-1]) + 1.0 - 0.01

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import itertools
 
-from tests.unit.client.fakes import FakeTelegram, Sent
+from tests.support.clock import FakeClock
+from tests.unit.client.fakes import FakeTelegram, Sent, eventually
 
 from tggate.client.base import Rejected, RetryLater, Unavailable
 from tggate.client.retry import Backoff
 from tggate.client.sender import Delivery, Sender, usable_keyboard
-from tggate.core.replies import Button, Reply
+from tggate.core.replies import Button, Keyboard, Reply
 
 INSTANT = Backoff(initial_s=0, max_s=0)
 
@@ -29,28 +30,76 @@ async def test_long_text_goes_in_order_with_buttons_on_the_last_piece() -> None:
     assert [m.buttons for m in telegram.sent] == [(), (), keyboard]
 
 
+class VirtualTime:
+    """The sender's clock and sleep (issue 9: no timed assertions). A wait moves the clock on at
+    once and is written down; a wait of at least `hold_s` lasts until `release()` as well, so a
+    test can act while a chat is paused."""
+
+    def __init__(self, *, hold_s: float = float("inf")) -> None:
+        self.clock = FakeClock()
+        self.waits: list[float] = []
+        self._hold_s = hold_s
+        self._released = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if seconds >= self._hold_s:
+            await self._released.wait()
+        self.clock.advance(seconds)
+        await asyncio.sleep(0)
+
+    def release(self) -> None:
+        self._released.set()
+
+
+def make_virtual(telegram: FakeTelegram, time: VirtualTime, *, per_chat: float = 0.0) -> Sender:
+    return Sender(
+        telegram,
+        global_per_s=1000,
+        per_chat_interval_s=per_chat,
+        backoff=INSTANT,
+        monotonic=time.clock,
+        sleep=time.sleep,
+    )
+
+
 async def test_a_429_pauses_only_that_chat() -> None:
     telegram = FakeTelegram()
-    telegram.send_errors[1] = [RetryLater(0.3)]
-    sender = make(telegram)
-    started = time.monotonic()
+    telegram.send_errors[1] = [RetryLater(30)]
+    time = VirtualTime(hold_s=1)  # the global spacing (1 ms here) passes; the 429's pause holds
+    sender = make_virtual(telegram, time)
     slow = asyncio.create_task(sender.send(1, Reply("to the limited chat")))
-    await asyncio.sleep(0.05)
-    assert await sender.send(2, Reply("to another chat")) is Delivery.SENT
-    assert telegram.sent == [Sent(2, "to another chat")]
+    await eventually(lambda: 30 in time.waits)  # chat 1 is paused for its retry_after
+    other = asyncio.create_task(sender.send(2, Reply("to another chat")))
+    # Done, or paused too (a second long wait): whichever comes first.
+    await eventually(lambda: other.done() or len([w for w in time.waits if w >= 1]) > 1)
+    time.release()
+    assert other.done(), "the other chat waited for chat 1's pause"
+    assert await other is Delivery.SENT
+    assert telegram.sent == [Sent(2, "to another chat")]  # while chat 1 still waits
     assert await slow is Delivery.SENT
-    assert time.monotonic() - started >= 0.3
-    assert telegram.sent[-1] == Sent(1, "to the limited chat")
+    assert telegram.sent == [Sent(2, "to another chat"), Sent(1, "to the limited chat")]
+    assert [w for w in time.waits if w >= 1] == [30]
 
 
 async def test_per_chat_interval_and_order() -> None:
     telegram = FakeTelegram()
-    sender = make(telegram, per_chat=0.05)
-    started = time.monotonic()
+    time = VirtualTime()
+    left_at: list[float] = []
+    original = telegram.send_message
+
+    async def timed(*, chat_id: int, text: str, buttons: Keyboard = ()) -> None:
+        left_at.append(time.clock())
+        await original(chat_id=chat_id, text=text, buttons=buttons)
+
+    telegram.send_message = timed  # type: ignore[method-assign]
+    sender = make_virtual(telegram, time, per_chat=0.05)
     results = await asyncio.gather(*(sender.send(1, Reply(f"m{i}")) for i in range(5)))
     assert results == [Delivery.SENT] * 5
     assert telegram.texts(1) == [f"m{i}" for i in range(5)]
-    assert time.monotonic() - started >= 0.2
+    # Each message left at least the interval after the one before it (virtual seconds).
+    gaps = [b - a for a, b in itertools.pairwise(left_at)]
+    assert len(gaps) == 4 and all(gap >= 0.05 - 1e-6 for gap in gaps), gaps
 
 
 async def test_a_refused_message_is_dropped_and_a_bad_button_costs_only_the_buttons() -> None:

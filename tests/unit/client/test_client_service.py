@@ -38,7 +38,8 @@ async def test_only_the_lease_holder_polls_and_ticks_and_a_standby_takes_over() 
     run_a = asyncio.create_task(a.run(stop_a))
     await eventually(lambda: tg_a.fetches)
     run_b = asyncio.create_task(b.run(stop_b))
-    await asyncio.sleep(0.3)
+    # b asked for the lease three times and was refused each time: it neither polled nor ticked.
+    await eventually(lambda: len(logic_b.lease_calls) >= 3)
     assert tg_b.fetches == [] and logic_b.cycle_calls == []
     assert logic_a.cycle_calls
     assert [language for language, _ in tg_a.menus] == [None, "ru", "en"]
@@ -67,7 +68,8 @@ async def test_losing_the_lease_stops_polling_and_regaining_it_resumes() -> None
     logic.lease_down = True
     await eventually(lambda: client.offset == 2)  # it went standby and kept its offset
     fetched = len(telegram.fetches)
-    await asyncio.sleep(0.3)
+    asked = len(logic.lease_calls)
+    await eventually(lambda: len(logic.lease_calls) >= asked + 3)  # three more refusals
     assert len(telegram.fetches) == fetched
     logic.lease_down = False
     telegram.inject(1, "/start")

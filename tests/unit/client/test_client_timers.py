@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.unit.client.fakes import FakeLogic, FakeTelegram, message
+from tests.unit.client.fakes import FakeLogic, FakeTelegram, eventually, message
 
 from tggate.client.base import LogicUnavailable, Rejected, Unavailable
 from tggate.client.retry import Backoff
@@ -92,8 +92,7 @@ async def test_ticks_never_overlap() -> None:
     logic.cycle = slow_cycle  # type: ignore[method-assign]
     stop = asyncio.Event()
     task = asyncio.create_task(make(telegram, logic, shards=1).run(stop))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: ticks >= 4)
     stop.set()
     await task
     assert peak == 1
-    assert 2 <= ticks <= 6

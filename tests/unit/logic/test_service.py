@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from tests.support.clock import FakeClock
 from tests.support.commands import TABLE
+from tests.support.waiting import eventually
 
 from tggate.adapters.memory_store import MemorySessionStore
 from tggate.core.commands import parse_command_table
@@ -38,7 +39,8 @@ class FakeAuth:
         default_factory=lambda: Refreshed("access-2", "refresh-2")
     )
     calls: list[str] = field(default_factory=list)
-    refresh_delay_s: float = 0.0
+    # When set, /refresh answers only once it is (the module held slow until a test's event).
+    refresh_gate: asyncio.Event | None = None
     users: list[TelegramUser | None] = field(default_factory=list)
 
     async def start_login(
@@ -62,7 +64,8 @@ class FakeAuth:
         self, *, refresh_token: str
     ) -> Refreshed | RefreshRejected | ModuleUnavailable:
         self.calls.append("refresh")
-        await asyncio.sleep(self.refresh_delay_s)
+        if self.refresh_gate is not None:
+            await self.refresh_gate.wait()
         return self.refresh_answer
 
     async def logout_everywhere(self, *, refresh_token: str) -> ModuleUnavailable | None:
@@ -164,12 +167,17 @@ async def test_a_failing_command_releases_its_claim() -> None:
 
 
 async def test_refresh_is_single_flight_within_a_replica() -> None:
-    logic, store, auth, _main = make()
-    auth.refresh_delay_s = 0.05
+    logic, store, auth, main = make()
+    auth.refresh_gate = asyncio.Event()  # /refresh held until every command saw its 401
     await store.replace(42, Authorized("access-1", "refresh-1"), expect=None)
-    replies = await asyncio.gather(*(logic.run_command(me()) for _ in range(20)))
-    assert all("Alice" in r[0].text for r in replies)
+    commands = asyncio.gather(*(logic.run_command(me()) for _ in range(20)))
+    expired = "GET /api/me access-1"
+    await eventually(lambda: main.calls.count(expired) == 20)
+    auth.refresh_gate.set()
+    replies = await commands
     assert auth.calls.count("refresh") == 1
+    assert main.calls.count(expired) == 20
+    assert all("Alice" in r[0].text for r in replies)
     stored = await store.load(42)
     assert stored is not None and stored.session == Authorized("access-2", "refresh-2")
 

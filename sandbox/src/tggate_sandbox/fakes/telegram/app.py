@@ -258,7 +258,11 @@ def _test_router(telegram: FakeTelegram) -> APIRouter:
             telegram.wait_for_bot_messages(chat_id, count=count, timeout_s=timeout_s, after=after),
         )
         messages, complete = answer if answer is not None else ([], False)
-        return JSONResponse(messages, status_code=200 if complete else 408)
+        if complete:
+            return JSONResponse(messages)
+        # Issue 9: a 4xx says what went wrong; what did come is still there for the test.
+        detail = f"{len(messages)} of the {count} bot messages wanted came within {timeout_s} s"
+        return JSONResponse({"detail": detail, "messages": messages}, status_code=408)
 
     return router
 

@@ -2,6 +2,8 @@
 
 The lock is an `asyncio.Condition`: every change notifies it, so a long-polling `getUpdates` and a
 test's `/_test/wait` wake up as soon as there is something for them, without sleep-polling.
+`stats()["waiting"]` counts the requests waiting so right now: a test that must know a long poll
+has started waits for that count instead of sleeping (issue 9).
 """
 
 from __future__ import annotations
@@ -201,6 +203,7 @@ class FakeTelegram:
         self._wall_clock = wall_clock
         self._changed = asyncio.Condition()
         self._poll_generation = 0
+        self._waiting = 0
         self._webhook_options = webhook or WebhookOptions()
         self._delivery: WebhookDelivery | None = None
         self._reset()
@@ -225,6 +228,7 @@ class FakeTelegram:
         self._callbacks: dict[str, CallbackQuery] = {}
         self._next_callback = _FIRST_CALLBACK_QUERY_ID
         self._calls: Counter[str] = Counter()
+        self._conflicts = 0  # long polls ended by a newer getUpdates (409)
         self._rate_limited = 0
         self._retry_after_violations = 0
 
@@ -272,18 +276,16 @@ class FakeTelegram:
             batch = self._batch(limit)
             if batch or timeout == 0:
                 return batch
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._changed.wait_for(
-                        lambda: (
-                            self._poll_generation != mine
-                            or bool(self._webhook_url)
-                            or bool(self._updates)
-                        )
-                    )
-            except TimeoutError:
+            woken = await self._wait_for(
+                lambda: (
+                    self._poll_generation != mine or bool(self._webhook_url) or bool(self._updates)
+                ),
+                timeout_s=timeout,
+            )
+            if not woken:
                 return []
             if self._poll_generation != mine:
+                self._conflicts += 1
                 raise conflict(_TERMINATED)
             if self._webhook_url:
                 raise conflict(_WEBHOOK_ACTIVE)
@@ -746,12 +748,8 @@ class FakeTelegram:
             return sum(1 for m in chat.messages if m.from_bot and m.message_id > after) >= count
 
         async with self._changed:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._changed.wait_for(enough)
-            except TimeoutError:
-                return self.messages(chat_id, bot_only=True, after=after), False
-            return self.messages(chat_id, bot_only=True, after=after), True
+            enough_now = await self._wait_for(enough, timeout_s=timeout_s)
+            return self.messages(chat_id, bot_only=True, after=after), enough_now
 
     async def wait_until(self, ready: Callable[[], bool], *, timeout_s: float) -> bool:
         """Wait until `ready()` holds (checked under the lock after every change); False on timeout.
@@ -759,12 +757,20 @@ class FakeTelegram:
         The web chat's long poll uses it to wake up on any change to a chat, edits included.
         """
         async with self._changed:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._changed.wait_for(ready)
-            except TimeoutError:
-                return False
-            return True
+            return await self._wait_for(ready, timeout_s=timeout_s)
+
+    async def _wait_for(self, ready: Callable[[], bool], *, timeout_s: float) -> bool:
+        """Holding the lock: wait until `ready()`; False on timeout. Counted in `waiting` from
+        before the lock is let go, so a change made once a test saw the count wakes this wait."""
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._changed.wait_for(ready)
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting -= 1
+        return True
 
     def stats(self) -> dict[str, object]:
         return {
@@ -772,6 +778,8 @@ class FakeTelegram:
             "rate_limited": self._rate_limited,
             "retry_after_violations": self._retry_after_violations,
             "pending_updates": len(self._updates),
+            "waiting": self._waiting,
+            "poll_conflicts": self._conflicts,
             "webhook_requests": self._delivery.requests if self._delivery is not None else 0,
             "next_update_id": self._next_update_id,
             "webhook_url": self._webhook_url,

@@ -356,7 +356,7 @@ def _test_router(
 
     @router.post("/delay")
     async def set_delay(body: DelayRequest) -> dict[str, float]:
-        instrument.delay_s = body.seconds
-        return {"seconds": instrument.delay_s}
+        instrument.delay.set(body.seconds)  # requests waiting on the old delay go on now
+        return {"seconds": instrument.delay.seconds}
 
     return router

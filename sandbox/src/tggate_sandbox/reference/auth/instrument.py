@@ -1,5 +1,5 @@
 """Instruments for tests: calls per endpoint of docs/openapi/auth.yaml and an artificial delay
-("module slow").
+("module slow", `tggate_sandbox.reference.delay`).
 
 A pure ASGI middleware rather than a dependency, so even a request with a malformed body is
 counted and delayed like any other.
@@ -7,10 +7,11 @@ counted and delayed like any other.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tggate_sandbox.reference.delay import Delay
 
 __all__ = ["Instrument", "InstrumentMiddleware"]
 
@@ -20,7 +21,7 @@ class Instrument:
 
     def __init__(self, endpoints: Mapping[str, str]) -> None:
         self._endpoints = dict(endpoints)  # path -> name in the stats
-        self.delay_s = 0.0
+        self.delay = Delay()
         self.counts = dict.fromkeys(self._endpoints.values(), 0)
 
     def name_of(self, path: str) -> str | None:
@@ -40,6 +41,5 @@ class InstrumentMiddleware:
             name = self._instrument.name_of(scope["path"])
             if name is not None:
                 self._instrument.counts[name] += 1
-                if self._instrument.delay_s > 0:
-                    await asyncio.sleep(self._instrument.delay_s)
+                await self._instrument.delay.wait()
         await self._app(scope, receive, send)

@@ -7,7 +7,7 @@ read and deleted by their person, and created through the admin API (`POST /noti
 `/notifications/broadcast`, with the admin secret in `X-Admin-Secret`) or by hand on the `/notify`
 page, which signs in with the same secret (pages.py). Without an admin secret both are off: a
 notification is a message the bot pushes into someone's Telegram, nothing to leave open (issue 9).
-With a `test_api_secret`, `/test` instruments the module (stats, delay).
+With a `test_api_secret`, `/test` instruments the module (stats, answers by status, delay).
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at
@@ -220,7 +220,8 @@ def _add_notifications(
 
 
 def _add_test_api(app: FastAPI, instrument: Instrument, *, guard: SecretHeader) -> None:
-    """Instruments for tests: calls per route template, reset, and an artificial delay."""
+    """Instruments for tests: calls per route template, their answers by status, reset, and an
+    artificial delay (a new one cuts short the requests waiting on the old one)."""
     guarded = [Depends(guard)]
 
     @app.get("/test/stats", tags=["test"], dependencies=guarded)
@@ -232,7 +233,13 @@ def _add_test_api(app: FastAPI, instrument: Instrument, *, guard: SecretHeader) 
         instrument.reset()
         return {}
 
+    @app.get("/test/answers", tags=["test"], dependencies=guarded)
+    async def answers() -> dict[str, dict[str, int]]:
+        """Answers per route template and status: {"GET /api/me": {"401": 2, "200": 1}}."""
+        return {key: dict(by_status) for key, by_status in instrument.answers.items()}
+
     @app.post("/test/delay", tags=["test"], dependencies=guarded)
     async def set_delay(body: DelayRequest) -> dict[str, float]:
-        instrument.delay_s = body.seconds
-        return {"seconds": instrument.delay_s}
+        instrument.delayed_route = body.route
+        instrument.delay.set(body.seconds)
+        return {"seconds": instrument.delay.seconds}

@@ -94,3 +94,5 @@ class BroadcastDone(BaseModel):
 
 class DelayRequest(_Body):
     seconds: float = Field(ge=0, le=600, allow_inf_nan=False)
+    # Only this route ("DELETE /notification", as /test/stats names it); every route without.
+    route: str | None = Field(default=None, max_length=200)

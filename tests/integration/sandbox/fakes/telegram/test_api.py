@@ -37,6 +37,7 @@ from aiogram.types import (
 from tests.support.clock import FakeClock
 from tests.support.sandbox import TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
+from tests.support.waiting import eventually
 
 from tggate_sandbox.fakes.telegram import create_app
 
@@ -101,12 +102,18 @@ async def raw_call(http: httpx.AsyncClient, method: str, **kwargs: Any) -> httpx
 
 
 async def wait_until_polling(http: httpx.AsyncClient, calls: int) -> None:
-    """Until the fake has seen `calls` getUpdates requests (then a moment for the wait to start)."""
-    deadline = time.monotonic() + 5
-    while (await stats(http))["calls"].get("getUpdates", 0) < calls:
-        assert time.monotonic() < deadline, "getUpdates never reached the fake"
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)
+    """Until the fake has seen `calls` getUpdates requests and one of them waits (the fake counts
+    waiting requests: no guess at how long the wait takes to start)."""
+
+    async def polling() -> bool:
+        counters = await stats(http)
+        return counters["calls"].get("getUpdates", 0) >= calls and counters["waiting"] >= 1
+
+    await eventually(polling, what="a waiting getUpdates")
+
+
+async def _waiting(http: httpx.AsyncClient) -> bool:
+    return bool((await stats(http))["waiting"] >= 1)
 
 
 def pairs(commands: list[BotCommand]) -> list[tuple[str, str]]:
@@ -345,14 +352,13 @@ async def test_limit_and_allowed_updates(bot: Bot, http: httpx.AsyncClient) -> N
 async def test_a_long_poll_wakes_up_when_an_update_arrives(
     bot: Bot, http: httpx.AsyncClient
 ) -> None:
-    poll = asyncio.create_task(bot.get_updates(timeout=10))
+    # A poll that ran out would answer []: the update in the answer is what woke it.
+    poll = asyncio.create_task(bot.get_updates(timeout=50, request_timeout=70))
     await wait_until_polling(http, 1)
-    started = time.monotonic()
 
     await inject(http, "/start")
-    updates = await asyncio.wait_for(poll, 5)
+    updates = await poll
 
-    assert time.monotonic() - started < 2
     assert [u.message.text for u in updates if u.message] == ["/start"]
 
 
@@ -360,25 +366,26 @@ async def test_a_long_poll_times_out_empty(bot: Bot) -> None:
     started = time.monotonic()
 
     assert await bot.get_updates(timeout=1) == []
-    assert 0.9 <= time.monotonic() - started < 3
+    # It waited its timeout: the requirement itself, a lower bound no busy machine breaks.
+    assert time.monotonic() - started >= 0.9
 
 
 async def test_a_second_poller_ends_the_first_with_409(bot: Bot, http: httpx.AsyncClient) -> None:
-    first = asyncio.create_task(bot.get_updates(timeout=10))
+    first = asyncio.create_task(bot.get_updates(timeout=50, request_timeout=70))
     await wait_until_polling(http, 1)
 
     second = await bot.get_updates(timeout=1)
 
     assert second == []
     with pytest.raises(TelegramConflictError, match="terminated by other getUpdates request"):
-        await asyncio.wait_for(first, 5)
+        await first
 
 
 async def test_get_updates_conflicts_with_a_webhook(bot: Bot, http: httpx.AsyncClient) -> None:
-    waiting = asyncio.create_task(bot.get_updates(timeout=10))
+    waiting = asyncio.create_task(bot.get_updates(timeout=50, request_timeout=70))
     await wait_until_polling(http, 1)
     await inject(http, "/start")  # wakes the poll; it returns the update
-    assert len(await asyncio.wait_for(waiting, 5)) == 1
+    assert len(await waiting) == 1
 
     assert await bot.set_webhook("https://bot.example/hook", secret_token="s3cret") is True
 
@@ -394,13 +401,13 @@ async def test_get_updates_conflicts_with_a_webhook(bot: Bot, http: httpx.AsyncC
 
 
 async def test_setting_a_webhook_ends_a_waiting_poll(bot: Bot, http: httpx.AsyncClient) -> None:
-    waiting = asyncio.create_task(bot.get_updates(timeout=10))
+    waiting = asyncio.create_task(bot.get_updates(timeout=50, request_timeout=70))
     await wait_until_polling(http, 1)
 
     await bot.set_webhook("https://bot.example/hook")
 
     with pytest.raises(TelegramConflictError, match="webhook is active"):
-        await asyncio.wait_for(waiting, 5)
+        await waiting
 
 
 async def test_aiogram_polling_runs_a_bot_against_the_fake(
@@ -658,24 +665,26 @@ async def test_a_429_answer_is_raw_telegram(http: httpx.AsyncClient) -> None:
 async def test_wait_returns_when_the_bot_has_answered(bot: Bot, http: httpx.AsyncClient) -> None:
     await inject(http, "/start")
     waiting = asyncio.create_task(
-        http.get("/_test/wait", params={"chat_id": CHAT, "count": 2, "timeout": 10})
+        http.get("/_test/wait", params={"chat_id": CHAT, "count": 2, "timeout": 25})
     )
-    await asyncio.sleep(0.1)
+    await eventually(lambda: _waiting(http), what="the waiting /_test/wait")
     await bot.send_message(CHAT, "one")
     await bot.send_message(CHAT, "two")
 
-    response = await asyncio.wait_for(waiting, 5)
+    response = await waiting
 
     assert response.status_code == 200
     assert [m["text"] for m in response.json()] == ["one", "two"]
     timed_out = await http.get("/_test/wait", params={"chat_id": CHAT, "count": 3, "timeout": 0.2})
     assert timed_out.status_code == 408
-    assert len(timed_out.json()) == 2
+    assert timed_out.json()["detail"] == "2 of the 3 bot messages wanted came within 0.2 s"
+    assert len(timed_out.json()["messages"]) == 2
     after = await http.get("/_test/wait", params={"chat_id": CHAT, "after": 2, "timeout": 0.2})
     assert [m["text"] for m in after.json()] == ["two"]
 
 
 async def test_a_burst_of_a_thousand_in_and_out(bot: Bot, http: httpx.AsyncClient) -> None:
+    # A correctness test: how fast it runs is bench/'s business (issue 9: no timed assertions).
     started = time.monotonic()
     burst = [{"chat_id": 1000 + i, "text": f"/start {i}"} for i in range(1000)]
 
@@ -697,7 +706,7 @@ async def test_a_burst_of_a_thousand_in_and_out(bot: Bot, http: httpx.AsyncClien
     counters = await stats(http)
     assert counters["calls"]["sendMessage"] == 1000
     assert counters["pending_updates"] == 0
-    assert elapsed < 15, f"1000 in and 1000 out took {elapsed:.1f}s"
+    print(f"1000 in and 1000 out took {elapsed:.1f}s")
     chats = (await http.get("/_test/chats")).json()
     assert len(chats) == 1000 and all(c["bot_messages"] == 1 for c in chats)
 

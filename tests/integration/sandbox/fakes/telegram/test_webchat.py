@@ -9,7 +9,6 @@ Telegram app: it needs no test API secret, and it reaches its own person's chat 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from tests.support.sandbox import TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
+from tests.support.waiting import eventually
 
 from tggate_sandbox.fakes.telegram import create_app
 from tggate_sandbox.fakes.telegram.webchat import KEY_HEADER
@@ -36,6 +36,16 @@ async def http(shared: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=shared, timeout=30) as client:
         (await client.post("/_test/reset", headers=TEST_API)).raise_for_status()
         yield client
+
+
+async def until_waiting(http: httpx.AsyncClient) -> None:
+    """Until a long poll is waiting at the fake (its own count, not a guess at a duration)."""
+
+    async def waiting() -> bool:
+        stats = (await http.get("/_test/stats", headers=TEST_API)).json()
+        return int(stats["waiting"]) >= 1
+
+    await eventually(waiting, what="a waiting long poll")
 
 
 def key_of(person: dict[str, Any]) -> dict[str, str]:
@@ -273,14 +283,14 @@ async def test_pressing_a_button_makes_a_callback_query(http: httpx.AsyncClient)
     waiting = asyncio.create_task(
         http.get(
             f"/webchat/api/chats/{chat_id}/callbacks/{query['id']}",
-            params={"timeout": 10},
+            params={"timeout": 50},
             headers=key_of(anna),
         )
     )
-    await asyncio.sleep(0.05)
+    await until_waiting(http)
     assert not waiting.done()
     await bot_call(http, "answerCallbackQuery", callback_query_id=query["id"], text="Opening…")
-    answer = await asyncio.wait_for(waiting, 5)
+    answer = await waiting  # answered, not timed out: the answer says so
     assert answer.json() == {"answered": True, "text": "Opening…"}
 
 
@@ -290,31 +300,32 @@ async def test_a_long_poll_returns_as_soon_as_the_chat_changes(http: httpx.Async
     await say(http, anna, "/start")
     first = await messages(http, anna)
 
-    started = time.monotonic()
-    poll = asyncio.create_task(messages(http, anna, revision=first["revision"], timeout=20))
-    await asyncio.sleep(0.1)
+    # Each poll is waiting before the change is made (the fake counts waiting requests), and
+    # answers with the change: a poll that ran out would answer with nothing new.
+    poll = asyncio.create_task(messages(http, anna, revision=first["revision"], timeout=50))
+    await until_waiting(http)
     assert not poll.done()
     sent = await bot_call(http, "sendMessage", chat_id=chat_id, text="Hi!")
-    changed = await asyncio.wait_for(poll, 5)
-    assert time.monotonic() - started < 2
+    changed = await poll
     assert changed["revision"] != first["revision"]
     assert changed["messages"][-1]["text"] == "Hi!"
 
     # An edit is a change too.
-    poll = asyncio.create_task(messages(http, anna, revision=changed["revision"], timeout=20))
-    await asyncio.sleep(0.1)
+    poll = asyncio.create_task(messages(http, anna, revision=changed["revision"], timeout=50))
+    await until_waiting(http)
     await bot_call(
         http, "editMessageText", chat_id=chat_id, message_id=sent["message_id"], text="Hi again!"
     )
-    edited = await asyncio.wait_for(poll, 5)
+    edited = await poll
+    assert edited["revision"] != changed["revision"]
     assert edited["messages"][-1]["text"] == "Hi again!"
 
     # Without a revision the poll waits for a newer message.
-    poll = asyncio.create_task(messages(http, anna, after=sent["message_id"], timeout=20))
-    await asyncio.sleep(0.1)
+    poll = asyncio.create_task(messages(http, anna, after=sent["message_id"], timeout=50))
+    await until_waiting(http)
     assert not poll.done()
     await say(http, anna, "thanks")
-    newer = await asyncio.wait_for(poll, 5)
+    newer = await poll
     assert [m["text"] for m in newer["messages"]] == ["thanks"]
 
 
