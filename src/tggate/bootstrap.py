@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -10,15 +11,22 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 from fastapi import FastAPI
-from redis.asyncio import BlockingConnectionPool, Redis
+from pydantic import SecretStr
 
 from tggate.adapters.auth_http import HttpAuthModule
 from tggate.adapters.embedded_redis import EmbeddedRedis
 from tggate.adapters.http_base import JsonHttp
 from tggate.adapters.main_http import HttpMainModule
+from tggate.adapters.redis_connect import (
+    RedisOptions,
+    RedisUrlError,
+    check_redis_url,
+    connect_redis,
+)
 from tggate.adapters.redis_store import RedisSessionStore
 from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
 from tggate.core.commands import CommandTable, CommandTableError, load_command_table
+from tggate.core.ports import StoreUnavailable
 from tggate.logic.app import create_app as create_logic_app
 from tggate.logic.metrics import LogicMetrics
 from tggate.logic.service import BotLogic
@@ -28,12 +36,15 @@ if TYPE_CHECKING:
     # Imported where used: Bot Logic's processes need nothing of the Telegram Client.
     from tggate.client.service import ClientOptions
 
+log = logging.getLogger("tggate.bootstrap")
+
 __all__ = [
     "build_logic_app",
     "client_options",
     "command_table",
     "logic_app_from_environment",
-    "open_redis",
+    "open_store",
+    "redis_options",
     "redis_url_or_embedded",
     "run_client",
 ]
@@ -66,18 +77,32 @@ def redis_url_or_embedded(settings: Settings) -> Iterator[str]:
         yield server.url
 
 
-def open_redis(url: str, settings: Settings) -> Redis:
-    # A blocking pool: a burst waits for a free connection instead of failing with
-    # MaxConnectionsError (redis-py's default pool raises once it has 100 connections).
-    pool = BlockingConnectionPool.from_url(
-        url,
+def redis_options(settings: Settings) -> RedisOptions:
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    return RedisOptions(
+        username=settings.redis_username,
+        password=secret(settings.redis_password),
+        sentinel_password=secret(settings.redis_sentinel_password),
+        timeout_s=settings.redis_timeout_s,
         max_connections=settings.redis_max_connections,
-        timeout=settings.redis_timeout_s * 5,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
-        health_check_interval=30,
     )
-    return Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
+
+
+@asynccontextmanager
+async def open_store(settings: Settings, redis_url: str) -> AsyncIterator[RedisSessionStore]:
+    """The session store on `redis_url`, its layout checked, closed at the end."""
+    async with connect_redis(redis_url, redis_options(settings)) as redis:
+        store = RedisSessionStore(
+            redis, buckets=settings.redis_buckets, cipher=token_cipher(settings)
+        )
+        try:
+            await store.check_layout()
+        except StoreUnavailable as error:
+            # Bot Logic starts while Redis is down (/readyz says so); the check runs next start.
+            log.warning("Redis unreachable at start (%s); its layout is not checked", error)
+        yield store
 
 
 def _json_http(settings: Settings, session: aiohttp.ClientSession, url: str, name: str) -> JsonHttp:
@@ -95,35 +120,33 @@ async def open_logic(
     settings: Settings, redis_url: str, table: CommandTable, metrics: LogicMetrics
 ) -> AsyncIterator[BotLogic]:
     """Bot Logic with its Redis client and one aiohttp session per module, closed at the end."""
-    redis = open_redis(redis_url, settings)
-    try:
-        async with (
-            _client_session(settings) as auth_session,
-            _client_session(settings) as main_session,
-        ):
-            yield BotLogic(
-                store=RedisSessionStore(redis, cipher=token_cipher(settings)),
-                auth=HttpAuthModule(
-                    _json_http(settings, auth_session, str(settings.auth_url), "auth")
-                ),
-                main=HttpMainModule(
-                    _json_http(settings, main_session, str(settings.main_url), "main")
-                ),
-                table=table,
-                metrics=metrics,
-                update_ttl_s=settings.update_ttl_s,
-                # Longer than the worst command: a check, two actions and a refresh in a row.
-                claim_ttl_s=int(settings.http_timeout_s * 4) + 5,
-                refresh_lock_ttl_ms=settings.refresh_lock_ttl_ms,
-                cycle_concurrency=settings.cycle_concurrency,
-            )
-    finally:
-        await redis.aclose()
+    async with (
+        open_store(settings, redis_url) as store,
+        _client_session(settings) as auth_session,
+        _client_session(settings) as main_session,
+    ):
+        yield BotLogic(
+            store=store,
+            auth=HttpAuthModule(_json_http(settings, auth_session, str(settings.auth_url), "auth")),
+            main=HttpMainModule(_json_http(settings, main_session, str(settings.main_url), "main")),
+            table=table,
+            metrics=metrics,
+            update_ttl_s=settings.update_ttl_s,
+            claim_ttl_s=settings.claim_ttl_s,
+            # A retry of an update whose replica died waits here until the claim lapses.
+            in_progress_wait_s=settings.claim_ttl_s + 2,
+            refresh_lock_ttl_ms=settings.refresh_lock_ttl_ms,
+            cycle_concurrency=settings.cycle_concurrency,
+        )
 
 
 def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
     table = command_table(settings)
     token_cipher(settings)  # a bad key stops start-up here, not at the first request
+    try:
+        check_redis_url(redis_url)
+    except RedisUrlError as error:
+        raise SettingsError(f"TGGATE_REDIS_URL: {error}") from None
     metrics = LogicMetrics()
     return create_logic_app(
         open_logic=lambda: open_logic(settings, redis_url, table, metrics),

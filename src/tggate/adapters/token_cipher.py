@@ -52,6 +52,18 @@ class TokenCipher:
                 "a stored token does not open with the configured keys"
             ) from None
 
+    def seal_bytes(self, data: bytes) -> str:
+        """`data` sealed as url-safe text, without a prefix (the caller marks its format)."""
+        return self._fernet.encrypt(data).decode()
+
+    def open_bytes(self, value: str) -> bytes:
+        try:
+            return self._fernet.decrypt(value.encode())
+        except InvalidToken:
+            raise TokenCipherError(
+                "a stored value does not open with the configured keys"
+            ) from None
+
     def seal_session(self, session: Session) -> Session:
         if isinstance(session, Anonymous):
             return replace(session, login_token=self.seal(session.login_token))

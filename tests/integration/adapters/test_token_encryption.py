@@ -16,15 +16,28 @@ async def test_tokens_are_unreadable_in_redis_and_read_back(redis_client: Redis)
     cipher = TokenCipher([TokenCipher.generate_key()])
     store = RedisSessionStore(redis_client, cipher=cipher)
     await store.replace(1, Authorized(ACCESS, "refresh-secret"), expect=None)
-    raw = await redis_client.hgetall("tggate:{1}:session")
+    raw = await redis_client.hgetall(store.keys.session(1))
     assert ACCESS.encode() not in b"".join(raw.values())
     assert b"refresh-secret" not in b"".join(raw.values())
     loaded = await store.load(1)
     assert loaded is not None and loaded.session == Authorized(ACCESS, "refresh-secret")
     await store.replace(2, Anonymous("login-secret", "code", LoginPrompt("x")), expect=None)
     assert b"login-secret" not in b"".join(
-        (await redis_client.hgetall("tggate:{2}:session")).values()
+        (await redis_client.hgetall(store.keys.session(2))).values()
     )
+
+
+async def test_a_sealed_session_without_keys_is_an_error_not_garbage(redis_client: Redis) -> None:
+    cipher = TokenCipher([TokenCipher.generate_key()])
+    await RedisSessionStore(redis_client, cipher=cipher).replace(
+        1, Authorized("a", "r"), expect=None
+    )
+    with pytest.raises(TokenCipherError):
+        await RedisSessionStore(redis_client).load(1)
+    with pytest.raises(TokenCipherError):
+        await RedisSessionStore(
+            redis_client, cipher=TokenCipher([TokenCipher.generate_key()])
+        ).load(1)
 
 
 async def test_keys_rotate_and_plaintext_from_before_still_reads(redis_client: Redis) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -12,7 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from tests.support.servers import run_asgi
 
+from tggate.adapters.redis_store import RedisSessionStore
 from tggate.bootstrap import build_logic_app
+from tggate.core.session import Anonymous, Authorized, Status
 from tggate.settings import load_settings
 from tggate_sandbox.reference.auth.app import create_app as create_auth_app
 from tggate_sandbox.reference.main.app import create_app as create_main_app
@@ -122,9 +124,37 @@ class Bot:
         await self.resolve(chat_id, "granted", identity=identity, **extra)
         assert "logged in" in await self.texts(chat_id, "login")
 
+    @property
+    def store(self) -> RedisSessionStore:
+        """The store as Bot Logic lays it out (no session keys in these tests)."""
+        return RedisSessionStore(self.redis)
+
     async def session(self, chat_id: int) -> dict[str, str]:
-        raw = await self.redis.hgetall(f"tggate:{{{chat_id}}}:session")
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        """The chat's session as named fields ({} when Unknown)."""
+        stored = await self.store.load(chat_id)
+        if stored is None:
+            return {}
+        fields = {"status": stored.session.status.value, "rev": stored.revision}
+        match stored.session:
+            case Anonymous(login_token=token, login_type=login_type):
+                fields |= {"login_token": token, "login_type": login_type}
+            case Authorized(access_token=access, refresh_token=refresh):
+                fields |= {"access_token": access, "refresh_token": refresh}
+        return fields
+
+    async def forget_login(self, chat_id: int, login_token: str) -> None:
+        """Store a login token the Authorization module does not know (as after it expired)."""
+        stored = await self.store.load(chat_id)
+        assert stored is not None and isinstance(stored.session, Anonymous)
+        session = replace(stored.session, login_token=login_token)
+        assert await self.store.replace(chat_id, session, expect=stored.revision, ttl_s=600)
+
+    async def indexed(self, chat_id: int, status: Status) -> bool:
+        index = self.store.keys.index(self.store.keys.bucket(chat_id), status)
+        return bool(await self.redis.sismember(index, str(chat_id)))
+
+    async def session_ttl(self, chat_id: int) -> int:
+        return int(await self.redis.ttl(self.store.keys.session(chat_id)))
 
     async def auth_stats(self) -> dict[str, int]:
         stats: dict[str, int] = (await self.auth.get("/test/stats")).json()

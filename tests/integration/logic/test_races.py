@@ -6,6 +6,8 @@ import asyncio
 
 from tests.integration.logic.conftest import Bot
 
+from tggate.core.session import Status
+
 
 async def test_logout_racing_a_login_check_cycle_never_leaves_the_chat_authorized(
     bot: Bot, chat: int
@@ -24,7 +26,7 @@ async def test_logout_racing_a_login_check_cycle_never_leaves_the_chat_authorize
         replies, _messages = await asyncio.gather(logout(), bot.cycle("login"))
         outcomes.add(str(replies[-1]["text"]))
         assert await bot.session(chat) == {}, f"round {round_}: the chat is not Unknown"
-        assert not await bot.redis.sismember("tggate:index:authorized", str(chat))
+        assert not await bot.indexed(chat, Status.AUTHORIZED)
         await bot.logic.post(
             "/v1/messages/ack", json={"ids": [m["id"] for m in await bot.cycle("login")]}
         )
