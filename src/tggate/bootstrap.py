@@ -9,13 +9,13 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
 from fastapi import FastAPI
 from pydantic import SecretStr
 
 from tggate.adapters.auth_http import HttpAuthModule
 from tggate.adapters.embedded_redis import EmbeddedRedis
 from tggate.adapters.http_base import JsonHttp
+from tggate.adapters.http_pool import HttpPool
 from tggate.adapters.main_http import HttpMainModule
 from tggate.adapters.redis_connect import (
     RedisOptions,
@@ -105,30 +105,30 @@ async def open_store(settings: Settings, redis_url: str) -> AsyncIterator[RedisS
         yield store
 
 
-def _json_http(settings: Settings, session: aiohttp.ClientSession, url: str, name: str) -> JsonHttp:
-    return JsonHttp(session=session, base_url=url, timeout_s=settings.http_timeout_s, name=name)
-
-
-def _client_session(settings: Settings) -> aiohttp.ClientSession:
-    # Bounded like the rest: never more connections to a module than chats in flight.
-    connector = aiohttp.TCPConnector(limit=settings.max_concurrent_chats * 2)
-    return aiohttp.ClientSession(connector=connector)
+@asynccontextmanager
+async def _module_http(settings: Settings, url: str, name: str) -> AsyncIterator[JsonHttp]:
+    # Bounded like the rest: never more connections to a module than twice the chats in flight.
+    pool = HttpPool(url, limit=settings.max_concurrent_chats * 2, timeout_s=settings.http_timeout_s)
+    try:
+        yield JsonHttp(pool=pool, name=name)
+    finally:
+        await pool.aclose()
 
 
 @asynccontextmanager
 async def open_logic(
     settings: Settings, redis_url: str, table: CommandTable, metrics: LogicMetrics
 ) -> AsyncIterator[BotLogic]:
-    """Bot Logic with its Redis client and one aiohttp session per module, closed at the end."""
+    """Bot Logic with its Redis client and a connection pool per module, closed at the end."""
     async with (
         open_store(settings, redis_url) as store,
-        _client_session(settings) as auth_session,
-        _client_session(settings) as main_session,
+        _module_http(settings, str(settings.auth_url), "auth") as auth_http,
+        _module_http(settings, str(settings.main_url), "main") as main_http,
     ):
         yield BotLogic(
             store=store,
-            auth=HttpAuthModule(_json_http(settings, auth_session, str(settings.auth_url), "auth")),
-            main=HttpMainModule(_json_http(settings, main_session, str(settings.main_url), "main")),
+            auth=HttpAuthModule(auth_http),
+            main=HttpMainModule(main_http),
             table=table,
             metrics=metrics,
             update_ttl_s=settings.update_ttl_s,

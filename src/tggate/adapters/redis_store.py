@@ -75,6 +75,7 @@ __all__ = [
     "RedisClient",
     "RedisKeys",
     "RedisSessionStore",
+    "SessionCodec",
 ]
 
 log = logging.getLogger("tggate.adapters.redis")

@@ -9,10 +9,10 @@ that drifts from the contract, or a document that drifts from the modules, fails
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 import yaml
@@ -24,6 +24,7 @@ from tests.support.servers import run_asgi
 
 from tggate.adapters.auth_http import HttpAuthModule
 from tggate.adapters.http_base import JsonHttp
+from tggate.adapters.http_pool import HttpPool
 from tggate.adapters.main_http import HttpMainModule
 from tggate.contract.auth import (
     CHECK_LOGIN,
@@ -321,23 +322,36 @@ def _has_every_field_the_reply_reads(path: str, body: Any) -> None:
 # ---- tggate's adapters against the reference modules ----
 
 
+@dataclass
+class HttpSession:
+    """One connection pool per module, as Bot Logic has."""
+
+    pools: list[HttpPool] = field(default_factory=list)
+
+    def json_http(self, url: str, name: str) -> JsonHttp:
+        self.pools.append(HttpPool(url, limit=8, timeout_s=5))
+        return JsonHttp(pool=self.pools[-1], name=name)
+
+
 @pytest.fixture
-async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+async def http_session() -> AsyncIterator[HttpSession]:
+    session = HttpSession()
+    yield session
+    for pool in session.pools:
+        await pool.aclose()
 
 
 def _adapters(
-    session: aiohttp.ClientSession, auth_url: str, main_url: str
+    session: HttpSession, auth_url: str, main_url: str
 ) -> tuple[HttpAuthModule, HttpMainModule]:
     return (
-        HttpAuthModule(JsonHttp(session=session, base_url=auth_url, timeout_s=5, name="auth")),
-        HttpMainModule(JsonHttp(session=session, base_url=main_url, timeout_s=5, name="main")),
+        HttpAuthModule(session.json_http(auth_url, "auth")),
+        HttpMainModule(session.json_http(main_url, "main")),
     )
 
 
 async def test_the_auth_adapter_reads_every_answer_of_the_reference_module(
-    http_session: aiohttp.ClientSession, auth_url: str, main_url: str, auth: httpx.Client
+    http_session: HttpSession, auth_url: str, main_url: str, auth: httpx.Client
 ) -> None:
     module, _ = _adapters(http_session, auth_url, main_url)
 
@@ -370,7 +384,7 @@ async def test_the_auth_adapter_reads_every_answer_of_the_reference_module(
 
 
 async def test_the_main_adapter_reads_every_answer_of_the_reference_module(
-    http_session: aiohttp.ClientSession,
+    http_session: HttpSession,
     auth_url: str,
     main_url: str,
     auth: httpx.Client,
