@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from tests.support.servers import run_asgi
 
 from tggate.adapters.redis_store import RedisSessionStore
@@ -38,7 +40,7 @@ def modules() -> Iterator[ModuleUrls]:
         yield ModuleUrls(auth=auth_url, main=main_url)
 
 
-def _logic_app(modules: ModuleUrls, redis_url: str) -> Any:
+def logic_app(modules: ModuleUrls, redis_url: str) -> Any:
     settings = load_settings(
         redis_url=redis_url,
         auth_url=modules.auth,
@@ -51,14 +53,14 @@ def _logic_app(modules: ModuleUrls, redis_url: str) -> Any:
 
 @pytest.fixture(scope="module")
 def logic_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
-    with run_asgi(_logic_app(modules, redis_url)) as url:
+    with run_asgi(logic_app(modules, redis_url)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def second_replica_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
     """Another Bot Logic on the same Redis: what a second replica behind nginx is."""
-    with run_asgi(_logic_app(modules, redis_url)) as url:
+    with run_asgi(logic_app(modules, redis_url)) as url:
         yield url
 
 
@@ -72,7 +74,7 @@ class Bot:
     logic: httpx.AsyncClient
     auth: httpx.AsyncClient
     main: httpx.AsyncClient
-    redis: Redis
+    redis: Redis | RedisCluster
     sent_update_ids: list[int] = field(default_factory=list)
 
     async def command(
@@ -173,6 +175,15 @@ class Bot:
 
 @pytest.fixture
 async def bot(logic_url: str, modules: ModuleUrls, redis_client: Redis) -> AsyncIterator[Bot]:
+    async with open_bot(logic_url, modules, redis_client) as found:
+        yield found
+
+
+@asynccontextmanager
+async def open_bot(
+    logic_url: str, modules: ModuleUrls, redis: Redis | RedisCluster
+) -> AsyncIterator[Bot]:
+    """A `Bot` on Bot Logic at `logic_url`, whose Redis (one server or a Cluster) is `redis`."""
     headers = {"X-Internal-Token": INTERNAL_TOKEN}
     async with (
         httpx.AsyncClient(base_url=logic_url, headers=headers, timeout=30) as logic,
@@ -183,7 +194,7 @@ async def bot(logic_url: str, modules: ModuleUrls, redis_client: Redis) -> Async
         await main.post("/test/stats/reset")
         await auth.post("/test/delay", json={"seconds": 0})
         await main.post("/test/delay", json={"seconds": 0})
-        yield Bot(logic=logic, auth=auth, main=main, redis=redis_client)
+        yield Bot(logic=logic, auth=auth, main=main, redis=redis)
 
 
 _chat_ids = itertools.count(1000)
