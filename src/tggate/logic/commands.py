@@ -219,6 +219,7 @@ class Commands:
             return written is not None
 
         keeper = _ClaimKeeper(self._store, chat_id, update_id, owner, self._claim_ttl_ms)
+        self._metrics.in_progress.inc()
         try:
             return await self._run(command, stored, commit)
         except BaseException:
@@ -228,6 +229,7 @@ class Commands:
             raise
         finally:
             keeper.stop()
+            self._metrics.in_progress.dec()
 
     async def _run(
         self, command: Command, stored: StoredSession | None, commit: _Commit

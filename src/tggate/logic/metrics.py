@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tggate.core.ports import ActionDone, ModuleUnavailable
 
@@ -16,6 +16,11 @@ class LogicMetrics:
             "tggate_commands_total",
             "Commands handled, by command and result",
             ["command", "result"],
+            registry=self.registry,
+        )
+        self.in_progress = Gauge(
+            "tggate_commands_in_progress",
+            "Commands this process is handling now (claimed, not yet answered)",
             registry=self.registry,
         )
         self.replayed = Counter(
