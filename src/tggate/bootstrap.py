@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from pydantic import SecretStr
+from redis.exceptions import RedisError
 
 from tggate.adapters.auth_http import HttpAuthModule
 from tggate.adapters.embedded_redis import EmbeddedRedis
@@ -23,6 +24,7 @@ from tggate.adapters.redis_connect import (
     check_redis_url,
     connect_redis,
 )
+from tggate.adapters.redis_legacy import move_legacy_layout
 from tggate.adapters.redis_store import RedisSessionStore
 from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
 from tggate.core.commands import CommandTable, CommandTableError, load_command_table
@@ -99,9 +101,11 @@ async def open_store(settings: Settings, redis_url: str) -> AsyncIterator[RedisS
         )
         try:
             await store.check_layout()
-        except StoreUnavailable as error:
+            await move_legacy_layout(redis, store, cipher=token_cipher(settings))
+        except (StoreUnavailable, RedisError) as error:
             # Bot Logic starts while Redis is down (/readyz says so); the check runs next start.
-            log.warning("Redis unreachable at start (%s); its layout is not checked", error)
+            cause = error if isinstance(error, StoreUnavailable) else type(error).__name__
+            log.warning("Redis unreachable at start (%s); its layout is not checked", cause)
         yield store
 
 

@@ -76,6 +76,7 @@ __all__ = [
     "RedisKeys",
     "RedisSessionStore",
     "SessionCodec",
+    "decode_outbox_entry",
 ]
 
 log = logging.getLogger("tggate.adapters.redis")
@@ -507,7 +508,7 @@ class RedisSessionStore:
                 pipe.hgetall(self._keys.outbox(bucket))
             for entries in await pipe.execute():
                 messages = sorted(
-                    (_decode_outbox_entry(_text(v)) for v in entries.values()),
+                    (decode_outbox_entry(_text(v)) for v in entries.values()),
                     key=lambda entry: entry[0],
                 )
                 found += (
@@ -742,7 +743,8 @@ def _decode_outbox_message(data: Any) -> OutboxMessage:
     )
 
 
-def _decode_outbox_entry(value: str) -> tuple[int, OutboxMessage]:
+def decode_outbox_entry(value: str) -> tuple[int, OutboxMessage]:
+    """An outbox hash value: `[seq, message JSON]`."""
     try:
         seq, data = json.loads(value)
     except (TypeError, ValueError) as error:
