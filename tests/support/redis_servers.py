@@ -16,12 +16,20 @@ from pathlib import Path
 
 from tggate.adapters.embedded_redis import die_with_parent, find_redis_server
 
-__all__ = ["RedisCluster3", "RedisProcess", "SentinelSet", "redis_cluster", "redis_sentinel"]
+__all__ = [
+    "RedisCluster3",
+    "RedisProcess",
+    "SentinelSet",
+    "free_port",
+    "redis_cluster",
+    "redis_sentinel",
+    "server_args",
+]
 
 HOST = "127.0.0.1"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
@@ -96,8 +104,9 @@ class RedisProcess:
         wait_until(self.answers, timeout_s=10, what=f"{self.name} to answer PING")
 
     def answers(self) -> bool:
+        """Up: PONG, or NOAUTH from a server that wants a user first."""
         try:
-            return _command(self.port, "PING").startswith(b"+PONG")
+            return _command(self.port, "PING").startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
@@ -125,7 +134,7 @@ class RedisProcess:
         return self.popen.pid if self.popen is not None else None
 
 
-def _server_args(port: int, *extra: str) -> list[str]:
+def server_args(port: int, *extra: str) -> list[str]:
     return [
         "--bind", HOST,
         "--port", str(port),
@@ -171,7 +180,7 @@ def redis_cluster(workdir: Path) -> Iterator[RedisCluster3]:
                 f"cluster-{index}",
                 port,
                 workdir / f"node-{index}",
-                _server_args(port, *_CLUSTER_OPTIONS),
+                server_args(port, *_CLUSTER_OPTIONS),
             )
             cluster.nodes.append(node)
             node.start()
@@ -226,13 +235,13 @@ class SentinelSet:
 def redis_sentinel(workdir: Path, *, down_after_ms: int = 1000) -> Iterator[SentinelSet]:
     started: list[RedisProcess] = []
     try:
-        master_port, replica_port, sentinel_port = _free_port(), _free_port(), _free_port()
-        master = RedisProcess("master", master_port, workdir / "master", _server_args(master_port))
+        master_port, replica_port, sentinel_port = free_port(), free_port(), free_port()
+        master = RedisProcess("master", master_port, workdir / "master", server_args(master_port))
         replica = RedisProcess(
             "replica",
             replica_port,
             workdir / "replica",
-            _server_args(replica_port, "--replicaof", HOST, str(master_port)),
+            server_args(replica_port, "--replicaof", HOST, str(master_port)),
         )
         for process in (master, replica):
             started.append(process)
