@@ -2,8 +2,9 @@
 does two Redis round trips, as little as any command of a Redis-backed bot could do.
 
 It reads the chat's key, writes an idempotency key for the update and answers one fixed reply:
-no internal-token check, no state machine, no scripts, no encryption. It runs as Bot Logic does
-(uvicorn with uvloop and httptools, one process, a blocking pool of 64 Redis connections).
+no internal-token check, no state machine, no scripts, no encryption. It runs under uvicorn as
+Bot Logic does (uvloop, httptools, one process, a blocking pool of 64 Redis connections), as
+uvicorn runs any app: without Bot Logic's own tuning (`tggate.bootstrap.settle_gc`).
 
 `python -m bench.bare_fastapi PORT REDIS_URL`.
 """
@@ -56,6 +57,14 @@ def create_app(redis_url: str) -> FastAPI:
 
 
 if __name__ == "__main__":
-    from tggate.serve import serve
+    import uvicorn
 
-    serve(create_app(sys.argv[2]), name="bare FastAPI", host="127.0.0.1", port=int(sys.argv[1]))
+    uvicorn.run(
+        create_app(sys.argv[2]),
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )

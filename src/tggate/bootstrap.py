@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -49,6 +50,7 @@ __all__ = [
     "redis_options",
     "redis_url_or_embedded",
     "run_client",
+    "settle_gc",
 ]
 
 
@@ -159,13 +161,24 @@ def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
     )
 
 
+def settle_gc() -> None:
+    """Once Bot Logic's process is built: its start-up objects (modules, the app) leave the
+    collector's view, and the youngest generation is collected every 10,000 allocations instead
+    of 700. A request's objects are freed by reference counting anyway; the collector then
+    costs ~20% less CPU per command (bench/README.md, logic)."""
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+
+
 def logic_app_from_environment() -> FastAPI:
     """uvicorn's factory for `--workers N`: each worker process reads the settings once.
     TGGATE_REDIS_URL must be set then, since several workers cannot share one embedded server."""
     settings = load_settings()
     if not settings.redis_url:
         raise SystemExit("TGGATE_REDIS_URL is required when Bot Logic runs several workers")
-    return build_logic_app(settings, redis_url=settings.redis_url)
+    app = build_logic_app(settings, redis_url=settings.redis_url)
+    settle_gc()
+    return app
 
 
 def client_options(settings: Settings) -> ClientOptions:

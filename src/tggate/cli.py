@@ -82,7 +82,7 @@ def variables_epilog(component: str) -> str:
 
 
 def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
-    from tggate.bootstrap import build_logic_app, redis_url_or_embedded
+    from tggate.bootstrap import build_logic_app, redis_url_or_embedded, settle_gc
     from tggate.serve import serve
 
     settings.require_internal_token()
@@ -106,6 +106,7 @@ def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
         return
     with redis_url_or_embedded(settings) as redis_url:
         app = build_logic_app(settings, redis_url=redis_url)
+        settle_gc()
         serve(app, name="Bot Logic", host=args.host, port=args.port, log_level=settings.log_level)
 
 

@@ -119,7 +119,9 @@ return {1, s[1], s[2], s[3]}
 #   session change follows: ARGV[7..12] chat, expect, ttl_ms, status, rev, data
 # Returns 1, or 0 when the session changed meanwhile (nothing written, the claim kept).
 # A hash per chat holds its answers (a key per answer cost 2-3 times the memory, bench/README.md);
-# records carry their expiry minute, and old ones are dropped once a chat has many.
+# records carry their expiry minute; a chat with many has the expired ones dropped, at every
+# 16th record (a busy chat pays for the scan once per 16 commands), and the hash itself expires
+# a day after the chat's last command.
 FINISH_UPDATE = (
     _WRITE_SESSION
     + """
@@ -130,7 +132,8 @@ if ARGV[6] == '1' then
   end
 end
 redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3])
-if redis.call('HLEN', KEYS[1]) > 32 then
+local count = redis.call('HLEN', KEYS[1])
+if count > 32 and count % 16 == 0 then
   local now = tonumber(ARGV[5])
   local all = redis.call('HGETALL', KEYS[1])
   for i = 1, #all, 2 do

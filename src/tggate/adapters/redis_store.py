@@ -134,16 +134,16 @@ class RedisKeys:
         return f"{self.prefix}:{self.bucket_tag(bucket)}:{name}"
 
     def session(self, chat_id: int) -> str:
-        return self.chat_key(chat_id, "session")
+        return f"{self.prefix}:{{b{chat_id % self.buckets}}}:session:{chat_id}"
 
     def updates(self, chat_id: int) -> str:
-        return self.chat_key(chat_id, "updates")
+        return f"{self.prefix}:{{b{chat_id % self.buckets}}}:updates:{chat_id}"
 
     def claim(self, chat_id: int, update_id: int) -> str:
-        return self.chat_key(chat_id, "claim", update_id)
+        return f"{self.prefix}:{{b{chat_id % self.buckets}}}:claim:{chat_id}:{update_id}"
 
     def lock(self, chat_id: int, name: str) -> str:
-        return self.chat_key(chat_id, "lock", name)
+        return f"{self.prefix}:{{b{chat_id % self.buckets}}}:lock:{chat_id}:{name}"
 
     def index(self, bucket: int, status: Status) -> str:
         return self.bucket_key(bucket, f"index:{status.value}")
