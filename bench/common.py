@@ -354,7 +354,7 @@ def _write_chunks(
 
 
 def _write_session(pipe: Any, chat_id: int, session: Session, data: str, ttl_s: int | None) -> None:
-    """What REPLACE_SESSION writes for a new session: the hash, its TTL, the index entry."""
+    """What WRITE_SESSIONS writes for a new session: the hash, its TTL, the index entry."""
     key = KEYS.session(chat_id)
     bucket = KEYS.bucket(chat_id)
     pipe.delete(key)
@@ -375,8 +375,8 @@ def seed_authorized(
     language: str = "en",
     cipher: TokenCipher | None = None,
 ) -> None:
-    """Authorized sessions {chat: (access, refresh)}, as `RedisSessionStore.replace` writes them
-    (sealed when `cipher` is given)."""
+    """Authorized sessions {chat: (access, refresh)}, as `RedisSessionStore.replace` writes
+    them (sealed when `cipher` is given)."""
     client = redis.Redis.from_url(redis_url)
     codec = SessionCodec(cipher)
 

@@ -117,7 +117,8 @@ class Settings(BaseSettings):
     )
     redis_max_connections: int = _setting(
         64,
-        "size of the blocking Redis connection pool per process (a burst waits for a free one)",
+        "size of the blocking Redis connection pool per process (a burst waits for a free one; "
+        "on a Cluster, a quarter of the connections allowed per node)",
         LOGIC,
         ge=1,
         le=10_000,

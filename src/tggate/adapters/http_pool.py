@@ -187,7 +187,9 @@ class HttpPool:
             except BaseException:
                 connection.abort()  # a timeout or a cancel mid-answer: out of step for good
                 raise
-            if not connection.closed:
+            if connection.closed or self._closed:
+                connection.close()
+            else:
                 connection.idle_since = time.monotonic()
                 self._idle.append(connection)
             return answer

@@ -221,7 +221,9 @@ async def connect_redis(url: str, options: RedisOptions) -> AsyncIterator[RedisC
     if parsed.scheme in _CLUSTER_SCHEMES:
         cluster = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in parsed.hosts],
-            max_connections=options.max_connections,
+            # Per node. The Cluster client refuses a command beyond it rather than waiting;
+            # Bot Logic's own bounds (chats in flight, cycle workers) keep far below this.
+            max_connections=options.max_connections * 4,
             **common,
             **credentials,
             **tls,
