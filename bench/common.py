@@ -293,14 +293,15 @@ class TelegramTestApi:
 
     base_url: str
     bot_token: str
+    headers: Mapping[str, str]  # the test API secret (`topology.test_api_headers`)
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.base_url, timeout=120)
+        self.http = httpx.Client(base_url=self.base_url, headers=dict(self.headers), timeout=120)
 
     @classmethod
     def of(cls, topology: Topology) -> TelegramTestApi:
-        return cls(topology.telegram_url, topology.bot_token)
+        return cls(topology.telegram_url, topology.bot_token, topology.test_api_headers)
 
     def inject(self, messages: Sequence[Mapping[str, object]]) -> None:
         response = self.http.post("/_test/inject_many", json={"messages": list(messages)})

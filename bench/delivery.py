@@ -57,7 +57,9 @@ def run_delivery(result: Result) -> None:
         api.inject([{"chat_id": c, "text": "hi", "language_code": "en"} for c in chat_ids])
         api.drop_pending_updates()
         expected: dict[int, list[str]] = {c: [] for c in chat_ids}
-        with httpx.Client(base_url=topology.main_url, timeout=30) as main:
+        with httpx.Client(
+            base_url=topology.main_url, headers=topology.admin_headers, timeout=30
+        ) as main:
             for k in range(PER_CHAT):
                 for c in chat_ids:
                     text = f"notification {k + 1} for chat {c}"

@@ -10,12 +10,16 @@ no state leaks between tests.
 
 `redis_cluster_url`: a real Redis Cluster of three masters for the whole session (started on
 first use); `cluster_client`: a `RedisCluster` on it, every master flushed, closed after the test.
+
+Every test under tests/e2e is marked `e2e` here, so `uv run pytest -m "not e2e"` is the quick
+run (README, "Tests").
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -24,6 +28,14 @@ from tests.support.redis_servers import redis_cluster
 
 from tggate.adapters.embedded_redis import EmbeddedRedis
 from tggate.adapters.redis_connect import RedisOptions, connect_redis
+
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
+from tggate.adapters.auth_api import AuthApi, AuthApiError, load_auth_api
 from tggate.adapters.auth_http import HttpAuthModule
 from tggate.adapters.embedded_redis import EmbeddedRedis
 from tggate.adapters.http_base import JsonHttp
@@ -36,13 +37,17 @@ from tggate.logic.service import BotLogic
 from tggate.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    # Imported where used: Bot Logic's processes need nothing of the Telegram Client.
+    # Imported where used: Bot Logic's processes need nothing of the Telegram Client, nor of
+    # the conformance check.
     from tggate.client.service import ClientOptions
+    from tggate.conformance.run import CheckOptions
 
 log = logging.getLogger("tggate.bootstrap")
 
 __all__ = [
+    "auth_api",
     "build_logic_app",
+    "check_options",
     "client_options",
     "command_table",
     "logic_app_from_environment",
@@ -69,6 +74,14 @@ def command_table(settings: Settings) -> CommandTable:
         return load_command_table(settings.commands_file)
     except CommandTableError as error:
         raise SettingsError(f"TGGATE_COMMANDS_FILE: {error}") from None
+
+
+def auth_api(settings: Settings) -> AuthApi:
+    """The Authorization module's API: the contract, or a team's file over it."""
+    try:
+        return load_auth_api(settings.auth_api_file)
+    except AuthApiError as error:
+        raise SettingsError(f"TGGATE_AUTH_API_FILE: {error}") from None
 
 
 @contextmanager
@@ -112,28 +125,36 @@ async def open_store(settings: Settings, redis_url: str) -> AsyncIterator[RedisS
 
 
 @asynccontextmanager
-async def _module_http(settings: Settings, url: str, name: str) -> AsyncIterator[JsonHttp]:
+async def _module_http(
+    settings: Settings, url: str, name: str, metrics: LogicMetrics
+) -> AsyncIterator[JsonHttp]:
     # Bounded like the rest: never more connections to a module than twice the chats in flight.
     pool = HttpPool(url, limit=settings.max_concurrent_chats * 2, timeout_s=settings.http_timeout_s)
     try:
-        yield JsonHttp(pool=pool, name=name)
+        yield JsonHttp(
+            pool=pool, name=name, observe_seconds=metrics.module_seconds.labels(name).observe
+        )
     finally:
         await pool.aclose()
 
 
 @asynccontextmanager
 async def open_logic(
-    settings: Settings, redis_url: str, table: CommandTable, metrics: LogicMetrics
+    settings: Settings,
+    redis_url: str,
+    table: CommandTable,
+    metrics: LogicMetrics,
+    api: AuthApi | None = None,
 ) -> AsyncIterator[BotLogic]:
     """Bot Logic with its Redis client and a connection pool per module, closed at the end."""
     async with (
         open_store(settings, redis_url) as store,
-        _module_http(settings, str(settings.auth_url), "auth") as auth_http,
-        _module_http(settings, str(settings.main_url), "main") as main_http,
+        _module_http(settings, str(settings.auth_url), "auth", metrics) as auth_http,
+        _module_http(settings, str(settings.main_url), "main", metrics) as main_http,
     ):
         yield BotLogic(
             store=store,
-            auth=HttpAuthModule(auth_http),
+            auth=HttpAuthModule(auth_http, api or auth_api(settings)),
             main=HttpMainModule(main_http),
             table=table,
             metrics=metrics,
@@ -148,6 +169,7 @@ async def open_logic(
 
 def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
     table = command_table(settings)
+    api = auth_api(settings)  # a bad file stops start-up here, not at the first request
     token_cipher(settings)  # a bad key stops start-up here, not at the first request
     try:
         check_redis_url(redis_url)
@@ -155,7 +177,7 @@ def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
         raise SettingsError(f"TGGATE_REDIS_URL: {error}") from None
     metrics = LogicMetrics()
     return create_logic_app(
-        open_logic=lambda: open_logic(settings, redis_url, table, metrics),
+        open_logic=lambda: open_logic(settings, redis_url, table, metrics, api),
         internal_token=settings.require_internal_token(),
         metrics=metrics,
     )
@@ -201,9 +223,15 @@ def client_options(settings: Settings) -> ClientOptions:
     )
 
 
-async def run_client(settings: Settings, stop: asyncio.Event) -> None:
-    """Build the Telegram Client from `settings` and run it until `stop` (the CLI's entry)."""
+async def run_client(
+    settings: Settings, stop: asyncio.Event, *, metrics_at: tuple[str, int] | None = None
+) -> None:
+    """Build the Telegram Client from `settings` and run it until `stop` (the CLI's entry);
+    with `metrics_at` (host, port) its Prometheus metrics are served there meanwhile."""
+    from prometheus_client import start_http_server
+
     from tggate.client.logic_api import HttpLogicApi
+    from tggate.client.metrics import ClientMetrics
     from tggate.client.service import TelegramClient
     from tggate.client.telegram import AiogramTelegram
 
@@ -211,6 +239,13 @@ async def run_client(settings: Settings, stop: asyncio.Event) -> None:
     internal_token = settings.require_internal_token()
     table = command_table(settings)
     options = client_options(settings)
+    metrics = ClientMetrics()
+    # A thread of prometheus_client's: scrapes are answered even while the event loop is busy.
+    exporter = (
+        start_http_server(metrics_at[1], addr=metrics_at[0], registry=metrics.registry)
+        if metrics_at
+        else None
+    )
     telegram = AiogramTelegram.connect(token=token, api_url=str(settings.telegram_api_url))
     try:
         async with HttpLogicApi.open(
@@ -219,7 +254,54 @@ async def run_client(settings: Settings, stop: asyncio.Event) -> None:
             timeout_s=settings.logic_timeout_s,
             max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
         ) as logic:
-            client = TelegramClient(telegram=telegram, logic=logic, table=table, options=options)
+            client = TelegramClient(
+                telegram=telegram, logic=logic, table=table, options=options, metrics=metrics
+            )
             await client.run(stop)
     finally:
         await telegram.close()
+        if exporter is not None:
+            server, _thread = exporter
+            server.shutdown()
+            server.server_close()
+
+
+def check_options(
+    settings: Settings,
+    *,
+    auth_url: str | None = None,
+    main_url: str | None = None,
+    plan_file: Path | None = None,
+    hooks_url: str | None = None,
+    expired_token: str | None = None,
+    person_timeout_s: float = 300.0,
+    max_wait_s: float = 120.0,
+) -> CheckOptions:
+    """`tggate check-modules`: the modules as the settings describe them, the URLs as given."""
+    from tggate.conformance.plan import PlanError, load_plan
+    from tggate.conformance.run import CheckOptions
+
+    table = command_table(settings)
+    try:
+        plan = load_plan(plan_file, table)
+    except PlanError as error:
+        raise SettingsError(f"--plan: {error}") from None
+    for name, value in (("--person-timeout", person_timeout_s), ("--max-wait", max_wait_s)):
+        if value <= 0:
+            raise SettingsError(f"{name}: must be positive")
+    secret = settings.check_hook_secret
+    notify = settings.check_notify_secret
+    return CheckOptions(
+        auth_url=auth_url or str(settings.auth_url),
+        main_url=main_url or str(settings.main_url),
+        api=auth_api(settings),
+        table=table,
+        plan=plan,
+        hooks_url=hooks_url,
+        hook_secret=secret.get_secret_value() if secret else None,
+        notify_secret=notify.get_secret_value() if notify else None,
+        expired_token=expired_token,
+        person_timeout_s=person_timeout_s,
+        max_wait_s=max_wait_s,
+        timeout_s=settings.http_timeout_s,
+    )

@@ -11,16 +11,20 @@ import argparse
 import asyncio
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
+from typing import NoReturn
 
 from tggate.logs import configure_logging
-from tggate.settings import Settings, SettingsError, load_settings
+from tggate.settings import Settings, SettingsError, load_settings, variables
 
-__all__ = ["CommandKit", "Run", "main"]
+__all__ = ["CommandKit", "Run", "build_parser", "main"]
 
 PLUGIN_GROUP = "tggate.commands"
+COMMAND_METAVAR = "COMMAND"
 SANDBOX_HINT = (
     "The demo, the reference modules and the fakes come with the sandbox distribution "
     "(tggate-sandbox): in a checkout of the repository `uv run tggate demo` has it; elsewhere "
@@ -28,10 +32,36 @@ SANDBOX_HINT = (
 )
 
 Run = Callable[[Settings, argparse.Namespace], None]
+_WIDTH = 96
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Every option's help ends with its default; descriptions keep their line breaks."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (unless it already names it, in words);
+    descriptions and epilogs keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        # As argparse.ArgumentDefaultsHelpFormatter: options and optional positionals only.
+        has_default = action.option_strings or action.nargs in (argparse.OPTIONAL, "*")
+        if not has_default or "default" in text or action.default is argparse.SUPPRESS:
+            return text
+        if action.nargs == 0:  # a switch
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        if action.default is None:
+            return f"{text} (default: unset)"
+        return text + " (default: %(default)s)"
+
+
+class _TopParser(argparse.ArgumentParser):
+    """`tggate` itself: a missing or unknown command is refused with the epilog too, which in a
+    production install says where the demo and the reference modules are."""
+
+    def error(self, message: str) -> NoReturn:
+        # argparse names the sub-command argument by its metavar in exactly those two refusals.
+        about_command = COMMAND_METAVAR in message
+        if about_command and self.epilog is not None:
+            message = f"{message}\n{self.epilog}"
+        super().error(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,23 +99,29 @@ class CommandKit:
 
 
 def variables_epilog(component: str) -> str:
-    """The `TGGATE_*` variables a command reads, from the settings object itself."""
-    lines = ["environment (docs/configuration.md has them all):"]
-    for name, field in Settings.model_fields.items():
-        extra = field.json_schema_extra
-        used_by = extra.get("used_by", []) if isinstance(extra, dict) else []
-        if isinstance(used_by, list) and component in used_by:
-            default = "unset" if field.default is None else str(field.default)
-            lines.append(f"  TGGATE_{name.upper()}  (default: {default})")
-            lines.append(f"      {field.description}")
+    """The `TGGATE_*` variables a command reads, from the settings object itself: the ones it
+    refuses to start without first."""
+    read = [variable for variable in variables(Settings) if component in variable.used_by]
+    required = [variable for variable in read if component in variable.required_by]
+    lines = ["required environment:"] if required else []
+    for variable in required:
+        lines += [f"  {variable.name}", *_indented(variable.description)]
+    lines.append("other environment (`python -m tggate.settings` lists every variable):")
+    for variable in read:
+        if variable not in required:
+            lines += [f"  {variable.name}  (default: {variable.default})"]
+            lines += _indented(variable.description)
     return "\n".join(lines)
+
+
+def _indented(text: str) -> list[str]:
+    return textwrap.wrap(text, _WIDTH, initial_indent=" " * 6, subsequent_indent=" " * 6)
 
 
 def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.bootstrap import build_logic_app, redis_url_or_embedded, settle_gc
     from tggate.serve import serve
 
-    settings.require_internal_token()
     if args.workers > 1:
         import uvicorn
 
@@ -115,35 +151,59 @@ def _run_client(settings: Settings, args: argparse.Namespace) -> None:
 
     from tggate.bootstrap import run_client
 
-    settings.require_bot_token()
-    settings.require_internal_token()
-
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         print(f"Telegram Client polling {settings.telegram_api_url}", flush=True)
-        await run_client(settings, stop)
+        metrics_at = (args.metrics_host, args.metrics_port) if args.metrics_port else None
+        if metrics_at:
+            print(f"Metrics on http://{args.metrics_host}:{args.metrics_port}/metrics", flush=True)
+        await run_client(settings, stop, metrics_at=metrics_at)
 
     uvloop.run(run())
+
+
+def _run_check_modules(settings: Settings, args: argparse.Namespace) -> None:
+    from tggate.bootstrap import check_options
+    from tggate.conformance.run import run_check
+
+    options = check_options(
+        settings,
+        auth_url=args.auth_url,
+        main_url=args.main_url,
+        plan_file=args.plan,
+        hooks_url=args.hooks,
+        expired_token=args.expired_token,
+        person_timeout_s=args.person_timeout,
+        max_wait_s=args.max_wait,
+    )
+    sys.exit(run_check(options, sys.stdout))
 
 
 def _plugins() -> list[Callable[[CommandKit], None]]:
     return [entry.load() for entry in entry_points(group=PLUGIN_GROUP)]
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """`tggate` with every command: the product's and those of installed distributions."""
     plugins = _plugins()
-    parser = argparse.ArgumentParser(
+    parser = _TopParser(
         prog="tggate",
-        description="tggate: a Telegram front door for a system with its own Authorization "
-        "and Main modules. Settings come from TGGATE_* environment variables "
-        "(docs/configuration.md).",
+        description="tggate: a Telegram front door for a system with its own Authorization and\n"
+        "Main modules. Settings come from TGGATE_* environment variables: `tggate COMMAND --help`\n"
+        "lists those a command reads, `python -m tggate.settings` all of them.",
         epilog=None if plugins else SANDBOX_HINT,
         formatter_class=_Formatter,
     )
-    kit = CommandKit(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar=COMMAND_METAVAR,
+        parser_class=argparse.ArgumentParser,  # not _TopParser: its refusals are the command's
+    )
+    kit = CommandKit(commands)
     logic = kit.server(
         "logic",
         "Bot Logic: the per-chat state machine over HTTP (docs/contract.md)",
@@ -163,13 +223,66 @@ def _parser() -> argparse.ArgumentParser:
         _run_client,
     )
     client.epilog = variables_epilog("client")
+    client.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of the Prometheus metrics endpoint"
+    )
+    client.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics (/metrics) on this port; 0: not served",
+    )
+    check = kit.add(
+        "check-modules",
+        "run the contract against your running Authorization and Main modules",
+        _run_check_modules,
+        description="Runs the contract (docs/contract.md) against running modules and prints "
+        "one line per check: PASS, FAIL with the exact request and the answer, WARN (works, "
+        "against a recommendation) or SKIP (with the reason). Exits 1 when a check failed. "
+        "Logins are finished by the module's test hooks (--hooks) or by you: the check prints "
+        "the link or code and waits. The module's API is read as TGGATE_AUTH_API_FILE "
+        "describes it, the actions from TGGATE_COMMANDS_FILE (docs/integrate.md).",
+    )
+    check.epilog = variables_epilog("check-modules")
+    check.add_argument("--auth-url", help="the Authorization module (default: TGGATE_AUTH_URL)")
+    check.add_argument("--main-url", help="the Main module (default: TGGATE_MAIN_URL)")
+    check.add_argument(
+        "--plan",
+        type=Path,
+        help="the conformance plan: people, their rights, argument values (docs/integrate.md; "
+        "default: the bundled plan for the reference modules)",
+    )
+    check.add_argument(
+        "--hooks",
+        metavar="URL",
+        help="the Authorization module's test hooks (e.g. http://127.0.0.1:8081/test) to "
+        "decide logins; without it, you finish them on the module's page",
+    )
+    check.add_argument(
+        "--expired-token",
+        metavar="JWT",
+        help="an expired access token for the 401 checks (harmless: it is expired); without "
+        "it, a test hook makes one, or the check waits for a token to expire",
+    )
+    check.add_argument(
+        "--person-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for a person to finish a login or make notifications",
+    )
+    check.add_argument(
+        "--max-wait",
+        type=float,
+        default=120.0,
+        help="the longest wait for an expiry or a grace window; longer ones are skipped",
+    )
     for plugin in plugins:
         plugin(kit)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = _parser()
+    parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if getattr(args, "passthrough", False):  # options that belong to the command's own runner
         args.names = [*args.names, *extra]
@@ -179,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         settings = load_settings()
+        settings.check_required(args.command)
         configure_logging(
             component=args.command, level=settings.log_level, secrets=settings.secrets()
         )

@@ -1,33 +1,54 @@
-"""The one settings object (STYLE.md §3): read once from `TGGATE_*` variables, then passed down."""
+"""The one settings object (STYLE.md §3): read once from `TGGATE_*` variables, then passed down.
+
+Each field carries its meaning and the commands that read it; `tggate <command> --help`, the
+README's settings table and docs/configuration.md are made from them (`python -m tggate.settings`
+prints this distribution's part of that reference).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 from urllib.parse import unquote
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "Variable",
+    "load_settings",
+    "settings_table",
+    "variables",
+]
 
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message is one line naming it."""
 
 
-def _setting(default: Any, description: str, *used_by: str, **constraints: Any) -> Any:
-    """A field with its meaning and the commands that read it (docs/configuration.md and each
-    command's --help are generated from these)."""
+def _setting(
+    default: Any,
+    description: str,
+    *used_by: str,
+    required_by: tuple[str, ...] = (),
+    **constraints: Any,
+) -> Any:
+    """A field with its meaning, the commands that read it and those that refuse to start
+    without it (`variables` below reads them back)."""
     return Field(
         default=default,
         description=description,
-        json_schema_extra={"used_by": list(used_by)},
+        json_schema_extra={"used_by": list(used_by), "required_by": list(required_by)},
         **constraints,
     )
 
 
-LOGIC, CLIENT = "logic", "client"
+LOGIC, CLIENT, CHECK = "logic", "client", "check-modules"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 class Settings(BaseSettings):
@@ -49,15 +70,16 @@ class Settings(BaseSettings):
     )
     data_dir: Path = _setting(
         Path("var"),
-        "state kept on disk: the embedded Redis's data, the client's delivery journal",
+        "state kept on disk (relative to the working directory): the embedded Redis's data, "
+        "the client's delivery journal",
         LOGIC,
         CLIENT,
     )
     auth_url: AnyHttpUrl = _setting(
-        AnyHttpUrl("http://127.0.0.1:8081"), "the Authorization module's base URL", LOGIC
+        AnyHttpUrl("http://127.0.0.1:8081"), "the Authorization module's base URL", LOGIC, CHECK
     )
     main_url: AnyHttpUrl = _setting(
-        AnyHttpUrl("http://127.0.0.1:8082"), "the Main module's base URL", LOGIC
+        AnyHttpUrl("http://127.0.0.1:8082"), "the Main module's base URL", LOGIC, CHECK
     )
     logic_url: AnyHttpUrl = _setting(
         AnyHttpUrl("http://127.0.0.1:8080"),
@@ -72,17 +94,27 @@ class Settings(BaseSettings):
         "the action command table (TOML); unset: the bundled table for the reference Main module",
         LOGIC,
         CLIENT,
+        CHECK,
+    )
+    auth_api_file: Path | None = _setting(
+        None,
+        "the Authorization module's API (TOML: each call's method and path, where values sit, "
+        "which answer means what), laid over the contract; unset: the contract as it is "
+        "(docs/integrate.md)",
+        LOGIC,
+        CHECK,
     )
 
     # Secrets.
     internal_token: SecretStr | None = _setting(
         None,
-        "required: the shared secret the Telegram Client sends Bot Logic in X-Internal-Token",
+        "the shared secret the Telegram Client sends Bot Logic in X-Internal-Token",
         LOGIC,
         CLIENT,
+        required_by=(LOGIC, CLIENT),
     )
     bot_token: SecretStr | None = _setting(
-        None, "required by the client: the bot's token from BotFather", CLIENT
+        None, "the bot's token from BotFather", CLIENT, required_by=(CLIENT,)
     )
     redis_username: str | None = _setting(
         None,
@@ -104,10 +136,22 @@ class Settings(BaseSettings):
         "with any (rotation); unset: stored in plaintext",
         LOGIC,
     )
+    check_hook_secret: SecretStr | None = _setting(
+        None,
+        "the secret check-modules sends in X-Test-Api-Secret to the Authorization module's "
+        "test hooks (--hooks): for the reference module, its TGGATE_TEST_API_SECRET",
+        CHECK,
+    )
+    check_notify_secret: SecretStr | None = _setting(
+        None,
+        "the secret check-modules sends with the conformance plan's notify request (in the "
+        "header the plan names), e.g. the reference Main module's admin secret",
+        CHECK,
+    )
 
     # Timeouts and limits.
     http_timeout_s: float = _setting(
-        5.0, "timeout of each call to the Authorization or Main module", LOGIC, gt=0, le=120
+        5.0, "timeout of each call to the Authorization or Main module", LOGIC, CHECK, gt=0, le=120
     )
     logic_timeout_s: float = _setting(
         30.0, "timeout of each call the client makes to Bot Logic", CLIENT, gt=0, le=300
@@ -169,10 +213,10 @@ class Settings(BaseSettings):
 
     # Telegram Client timers and sending.
     login_cycle_interval_s: float = _setting(
-        3.0, "seconds between login-check timer ticks (L1)", CLIENT, gt=0
+        3.0, "seconds between login-check timer ticks (step L1, docs/scenarios.md)", CLIENT, gt=0
     )
     notification_cycle_interval_s: float = _setting(
-        5.0, "seconds between notification timer ticks (N1)", CLIENT, gt=0
+        5.0, "seconds between notification timer ticks (step N1, docs/scenarios.md)", CLIENT, gt=0
     )
     cycle_shards: int = _setting(
         2,
@@ -199,7 +243,18 @@ class Settings(BaseSettings):
         1.0, "seconds between two messages to one chat (Telegram's limit is ~1)", CLIENT, ge=0
     )
 
-    log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR", LOGIC, CLIENT)
+    log_level: LogLevel = _setting(
+        "INFO",
+        "the least severe log records written: DEBUG, INFO, WARNING or ERROR",
+        LOGIC,
+        CLIENT,
+        CHECK,
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
@@ -211,6 +266,8 @@ class Settings(BaseSettings):
                 self.session_keys,
                 self.redis_password,
                 self.redis_sentinel_password,
+                self.check_hook_secret,
+                self.check_notify_secret,
             )
             if secret is not None
         ]
@@ -221,6 +278,16 @@ class Settings(BaseSettings):
         if at and ":" in userinfo:
             found.append(unquote(userinfo.partition(":")[2]))
         return [secret for secret in found if secret]
+
+    def check_required(self, command: str) -> None:
+        """Refuse to start `command` without a variable its fields mark as required by it."""
+        prefix = self.model_config.get("env_prefix", "")
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if command in _listed(field.json_schema_extra, "required_by") and not value:
+                raise SettingsError(f"{prefix}{name.upper()} is not set ({field.description})")
 
     def require_internal_token(self) -> str:
         if self.internal_token is None or not self.internal_token.get_secret_value():
@@ -241,3 +308,97 @@ def load_settings(**overrides: object) -> Settings:
         first = error.errors()[0]
         name = "TGGATE_" + "_".join(str(part) for part in first["loc"]).upper()
         raise SettingsError(f"{name}: {first['msg']}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One environment variable of a settings object, as the references show it."""
+
+    name: str
+    default: str
+    literal_default: bool  # the default as a value to type, not words about it
+    description: str
+    allowed: str
+    used_by: tuple[str, ...]
+    required_by: tuple[str, ...]
+
+
+_BOUNDS = (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤"))
+
+
+def _default_text(default: object) -> str:
+    if default is None:
+        return "unset"
+    if isinstance(default, SecretStr):  # a public demo value, never a deployment's secret
+        return "a built-in demo value"
+    return str(default)
+
+
+def _allowed_text(field: Any) -> str:
+    annotation = field.annotation
+    if get_origin(annotation) is Literal:
+        kind = ", ".join(str(arg) for arg in get_args(annotation))
+    else:
+        kinds = (
+            ("SecretStr", "secret text"),
+            ("AnyHttpUrl", "http(s) URL"),
+            ("Path", "path"),
+            ("float", "number"),
+            ("int", "integer"),
+        )
+        kind = next((text for marker, text in kinds if marker in str(annotation)), "text")
+    # pydantic keeps each bound as one annotated_types object with one attribute (Gt.gt …).
+    bounds = [
+        f"{sign} {getattr(item, attribute)}"
+        for item in field.metadata
+        for attribute, sign in _BOUNDS
+        if getattr(item, attribute, None) is not None
+    ]
+    return ", ".join([kind, *bounds])
+
+
+def _listed(extra: object, key: str) -> tuple[str, ...]:
+    values = extra.get(key, []) if isinstance(extra, dict) else []
+    return tuple(str(value) for value in values) if isinstance(values, list) else ()
+
+
+def variables(settings: type[BaseSettings]) -> Iterator[Variable]:
+    """The variables a settings object reads, in declaration order."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    for name, field in settings.model_fields.items():
+        yield Variable(
+            name=f"{prefix}{name}".upper(),
+            default=_default_text(field.default),
+            literal_default=field.default is not None and not isinstance(field.default, SecretStr),
+            description=field.description or "",
+            allowed=_allowed_text(field),
+            used_by=_listed(field.json_schema_extra, "used_by"),
+            required_by=_listed(field.json_schema_extra, "required_by"),
+        )
+
+
+def settings_table(settings: type[BaseSettings]) -> str:
+    """A Markdown table of a settings object's variables (README, docs/configuration.md); the
+    "read by" column only when its fields say which commands read them."""
+    rows = list(variables(settings))
+    readers = any(variable.used_by for variable in rows)
+    header = ["variable", "default", "allowed", *(["read by"] if readers else []), "meaning"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for variable in rows:
+        read_by = ", ".join(
+            f"**{reader}** (required)" if reader in variable.required_by else reader
+            for reader in variable.used_by
+        )
+        cells = [
+            f"`{variable.name}`",
+            f"`{variable.default}`" if variable.literal_default else variable.default,
+            variable.allowed,
+            *([read_by] if readers else []),
+            variable.description,
+        ]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(Settings), end="")

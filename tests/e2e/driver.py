@@ -37,7 +37,10 @@ class Telegram:
 
     @classmethod
     def of(cls, topology: Topology) -> Telegram:
-        return cls(httpx.Client(base_url=topology.telegram_url, timeout=120))
+        http = httpx.Client(
+            base_url=topology.telegram_url, headers=topology.test_api_headers, timeout=120
+        )
+        return cls(http)
 
     def person(self, chat_id: int, language: str = "en") -> Person:
         return Person(self, chat_id, language)
@@ -141,7 +144,12 @@ def resolve_login(
 ) -> None:
     """What the person does on the Authorization module's page (Yes / No)."""
     body = {"chat_id": chat_id, "decision": decision, "identity": identity, **extra}
-    response = httpx.post(topology.auth_url + "/test/logins/resolve", json=body, timeout=10)
+    response = httpx.post(
+        topology.auth_url + "/test/logins/resolve",
+        json=body,
+        headers=topology.test_api_headers,
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
 
 
@@ -216,9 +224,12 @@ def replica_counters(topology: Topology, name: str = "tggate_commands_total") ->
 
 
 def create_notification(topology: Topology, identity: str, text: str) -> str:
-    """A notification created in the reference Main module; its id."""
+    """A notification created in the reference Main module (its admin API); its id."""
     response = httpx.post(
-        topology.main_url + "/notifications", json={"to": identity, "text": text}, timeout=10
+        topology.main_url + "/notifications",
+        json={"to": identity, "text": text},
+        headers=topology.admin_headers,
+        timeout=10,
     )
     assert response.status_code == 201, response.text
     notification_id: str = response.json()["id"]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.sandbox import TEST_API, TEST_API_SECRET
 
 from tggate_sandbox.topology import free_port
 
@@ -160,6 +161,8 @@ class Demo:
     def __init__(self, data_dir: Path, port: int) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TGGATE_")}
         env.update({"TGGATE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+        # The test drives the demo through the fake Telegram's test API, so it names the secret.
+        env["TGGATE_TEST_API_SECRET"] = TEST_API_SECRET
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tggate.cli", "demo", "--port", str(port)],
             env=env,
@@ -235,12 +238,27 @@ def test_demo_starts_answers_and_stops_without_leftovers(tmp_path: Path) -> None
         for url in URL.finditer(demo.text):
             if url[0].endswith(("/code", "/notify")):
                 assert httpx.get(url[0], timeout=10).status_code == 200, url[0]
+        # The notification page signs in with the admin password printed with it.
+        notify = re.search(r"(http://\S+/notify)\n\s+its admin password:\s+(\S+)", demo.text)
+        assert notify is not None, demo.text
+        with httpx.Client(timeout=10) as browser:
+            page = browser.get(notify[1])
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert csrf is not None, page.text
+            signin = {"csrf": csrf[1], "password": notify[2]}
+            signed = browser.post(notify[1] + "/signin", data=signin)
+            assert signed.status_code == 303, signed.text
+            assert 'id="notify-form"' in browser.get(notify[1]).text
 
         # Ready means answering: a /start now gets the bot's help and login offer.
         inject = {"chat_id": 42, "text": "/start", "language_code": "en"}
-        httpx.post(web_chat + "_test/inject", json=inject, timeout=10).raise_for_status()
+        inject_url = web_chat + "_test/inject"
+        httpx.post(inject_url, json=inject, headers=TEST_API, timeout=10).raise_for_status()
         answer = httpx.get(
-            web_chat + "_test/wait", params={"chat_id": 42, "count": 2, "timeout": 20}, timeout=30
+            web_chat + "_test/wait",
+            params={"chat_id": 42, "count": 2, "timeout": 20},
+            headers=TEST_API,
+            timeout=30,
         )
         assert answer.status_code == 200, demo.text
         assert "You are not logged in." in answer.json()[-1]["text"]

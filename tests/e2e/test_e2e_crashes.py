@@ -1,4 +1,4 @@
-"""Crashes under load (SPEC §6: no update lost, none handled twice).
+"""Crashes under load (docs/contract.md#reliability: no update lost, none handled twice).
 
 Every chat sends ten commands whose replies all differ, in an order of its own, so a lost reply,
 a repeated one or one out of order shows in that chat's messages.

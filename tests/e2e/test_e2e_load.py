@@ -1,5 +1,5 @@
-"""Load through the whole topology (SPEC §6: per-chat order, cross-chat concurrency, no update
-lost or handled twice): 1,000 messages from 100 chats injected at once."""
+"""Load through the whole topology (docs/contract.md#reliability: per-chat order, cross-chat
+concurrency, no update lost or handled twice): 1,000 messages from 100 chats injected at once."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Notifications end to end (N1–N3, SPEC §5.1 outbox, §6 Telegram limits): from the reference
-Main module through the timer, Bot Logic's durable outbox and the rate-limited sender."""
+"""Notifications end to end (N1–N3, docs/scenarios.md#outbox, docs/contract.md#limits): from the
+reference Main module through the timer, Bot Logic's durable outbox and the rate-limited sender."""
 
 from __future__ import annotations
 

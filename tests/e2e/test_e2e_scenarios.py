@@ -1,5 +1,5 @@
-"""Every scenario of SPEC §3 through the whole topology, driven only through the fake Telegram:
-Telegram → Telegram Client → nginx → Bot Logic replicas → Redis + reference modules."""
+"""Every scenario of docs/scenarios.md through the whole topology, driven only through the fake
+Telegram: Telegram → Telegram Client → nginx → Bot Logic replicas → Redis + reference modules."""
 
 from __future__ import annotations
 
@@ -41,7 +41,12 @@ TEXTS = {
 def resolve(topology: Topology, chat_id: int, decision: str, **extra: Any) -> None:
     """What the person does on the Authorization module's page (Yes / No)."""
     body = {"chat_id": chat_id, "decision": decision, "identity": "alice", **extra}
-    response = httpx.post(topology.auth_url + "/test/logins/resolve", json=body, timeout=10)
+    response = httpx.post(
+        topology.auth_url + "/test/logins/resolve",
+        json=body,
+        headers=topology.test_api_headers,
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
 
 
@@ -71,7 +76,9 @@ def test_first_contact_login_granted_action_and_logout(
     # U2 through the button: the callback query becomes "/login code".
     person.press(message, "/login code")
     (prompt,) = person.read(1)
-    pending = httpx.get(topology.auth_url + "/test/pending", timeout=10).json()
+    pending = httpx.get(
+        topology.auth_url + "/test/pending", headers=topology.test_api_headers, timeout=10
+    ).json()
     code = next(p["code"] for p in pending if p["chat_id"] == chat_id)
     assert code in prompt["text"]
     # A2→A6: a command before the person confirmed.
@@ -108,9 +115,12 @@ def test_expired_access_token_is_refreshed(
 ) -> None:
     person = telegram.person(chat_id, language)
     log_in(person, topology, access_ttl_s=-10, name="Alice")
-    refreshes = httpx.get(topology.auth_url + "/test/stats", timeout=10).json()["refresh"]
+    stats_url = topology.auth_url + "/test/stats"
+    refreshes = httpx.get(stats_url, headers=topology.test_api_headers, timeout=10).json()[
+        "refresh"
+    ]
     assert "Alice" in person.ask_one("/me")  # Z7 → Z9 → Z4
-    after = httpx.get(topology.auth_url + "/test/stats", timeout=10).json()["refresh"]
+    after = httpx.get(stats_url, headers=topology.test_api_headers, timeout=10).json()["refresh"]
     assert after == refreshes + 1
 
 
@@ -153,6 +163,7 @@ def test_notification_reaches_the_chat(
     created = httpx.post(
         topology.main_url + "/notifications",
         json={"to": f"n{chat_id}", "text": "Your task was graded"},
+        headers=topology.admin_headers,
         timeout=10,
     )
     assert created.status_code == 201
@@ -164,7 +175,9 @@ def test_the_command_menu_is_published_in_both_languages(topology: Topology) -> 
     deadline = time.monotonic() + 20
     menus: dict[str, list[dict[str, str]]] = {}
     while time.monotonic() < deadline and len(menus) < 3:
-        stats = httpx.get(topology.telegram_url + "/_test/stats", timeout=10).json()
+        stats = httpx.get(
+            topology.telegram_url + "/_test/stats", headers=topology.test_api_headers, timeout=10
+        ).json()
         menus = stats["commands"].get("default", {})
         time.sleep(0.2)
     described = {
@@ -184,6 +197,7 @@ def test_no_secret_appears_in_any_log(topology: Topology, telegram: Telegram, ch
     logs = topology.logs()
     assert logs, "the components logged something"
     secrets = (topology.bot_token, topology.internal_token, topology.jwt_secret)
-    for secret in (*secrets, topology.session_key, topology.oauth_secret):
+    more = (topology.test_api_secret, topology.admin_secret)
+    for secret in (*secrets, topology.session_key, topology.oauth_secret, *more):
         assert secret not in logs
     assert "eyJ" not in logs, "a JWT reached a log"

@@ -1,6 +1,7 @@
-"""One poller per bot token (SPEC §1, §5.1 poller lease): a second Telegram Client stands by
-instead of fighting the first over getUpdates, and takes over when the first dies; a 409 from
-Telegram (someone else polling the token) is waited out with back-off, logged once."""
+"""One poller per bot token (docs/scenarios.md#components, docs/scenarios.md#lease): a second
+Telegram Client stands by instead of fighting the first over getUpdates, and takes over when the
+first dies; a 409 from Telegram (someone else polling the token) is waited out with back-off,
+logged once."""
 
 from __future__ import annotations
 

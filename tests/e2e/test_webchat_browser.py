@@ -1,4 +1,5 @@
-"""The fake Telegram's web chat in a real browser (Debian chromium through Playwright), SPEC §7.
+"""The fake Telegram's web chat in a real browser (Debian chromium through Playwright),
+docs/contract.md#reference.
 
 A newcomer creates a person, sends /start, sees the bot's answer and its inline keyboard arrive
 without a reload, and presses a button; the bot side is played over the Bot API by the test.
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from tests.e2e.browser import CHROMIUM, requires_chromium
+from tests.support.sandbox import TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
 from tggate_sandbox.fakes.telegram import create_app
@@ -29,14 +31,14 @@ pytestmark = requires_chromium
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    with run_asgi(create_app(token=TOKEN)) as url:
+    with run_asgi(create_app(token=TOKEN, test_api_secret=TEST_API_SECRET)) as url:
         yield url
 
 
 @pytest.fixture
 async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server, timeout=30) as client:
-        (await client.post("/_test/reset")).raise_for_status()
+        (await client.post("/_test/reset", headers=TEST_API)).raise_for_status()
         yield client
 
 
@@ -184,15 +186,29 @@ async def test_talk_to_the_bot_in_the_browser(page: Page, http: httpx.AsyncClien
 
 
 async def test_switch_between_people(page: Page, http: httpx.AsyncClient) -> None:
-    injected = {"chat_id": 4242, "text": "hello", "first_name": "Dima", "language_code": "en"}
-    (await http.post("/_test/inject", json=injected)).raise_for_status()
-    await page.reload()
-    await page.fill("#person-name", "Anna")
+    # The picker lists the people this browser created, never chats of others (issue 9).
+    injected = {"chat_id": 4242, "text": "hello", "first_name": "Stranger", "language_code": "en"}
+    (await http.post("/_test/inject", json=injected, headers=TEST_API)).raise_for_status()
+    await page.fill("#person-name", "Dima")
+    await page.select_option("#person-language", "en")
     await page.click("#person-create")
-    await expect(page.locator("#person-label")).to_have_text("Anna")
+    await expect(page.locator("#person-label")).to_have_text("Dima")
+    await page.fill("#message-input", "hello")
+    await page.press("#message-input", "Enter")
+    await expect(page.locator(".message.person .text")).to_have_text(["hello"])
+    dima = await current_chat_id(page)
 
     await page.click("#people-toggle")
-    await page.click('#people-list button.person[data-chat-id="4242"]')
+    await page.fill("#person-name", "Anna")
+    await page.select_option("#person-language", "ru")
+    await page.click("#person-create")
+    await expect(page.locator("#person-label")).to_have_text("Anna")
+    await expect(page.locator(".message")).to_have_count(0)
+
+    await page.click("#people-toggle")
+    await expect(page.locator("#people-list button.person")).to_have_count(2)
+    await expect(page.locator('#people-list button.person[data-chat-id="4242"]')).to_have_count(0)
+    await page.click(f'#people-list button.person[data-chat-id="{dima}"]')
     await expect(page.locator("#person-label")).to_have_text("Dima")
     await expect(page.locator(".message.person .text")).to_have_text(["hello"])
     await expect(page.locator("#message-input")).to_have_attribute("placeholder", "Message")

@@ -47,9 +47,9 @@ def _first_line(process: subprocess.Popen[str], timeout_s: float = 30) -> str:
 @pytest.mark.parametrize(
     ("command", "probe", "signum"),
     [
-        ("reference-auth", "/test/stats", signal.SIGTERM),
-        ("reference-main", "/test/stats", signal.SIGINT),
-        ("fake-telegram", "/_test/stats", signal.SIGTERM),
+        ("reference-auth", "/healthz", signal.SIGTERM),
+        ("reference-main", "/healthz", signal.SIGINT),
+        ("fake-telegram", "/healthz", signal.SIGTERM),
         ("logic", "/readyz", signal.SIGTERM),
     ],
 )
@@ -60,6 +60,7 @@ def test_each_server_prints_its_url_and_stops_cleanly(
     env = _env(
         TGGATE_INTERNAL_TOKEN="cli-test-internal-token",
         TGGATE_BOT_TOKEN="123:cli-test",
+        TGGATE_REFERENCE_JWT_SECRET="cli-test-reference-jwt-secret-0123456789",
         TGGATE_DATA_DIR=str(tmp_path / "var"),
     )
     process = _start([command, "--port", str(port)], env, tmp_path)

@@ -43,9 +43,11 @@ def _run_reference_auth(settings: Settings, args: argparse.Namespace) -> None:
     sandbox = _sandbox_settings(settings, args)
     public_url = args.public_url or str(sandbox.auth_public_url or "").rstrip("/")
     app = create_app(
-        jwt_secret=sandbox.reference_jwt_secret.get_secret_value(),
+        jwt_secret=sandbox.require_jwt_secret(),
         public_url=public_url or f"http://{args.host}:{args.port}",
         oauth=providers_from_settings(sandbox),
+        test_api_secret=sandbox.optional_test_api_secret(),
+        demo_sign_in=sandbox.reference_demo_sign_in,
     )
     serve(app, name="Reference Authorization module", host=args.host, port=args.port)
 
@@ -55,7 +57,11 @@ def _run_reference_main(settings: Settings, args: argparse.Namespace) -> None:
     from tggate_sandbox.reference.main.app import create_app
 
     sandbox = _sandbox_settings(settings, args)
-    app = create_app(jwt_secret=sandbox.reference_jwt_secret.get_secret_value())
+    app = create_app(
+        jwt_secret=sandbox.require_jwt_secret(),
+        admin_secret=sandbox.optional_admin_secret(),
+        test_api_secret=sandbox.optional_test_api_secret(),
+    )
     serve(app, name="Reference Main module", host=args.host, port=args.port)
 
 
@@ -64,7 +70,10 @@ def _run_fake_oauth(settings: Settings, args: argparse.Namespace) -> None:
     from tggate_sandbox.fakes.oauth.app import clients_from_settings, create_app
 
     sandbox = _sandbox_settings(settings, args)
-    app = create_app(clients=clients_from_settings(sandbox))
+    app = create_app(
+        clients=clients_from_settings(sandbox),
+        test_api_secret=sandbox.optional_test_api_secret(),
+    )
     serve(app, name="Fake OAuth provider", host=args.host, port=args.port)
 
 
@@ -72,14 +81,20 @@ def _run_fake_telegram(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.serve import serve
     from tggate_sandbox.fakes.telegram.app import create_app
 
-    app = create_app(token=settings.require_bot_token(), rate_limits=args.rate_limits)
+    sandbox = _sandbox_settings(settings, args)
+    app = create_app(
+        token=settings.require_bot_token(),
+        rate_limits=args.rate_limits,
+        test_api_secret=sandbox.optional_test_api_secret(),
+    )
     serve(app, name="Fake Telegram Bot API", host=args.host, port=args.port)
 
 
 def _run_demo(settings: Settings, args: argparse.Namespace) -> None:
     from tggate_sandbox.demo import run_demo
 
-    run_demo(settings, host=args.host, port=args.port, nginx=args.nginx)
+    sandbox = _sandbox_settings(settings, args)
+    run_demo(settings, sandbox, host=args.host, port=args.port, nginx=args.nginx)
 
 
 def _run_bench(settings: Settings, args: argparse.Namespace) -> None:
@@ -141,5 +156,9 @@ def add_commands(kit: CommandKit) -> None:
     bench = kit.add(
         "bench", "the benchmarks, from a checkout (same as python -m bench)", _run_bench
     )
-    bench.add_argument("names", nargs="*", help="benchmark names and options (bench/README.md)")
+    bench.add_argument(
+        "names",
+        nargs="*",
+        help="benchmark names and options (bench/README.md; default: every benchmark)",
+    )
     bench.set_defaults(passthrough=True)

@@ -9,12 +9,17 @@ import time
 from pathlib import Path
 
 from tggate.settings import Settings
+from tggate_sandbox.settings import SandboxSettings
 from tggate_sandbox.topology import Topology, TopologyError, find_nginx
 
 __all__ = ["run_demo"]
 
 
-def run_demo(settings: Settings, *, host: str, port: int, nginx: str) -> None:
+def run_demo(
+    settings: Settings, sandbox: SandboxSettings, *, host: str, port: int, nginx: str
+) -> None:
+    """The secrets are made here unless given (TGGATE_TEST_API_SECRET for tests that drive the
+    demo, TGGATE_REFERENCE_ADMIN_SECRET for a password of one's own on /notify)."""
     use_nginx = nginx == "on" or (nginx == "auto" and find_nginx() is not None)
     started = time.monotonic()
 
@@ -31,6 +36,9 @@ def run_demo(settings: Settings, *, host: str, port: int, nginx: str) -> None:
         fixed_ports={"fake-telegram": port},
         progress=progress,
     )
+    # Secrets given in the environment win over those the topology made.
+    topology.test_api_secret = sandbox.optional_test_api_secret() or topology.test_api_secret
+    topology.admin_secret = sandbox.optional_admin_secret() or topology.admin_secret
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -50,6 +58,7 @@ def run_demo(settings: Settings, *, host: str, port: int, nginx: str) -> None:
             f"\n  Open {topology.telegram_url}/ in a browser to chat with the bot.\n"
             f"\n  Login pages (Authorization module): {topology.auth_url}/code\n"
             f"  Send a notification (Main module):  {topology.main_url}/notify\n"
+            f"    its admin password:               {topology.admin_secret}\n"
             f"  Bot Logic:                          {topology.logic_url}\n"
             f"  Logs:                               {topology.workdir}\n"
             f"\nPress Ctrl-C to stop everything.",

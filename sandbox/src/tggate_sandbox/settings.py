@@ -6,10 +6,11 @@ These configure the reference modules and fakes only; tggate itself never reads 
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tggate.settings import SettingsError
+from tggate_sandbox.hardening import MIN_SECRET_BYTES
 
 __all__ = ["SandboxSettings", "load_sandbox_settings"]
 
@@ -17,9 +18,27 @@ __all__ = ["SandboxSettings", "load_sandbox_settings"]
 class SandboxSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TGGATE_", frozen=True, extra="ignore")
 
-    reference_jwt_secret: SecretStr = Field(
-        default=SecretStr("tggate-reference-demo-secret-change-me-0123456789"),
-        description="the HS256 key both reference modules sign and verify JWTs with",
+    # Issue 9: no built-in default; with a published one anybody could sign a teacher's token.
+    reference_jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="the HS256 key both reference modules sign and verify JWTs with "
+        f"(required, at least {MIN_SECRET_BYTES} bytes; `tggate demo` makes one)",
+    )
+    test_api_secret: SecretStr | None = Field(
+        default=None,
+        description="turns the sandbox servers' test APIs on; callers send it in the "
+        f"X-Test-Api-Secret header (unset: no test API; at least {MIN_SECRET_BYTES} bytes)",
+    )
+    reference_admin_secret: SecretStr | None = Field(
+        default=None,
+        description="the reference Main module's admin password: signs in on /notify and is "
+        "the X-Admin-Secret header of POST /notifications (unset: both are off; at least "
+        f"{MIN_SECRET_BYTES} bytes)",
+    )
+    reference_demo_sign_in: bool = Field(
+        default=True,
+        description="the reference Authorization module's demo sign-in (anyone by a typed "
+        "name; never in front of real people)",
     )
     auth_public_url: AnyHttpUrl | None = Field(
         default=None,
@@ -52,13 +71,44 @@ class SandboxSettings(BaseSettings):
         default=AnyHttpUrl("https://login.yandex.ru/info"), description="Yandex ID's user API"
     )
 
+    @field_validator("reference_jwt_secret", "test_api_secret", "reference_admin_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode("utf-8")) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
-        values = [self.reference_jwt_secret.get_secret_value()]
-        for secret in (self.github_client_secret, self.yandex_client_secret):
+        values = []
+        for secret in (
+            self.reference_jwt_secret,
+            self.test_api_secret,
+            self.reference_admin_secret,
+            self.github_client_secret,
+            self.yandex_client_secret,
+        ):
             if secret is not None:
                 values.append(secret.get_secret_value())
         return values
+
+    def require_jwt_secret(self) -> str:
+        """The reference modules refuse to start without their signing key (issue 9)."""
+        if self.reference_jwt_secret is None:
+            raise SettingsError(
+                "TGGATE_REFERENCE_JWT_SECRET is not set (the reference modules' JWT key, "
+                f"at least {MIN_SECRET_BYTES} bytes)"
+            )
+        return self.reference_jwt_secret.get_secret_value()
+
+    def optional_test_api_secret(self) -> str | None:
+        """The test API secret, or None: no test API."""
+        return None if self.test_api_secret is None else self.test_api_secret.get_secret_value()
+
+    def optional_admin_secret(self) -> str | None:
+        """The reference Main module's admin secret, or None: no admin page nor API."""
+        secret = self.reference_admin_secret
+        return None if secret is None else secret.get_secret_value()
 
 
 def load_sandbox_settings(**overrides: object) -> SandboxSettings:

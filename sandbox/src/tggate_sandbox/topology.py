@@ -1,9 +1,14 @@
-"""The seed's whole topology as real processes on loopback (SPEC §1):
+"""The seed's whole topology as real processes on loopback (docs/scenarios.md#components):
 
 Telegram (fake) → Telegram Client → nginx → Bot Logic replicas → Redis + reference modules.
 
 Used by `tggate demo` and by the end-to-end tests. Every component is a separate process
 started with `python -m tggate.cli …` on a free port; stopping the topology leaves none behind.
+
+The topology makes every secret the components need: the JWT key of the reference modules, the
+Main module's admin secret (the `/notify` page's password, `X-Admin-Secret`), and the test API
+secret that turns the sandbox servers' test APIs on (`test_api_headers` for the tests' calls).
+It waits for each server's `/healthz`, never for a test endpoint.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 
 from tggate.adapters.embedded_redis import EmbeddedRedis, die_with_parent
 from tggate.adapters.token_cipher import TokenCipher
+from tggate_sandbox.hardening import ADMIN_HEADER, TEST_API_HEADER
 
 __all__ = ["NGINX_TEMPLATE", "Topology", "TopologyError", "find_nginx", "free_port"]
 
@@ -124,6 +130,8 @@ class Topology:
     bot_token: str = DEMO_BOT_TOKEN
     internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    test_api_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    admin_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     extra_env: Mapping[str, str] = field(default_factory=dict)
     fake_telegram_rate_limits: bool = False
     logic_workers: int = 1
@@ -169,6 +177,16 @@ class Topology:
     def logic_replica_urls(self) -> list[str]:
         return [self.url(f"logic-{i}") for i in range(self.logic_replicas)]
 
+    @property
+    def test_api_headers(self) -> dict[str, str]:
+        """What a call to any component's test API carries."""
+        return {TEST_API_HEADER: self.test_api_secret}
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """What a call to the Main module's admin API (POST /notifications) carries."""
+        return {ADMIN_HEADER: self.admin_secret}
+
     # ---- life cycle ----
 
     def __enter__(self) -> Topology:
@@ -197,11 +215,11 @@ class Topology:
         self.redis = EmbeddedRedis(data_dir=self.workdir / "redis").start()
         self.progress("reference modules, fake OAuth provider and fake Telegram")
         if self.fake_oauth:
-            self._spawn("fake-oauth", [], ready="/_test/stats")
-        self._spawn("reference-auth", ["--public-url", self.auth_url], ready="/test/stats")
-        self._spawn("reference-main", [], ready="/test/stats")
+            self._spawn("fake-oauth", [], ready="/healthz")
+        self._spawn("reference-auth", ["--public-url", self.auth_url], ready="/healthz")
+        self._spawn("reference-main", [], ready="/healthz")
         telegram_args = ["--rate-limits"] if self.fake_telegram_rate_limits else []
-        self._spawn("fake-telegram", telegram_args, ready="/_test/stats")
+        self._spawn("fake-telegram", telegram_args, ready="/healthz")
         self.progress(f"Bot Logic x{self.logic_replicas}")
         for index in range(self.logic_replicas):
             self.start_logic(index)
@@ -236,6 +254,10 @@ class Topology:
                 "TGGATE_BOT_TOKEN": self.bot_token,
                 "TGGATE_INTERNAL_TOKEN": self.internal_token,
                 "TGGATE_REFERENCE_JWT_SECRET": self.jwt_secret,
+                "TGGATE_REFERENCE_ADMIN_SECRET": self.admin_secret,
+                "TGGATE_TEST_API_SECRET": self.test_api_secret,
+                # The fake OAuth provider registers the module's callbacks under this URL.
+                "TGGATE_AUTH_PUBLIC_URL": self.auth_url,
                 "TGGATE_SESSION_KEYS": self.session_key,
                 "TGGATE_DATA_DIR": str(self.workdir),
                 "PYTHONUNBUFFERED": "1",
@@ -329,10 +351,12 @@ class Topology:
     def wait_polling(self, timeout_s: float = 30.0) -> None:
         """Until the fake Telegram has seen a `getUpdates` call (from the Telegram Client)."""
         deadline = time.monotonic() + timeout_s
-        stats_url = self.telegram_url + "/_test/stats"
+        stats = urllib.request.Request(
+            self.telegram_url + "/_test/stats", headers=self.test_api_headers
+        )
         while True:
             try:
-                with urllib.request.urlopen(stats_url, timeout=1.0) as response:
+                with urllib.request.urlopen(stats, timeout=1.0) as response:
                     calls = json.load(response).get("calls", {})
                 if calls.get("getUpdates", 0) > 0:
                     return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -40,9 +42,17 @@ class JsonHttp:
     Tokens travel only in bodies and headers, never in URLs, and nothing here logs either.
     """
 
-    def __init__(self, *, pool: HttpPool, name: str) -> None:
+    def __init__(
+        self,
+        *,
+        pool: HttpPool,
+        name: str,
+        observe_seconds: Callable[[float], None] | None = None,
+    ) -> None:
         self._pool = pool
         self.name = name
+        # Given each call's wall time, answered or not (Bot Logic's module latency metric).
+        self._observe_seconds = observe_seconds
 
     async def request(
         self,
@@ -50,15 +60,17 @@ class JsonHttp:
         path: str,
         *,
         body: BaseModel | None = None,
+        content: bytes | None = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> HttpAnswer | None:
-        """Send `body` (a contract model, docs/openapi/) as JSON; the answer, or None."""
-        data: bytes | None = None
-        if body is not None:
-            data = body.model_dump_json().encode()
+        """Send `body` (a contract model, docs/openapi/) or `content` (JSON already encoded,
+        e.g. by a configured API, adapters/auth_api.py) as JSON; the answer, or None."""
+        data = body.model_dump_json().encode() if body is not None else content
+        if data is not None:
             headers = {**headers, **_JSON_HEADERS} if headers else _JSON_HEADERS
         target = f"{path}{'&' if '?' in path else '?'}{urlencode(params)}" if params else path
+        started = time.monotonic()
         try:
             answer = await self._pool.request(method, target, headers=headers, body=data)
         except TimeoutError:
@@ -67,6 +79,9 @@ class JsonHttp:
             log.warning("%s: %s %s failed: %s", self.name, method, _route(path), error)
         else:
             return HttpAnswer(status=answer.status, content=answer.body)
+        finally:
+            if self._observe_seconds is not None:
+                self._observe_seconds(time.monotonic() - started)
         return None
 
 

@@ -37,8 +37,8 @@ local function add_to_outbox(outbox, seq, delivered, id, message)
 end
 """
 
-# Compare-and-set of one chat's session (SPEC §6 "atomic state transitions"): the revision check,
-# the write or delete, the TTL and both status indexes change together, so a logout racing a
+# Compare-and-set of one chat's session (docs/scenarios.md#atomic): the revision check, the
+# write or delete, the TTL and both status indexes change together, so a logout racing a
 # login check can never resurrect a session or leave an index pointing the wrong way.
 #   status "" deletes; ttl_ms "0" = no expiry. Returns 1, or 0 when the stored revision is not
 #   `expect` ("" = the session must not exist); nothing is written then.
@@ -95,7 +95,7 @@ return done
 """
 )
 
-# Claim an update_id and read the chat's session in one round trip (SPEC §5.1 idempotency).
+# Claim an update_id and read the chat's session in one round trip (docs/scenarios.md#idempotency).
 #   KEYS[1] the chat's answered updates (hash update_id -> record)  KEYS[2] the update's claim
 #   KEYS[3] the chat's session
 #   ARGV[1] update_id  ARGV[2] the claiming owner  ARGV[3] claim TTL in ms
@@ -169,7 +169,7 @@ end
 return live
 """
 
-# Add outbox messages of one bucket outside a session change (SPEC §5.1 durable outbox).
+# Add outbox messages of one bucket outside a session change (docs/scenarios.md#outbox).
 #   KEYS[1] outbox hash  KEYS[2] outbox sequence  KEYS[3..] delivered marker of each message
 #   ARGV one (id, message JSON) pair per message, in KEYS order
 # Returns how many were added.
@@ -214,7 +214,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
-# Grant a free lease or renew one's own (SPEC §5.1 poller lease).
+# Grant a free lease or renew one's own (docs/scenarios.md#lease).
 #   KEYS[1] the lease  ARGV[1] the instance asking  ARGV[2] TTL in ms
 # Returns 1 if `instance` holds the lease now, else 0.
 LEASE = """

@@ -1,4 +1,4 @@
-"""The Redis implementation of the `SessionStore` port (SPEC §2, §5.1, §6).
+"""The Redis `SessionStore` (docs/scenarios.md: #sessions, #atomic, #idempotency, #outbox, #lease).
 
 Layout (prefix `tggate`). A chat belongs to the bucket `chat_id % buckets`; every key of a chat
 and of its bucket carries the bucket's hash tag (`{b17}`), so one Lua script never spans two

@@ -1,4 +1,4 @@
-"""Tokens encrypted at rest in Redis when keys are configured (SPEC §6).
+"""Tokens encrypted at rest in Redis when keys are configured (docs/contract.md#secrets).
 
 Fernet (AES-128-CBC with HMAC-SHA256) from `cryptography`; several keys allow rotation: the
 first encrypts, every key decrypts. Values written before encryption was switched on have no

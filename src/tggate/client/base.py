@@ -120,7 +120,7 @@ class TelegramApi(Protocol):
     ) -> None: ...
 
 
-# ---- errors and port of Bot Logic (SPEC §5.1) ----
+# ---- errors and port of Bot Logic (docs/contract.md#bot-logic) ----
 
 
 class LogicUnavailable(Exception):
@@ -136,7 +136,7 @@ class LogicRejected(Exception):
 
 
 class LogicApi(Protocol):
-    """Bot Logic's internal HTTP API (SPEC §5.1, tggate.contract.logic)."""
+    """Bot Logic's internal HTTP API (docs/contract.md#bot-logic, tggate.contract.logic)."""
 
     async def command(
         self,

@@ -1,4 +1,4 @@
-"""Per-chat order, cross-chat concurrency (SPEC §6, C3).
+"""Per-chat order, cross-chat concurrency (docs/scenarios.md#order, C3).
 
 Each chat with pending updates has one worker that handles them one by one, in the order they
 were submitted; workers of different chats run in parallel, at most `max_concurrent` handling at

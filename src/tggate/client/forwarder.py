@@ -115,7 +115,8 @@ class Forwarder:
                 attempt += 1
                 self._outage.failed(f"update {update_id}: {error}")
                 if not noticed and self._monotonic() - started >= self._notice_after_s:
-                    # Not silence (SPEC §6): say once that the answer is delayed, keep trying.
+                    # Not silence (docs/contract.md#reliability): say once that the answer is
+                    # delayed, keep trying.
                     noticed = True
                     await self._sender.send(chat_id, Reply(texts.unavailable(language)))
                 await self._sleep(self._backoff.delay(attempt))

@@ -1,4 +1,5 @@
-"""Which replies of an update Telegram has already accepted, kept on disk (SPEC §6).
+"""Which replies of an update Telegram has already accepted, kept on disk
+(docs/contract.md#reliability).
 
 The offset the client confirms is the lowest unfinished update, so after a crash Telegram delivers
 again every update above it, handled or not. Bot Logic answers a repeated update_id with its first

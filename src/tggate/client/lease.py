@@ -1,4 +1,4 @@
-"""The poller lease (SPEC §5.1): only its holder polls Telegram and runs the timers.
+"""The poller lease (docs/scenarios.md#lease): only its holder polls Telegram and runs the timers.
 
 Telegram allows one getUpdates poller per token and the timers must not tick twice, so several
 client instances agree through Bot Logic which one is active. The holder renews every ttl/3. If it

@@ -1,4 +1,5 @@
-"""`LogicApi` over HTTP (SPEC §5.1), through Nginx, on one injected aiohttp session.
+"""`LogicApi` over HTTP (docs/contract.md#bot-logic), through Nginx, on one injected aiohttp
+session.
 
 Requests and answers are those of `tggate.contract.logic`, the ones Bot Logic's app uses; answers
 are read straight from the body's bytes by their `TypeAdapter` (no model object per reply).

@@ -1,4 +1,5 @@
-"""The bot's command menu (SPEC §4: setMyCommands): Russian by default, English for "en"."""
+"""The bot's command menu (docs/scenarios.md#commands: setMyCommands): Russian by default,
+English for "en"."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Which getUpdates offset is safe to confirm (SPEC §6: no update lost).
+"""Which getUpdates offset is safe to confirm (docs/contract.md#reliability: no update lost).
 
 Telegram forgets every update below the `offset` of a getUpdates call. So the offset may only
 pass an update once it is fully handled: it is the lowest unfinished update_id, or one past the

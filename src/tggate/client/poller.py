@@ -1,4 +1,5 @@
-"""Long polling of getUpdates with confirmation only after handling (C2, C3; SPEC §6).
+"""Long polling of getUpdates with confirmation only after handling (C2, C3;
+docs/contract.md#reliability).
 
 Telegram forgets every update below the offset of a getUpdates call, and the offset is also the
 only cursor for fetching more. So while updates are in flight the poller asks again from the

@@ -1,4 +1,4 @@
-"""Telegram's sending limits (SPEC §6: ~30 messages/s overall, 1 message/s a chat).
+"""Telegram's sending limits (docs/contract.md#limits: ~30 messages/s overall, 1 message/s a chat).
 
 Telegram counts a message when it processes it, which is some time after it left here and before
 its answer came back. So the limits are kept from the *answer* on: a chat's next message leaves

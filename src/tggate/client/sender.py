@@ -1,4 +1,4 @@
-"""Sending messages within Telegram's limits (SPEC §6).
+"""Sending messages within Telegram's limits (docs/contract.md#limits).
 
 One chat's messages leave strictly one after another (a lock per chat); different chats go in
 parallel under the global rate. A 429 pauses only the chat it names; other chats keep going.
@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from tggate.core.replies import Button, Keyboard, Reply
 
 from .base import Rejected, RetryLater, TelegramApi, Unavailable
+from .metrics import ClientMetrics
 from .ratelimit import GlobalPermits, SendLimiter
 from .retry import Backoff, OutageLog
 from .split import MAX_MESSAGE, split_text
@@ -68,8 +69,10 @@ class Sender:
         backoff: Backoff | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         self._telegram = telegram
+        self._metrics = metrics or ClientMetrics()
         self._limits = SendLimiter(
             global_per_s=global_per_s, per_chat_interval_s=per_chat_interval_s
         )
@@ -124,6 +127,7 @@ class Sender:
                     await self._telegram.send_message(chat_id=chat_id, text=text, buttons=keyboard)
             except RetryLater as error:
                 logger.info("429 for chat %s: waiting %ss", chat_id, error.retry_after)
+                self._metrics.throttled.inc()
                 self._limits.hold_chat(chat_id, self._monotonic() + error.retry_after)
                 continue
             except Rejected as error:

@@ -22,6 +22,7 @@ from .forwarder import Forwarder
 from .journal import DeliveryJournal
 from .lease import LeaseKeeper
 from .menu import publish_menu
+from .metrics import ClientMetrics
 from .poller import Poller
 from .retry import Backoff, OutageLog, first_of, sleep_or_stop
 from .sender import Sender
@@ -66,12 +67,14 @@ class TelegramClient:
         table: CommandTable,
         options: ClientOptions | None = None,
         instance: str | None = None,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         self._telegram = telegram
         self._logic = logic
         self._table = table
         self._options = options or ClientOptions()
         self.instance = instance or uuid.uuid4().hex
+        self.metrics = metrics or ClientMetrics()
         self._menu_published = False
         path = self._options.journal_path
         self._journal = DeliveryJournal(path) if path is not None else None
@@ -90,6 +93,7 @@ class TelegramClient:
             global_per_s=o.send_global_per_s,
             per_chat_interval_s=o.send_per_chat_interval_s,
             backoff=o.retry,
+            metrics=self.metrics,
         )
         lease = LeaseKeeper(logic=self._logic, instance=self.instance, ttl_s=o.lease_ttl_s)
         lease_task = asyncio.create_task(lease.run(stop), name="tggate-client-lease")

@@ -1,4 +1,4 @@
-"""Splitting long texts into Telegram-sized messages (SPEC §6: texts over 4096 characters)."""
+"""Splitting texts over 4096 characters into Telegram-sized messages (docs/contract.md#limits)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Bot Logic's internal HTTP API (SPEC §5.1, docs/state-machine.md), defined once for both sides.
+"""Bot Logic's internal HTTP API (docs/contract.md#bot-logic, docs/state-machine.md), defined once
+for both sides.
 
 Bot Logic's app (`tggate.logic.app`) validates requests with these, declares its answers with
 them (FastAPI derives Bot Logic's OpenAPI from them) and writes the answers through them; the

@@ -1,4 +1,5 @@
-"""Commands: the built-in ones (SPEC §4) and the action table (TOML), and parsing of a text.
+"""Commands: the built-in ones (docs/scenarios.md#commands) and the action table (TOML), and parsing
+of a text.
 
 Parsing is shared by the Telegram Client (C4: is this a command we know?) and Bot Logic
 (validation of what arrives), so both read the same table.
@@ -199,7 +200,7 @@ def check_action_args(
 def validate_args(
     command: str, args: Mapping[str, str], table: CommandTable
 ) -> ParsedCommand | Usage:
-    """Validate arguments that arrive already named (the Bot Logic API, SPEC §5.1)."""
+    """Validate arguments that arrive already named (docs/contract.md#bot-logic)."""
     if command in ("start", "help"):
         return ParsedCommand(command, {})
     if command == "login":

@@ -1,4 +1,4 @@
-"""The per-chat state machine of the seed (SPEC §3), pure: no I/O, no clock, no randomness.
+"""The seed's per-chat state machine (docs/scenarios.md), pure: no I/O, no clock, no randomness.
 
 Every transition a person can see is decided here; the service layer (`tggate.logic`) loads the
 session, performs the requests the machine makes and writes the outcome it returns.
@@ -471,7 +471,7 @@ def _notifications(session: Authorized, feed: _Answers[NotificationRequest]) -> 
     for _attempt in range(_NOTIFICATION_FETCHES):
         found = feed.ask(FetchNotifications(access_token=current.access_token))
         if isinstance(found, ActionDone) and found.status == 401:
-            # The notification step's 401 follows Z7–Z9 for that chat (SPEC §3 N).
+            # The notification step's 401 follows Z7–Z9 for that chat (docs/scenarios.md#n2).
             refreshed = feed.ask(RefreshTokens(refresh_token=current.refresh_token))  # Z7
             if isinstance(refreshed, RefreshRejected):  # Z8
                 return CycleOutcome(None, login_offer(language))

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-# ---- answers of the Authorization module (SPEC §5.2) ----
+# ---- answers of the Authorization module (docs/contract.md#the-authorization-module) ----
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,7 @@ class ModuleUnavailable:
     detail: str = ""
 
 
-# ---- answers of the Main module (SPEC §5.3) ----
+# ---- answers of the Main module (docs/contract.md#the-main-module) ----
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +151,13 @@ def outbox_chat_id(message_id: str) -> int | None:
 
 
 class AuthModule(Protocol):
-    """The Authorization module (SPEC §5.2)."""
+    """The Authorization module (docs/contract.md#the-authorization-module)."""
 
     async def start_login(
         self, *, login_token: str, login_type: str, chat_id: int, language: str = "ru"
     ) -> LoginStarted | ModuleUnavailable:
-        """`language` is a hint for the text shown to the person (an extension of §5.2)."""
+        """`language` is a hint for the text shown to the person (an extension of the seed,
+        docs/openapi/auth.yaml)."""
         ...
 
     async def check_login(self, *, login_token: str) -> LoginCheck | ModuleUnavailable: ...
@@ -169,7 +170,7 @@ class AuthModule(Protocol):
 
 
 class MainModule(Protocol):
-    """The Main module (SPEC §5.3)."""
+    """The Main module (docs/contract.md#the-main-module)."""
 
     async def call(
         self, *, method: str, path: str, access_token: str, query: Mapping[str, str] | None = None
@@ -189,7 +190,8 @@ class MainModule(Protocol):
 class StoreUnavailable(Exception):
     """The session store did not answer (Redis down, failing over, out of connections).
 
-    The chat is told the service is temporarily unavailable (SPEC §6); nothing was decided."""
+    The chat is told the service is temporarily unavailable (docs/scenarios.md#unavailable);
+    nothing was decided."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +214,7 @@ class SessionWrite:
     outbox: Sequence[OutboxMessage] = ()
 
 
-# ---- what claiming an update_id found (SPEC §5.1 idempotency) ----
+# ---- what claiming an update_id found (docs/scenarios.md#idempotency) ----
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +240,7 @@ UpdateClaim = UpdateClaimed | UpdateAnswered | UpdateBusy
 
 
 class SessionStore(Protocol):
-    """Per-chat sessions with atomic compare-and-set transitions (SPEC §6).
+    """Per-chat sessions with atomic compare-and-set transitions (docs/scenarios.md#atomic).
 
     Every write maintains the status indexes in the same atomic step. A store that cannot reach
     its database raises `StoreUnavailable`.
@@ -275,7 +277,7 @@ class SessionStore(Protocol):
         from the status index; each chat once."""
         ...
 
-    # -- idempotency of /v1/commands by update_id (SPEC §5.1)
+    # -- idempotency of /v1/commands by update_id (docs/scenarios.md#idempotency)
 
     async def begin_update(
         self, chat_id: int, update_id: int, *, owner: str, ttl_ms: int
@@ -308,13 +310,13 @@ class SessionStore(Protocol):
         """Drop `owner`'s unfinished claim (processing failed; a retry may claim it again)."""
         ...
 
-    # -- single-flight refresh (SPEC §6)
+    # -- single-flight refresh (docs/scenarios.md#single-flight)
 
     async def acquire_lock(self, chat_id: int, name: str, *, owner: str, ttl_ms: int) -> bool: ...
 
     async def release_lock(self, chat_id: int, name: str, *, owner: str) -> None: ...
 
-    # -- the durable outbox of cycle messages (SPEC §5.1)
+    # -- the durable outbox of cycle messages (docs/scenarios.md#outbox)
 
     async def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         """Add messages unless already present or already delivered (ids are idempotency keys)."""
@@ -331,7 +333,7 @@ class SessionStore(Protocol):
         """Remove delivered messages and remember their ids for a day; returns how many."""
         ...
 
-    # -- the poller lease (SPEC §5.1)
+    # -- the poller lease (docs/scenarios.md#lease)
 
     async def lease(self, name: str, *, instance: str, ttl_ms: int) -> bool:
         """Grant or renew the lease `name` to `instance` if free or already its own."""

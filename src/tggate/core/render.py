@@ -1,4 +1,4 @@
-"""Turn a Main module answer into reply text, as the command table says (SPEC §4)."""
+"""Turn a Main module answer into reply text, as the command table says (docs/scenarios.md#z5)."""
 
 from __future__ import annotations
 

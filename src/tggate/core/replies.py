@@ -30,7 +30,7 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class ChatReply:
-    """A reply addressed to a chat, as Bot Logic answers a command (SPEC §5.1)."""
+    """A reply addressed to a chat, as Bot Logic answers a command (docs/contract.md#bot-logic)."""
 
     chat_id: int
     reply: Reply

@@ -1,4 +1,4 @@
-"""Session states of one chat (SPEC §2): Unknown is the absence of a session."""
+"""Session states of one chat (docs/scenarios.md#sessions): Unknown is the absence of a session."""
 
 from __future__ import annotations
 

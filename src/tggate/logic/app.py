@@ -1,4 +1,4 @@
-"""Bot Logic's HTTP API (SPEC §5.1), a FastAPI app around one `BotLogic`."""
+"""Bot Logic's HTTP API (docs/contract.md#bot-logic), a FastAPI app around one `BotLogic`."""
 
 from __future__ import annotations
 

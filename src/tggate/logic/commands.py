@@ -1,4 +1,4 @@
-"""Commands (C7 onwards, SPEC §3): idempotent by update_id, decided by the pure machine.
+"""Commands (C7 onwards, docs/scenarios.md): idempotent by update_id, decided by the pure machine.
 
 `handle_update` claims the update_id and reads the chat's session in one step, runs the command,
 and writes the session change with the answer and the end of the claim in another: two Redis
@@ -165,7 +165,8 @@ class Commands:
                 return answer_json(chat_id, claim.replies)
             replies = await self._handle_claimed(update_id, command, owner, claim.stored)
         except StoreUnavailable as error:
-            # SPEC §6: a clear reply, never a 5xx; nothing was recorded, so a retry runs anew.
+            # A clear reply, never a 5xx (docs/scenarios.md#unavailable); nothing was recorded, so
+            # a retry runs anew.
             log.warning("Redis unavailable during /%s: %s", command.name, error)
             self._metrics.commands.labels(command.name, "store_unavailable").inc()
             return answer_json(chat_id, [Reply(text=say(Text.UNAVAILABLE, command.language))])

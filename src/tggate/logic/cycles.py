@@ -1,4 +1,4 @@
-"""The two timer cycles (L2, N2) and the durable outbox they fill (SPEC §5.1).
+"""The two timer cycles (L2, N2) and the durable outbox they fill (docs/scenarios.md#outbox).
 
 A cycle reads the sessions of its shard from the status indexes in batches (one Redis round trip
 for some hundred chats) and hands them to a bounded pool of workers; for each chat the pure
@@ -144,6 +144,7 @@ class Cycles:
         # Main module listed them).
         messages = await self._store.pending_outbox(kind=kind, shard=shard, shards=shards)
         self._metrics.cycle_messages.labels(label).inc(len(messages))
+        self._metrics.outbox_backlog.labels(label, str(shard)).set(len(messages))
         return messages
 
     async def _for_each_session(

@@ -34,6 +34,12 @@ class LogicMetrics:
             ["request", "result"],
             registry=self.registry,
         )
+        self.module_seconds = Histogram(
+            "tggate_module_call_seconds",
+            "Wall time of one HTTP call to a module (auth or main), failures and timeouts included",
+            ["module"],
+            registry=self.registry,
+        )
         self.cycle_seconds = Histogram(
             "tggate_cycle_seconds",
             "Wall time of one timer cycle (one shard)",
@@ -44,6 +50,15 @@ class LogicMetrics:
             "tggate_cycle_messages_total",
             "Messages produced by timer cycles",
             ["cycle"],
+            registry=self.registry,
+        )
+        # Set at each tick from what the tick hands out: the backlog as this replica last saw
+        # the shard (replicas serve the shards in turn, so it is a few ticks old at most).
+        self.outbox_backlog = Gauge(
+            "tggate_outbox_backlog_messages",
+            "Undelivered messages in the outbox (not yet acknowledged by the client), by cycle "
+            "and shard, as of this replica's last tick of that shard",
+            ["cycle", "shard"],
             registry=self.registry,
         )
 

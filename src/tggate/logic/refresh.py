@@ -1,4 +1,5 @@
-"""Single-flight refresh (Z7–Z9, SPEC §6): one /refresh call per chat across every replica.
+"""Single-flight refresh (Z7–Z9, docs/scenarios.md#single-flight): one /refresh call per chat across
+every replica.
 
 Concurrent 401s on one chat (several commands, a command and the notification cycle, on any
 replica) must cause one /refresh and no spurious logout: the Authorization module rotates the

@@ -1,6 +1,6 @@
-"""`BotLogic`, the service behind Bot Logic's HTTP API (SPEC §5.1): it composes the commands
-(`commands`), the single-flight refresh they and the notification cycle share (`refresh`), the
-timer cycles with their outbox (`cycles`), and the poller lease."""
+"""`BotLogic`, the service behind Bot Logic's HTTP API (docs/contract.md#bot-logic): it composes the
+commands (`commands`), the single-flight refresh they and the notification cycle share (`refresh`),
+the timer cycles with their outbox (`cycles`), and the poller lease."""
 
 from __future__ import annotations
 

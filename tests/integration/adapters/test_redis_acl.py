@@ -1,5 +1,6 @@
-"""A production Redis with a user of tggate's own (issue 10): deploy/redis.conf's `user` lines,
-as written there, on a real server; tggate does all it does as that user, and nothing else.
+"""A production Redis with a user of tggate's own (issue 10): deploy/redis.conf's example `user`
+lines, as written there, on a real server; tggate does all it does as that user, and nothing
+else.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ PASSWORD = "a-long-random-password-for-the-test"
 def acl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
     workdir = tmp_path_factory.mktemp("acl")
     users = [
-        line.replace("CHANGE-ME-a-long-random-password", PASSWORD)
+        line.removeprefix("# ").replace("CHANGE-ME-a-long-random-password", PASSWORD)
         for line in DEPLOY_CONF.read_text().splitlines()
-        if line.startswith("user ")
+        if line.startswith("# user ")
     ]
     assert len(users) == 2, "deploy/redis.conf names the default user and tggate's"
     (workdir / "acl.conf").write_text("\n".join(users) + "\n")

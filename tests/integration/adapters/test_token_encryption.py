@@ -1,4 +1,4 @@
-"""Tokens at rest: encrypted in Redis when TGGATE_SESSION_KEYS is set (SPEC §6)."""
+"""Tokens at rest: encrypted in Redis when TGGATE_SESSION_KEYS is set (docs/contract.md#secrets)."""
 
 from __future__ import annotations
 

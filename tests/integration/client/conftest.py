@@ -14,6 +14,7 @@ import httpx
 import pytest
 from tests.integration.client.stub_logic import INTERNAL_TOKEN, StubLogic, create_stub_app
 from tests.support.commands import TABLE
+from tests.support.sandbox import TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
 from tggate.client.logic_api import HttpLogicApi
@@ -42,7 +43,7 @@ FAST = ClientOptions(
 
 @pytest.fixture
 def telegram_url() -> Iterator[str]:
-    with run_asgi(create_fake_telegram(token=BOT_TOKEN)) as url:
+    with run_asgi(create_fake_telegram(token=BOT_TOKEN, test_api_secret=TEST_API_SECRET)) as url:
         yield url
 
 
@@ -113,7 +114,7 @@ class PersonApi:
 
 @pytest.fixture
 async def person(telegram_url: str) -> AsyncIterator[PersonApi]:
-    async with httpx.AsyncClient(base_url=telegram_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=telegram_url, headers=TEST_API, timeout=30) as http:
         yield PersonApi(http)
 
 

@@ -1,8 +1,8 @@
-"""A stand-in Bot Logic (SPEC §5.1) for the Telegram Client's tests: a small FastAPI app that
-records what it receives and answers by the contract (the models of tggate.contract.logic, which
-it reads requests and writes answers with). Not the real Bot Logic: no Redis, no state machine;
-the test decides each answer. It runs under uvicorn in another thread, so the shared record is
-guarded by a lock.
+"""A stand-in Bot Logic (docs/contract.md#bot-logic) for the Telegram Client's tests: a small
+FastAPI app that records what it receives and answers by the contract (the models of
+tggate.contract.logic, which it reads requests and writes answers with). Not the real Bot Logic: no
+Redis, no state machine; the test decides each answer. It runs under uvicorn in another thread, so
+the shared record is guarded by a lock.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ that drifts from the contract, or a document that drifts from the modules, fails
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,11 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from tests.support.module_http import ModuleHttp
+from tests.support.sandbox import ADMIN, ADMIN_SECRET, TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
 from tggate.adapters.auth_http import HttpAuthModule
-from tggate.adapters.http_base import JsonHttp
-from tggate.adapters.http_pool import HttpPool
 from tggate.adapters.main_http import HttpMainModule
 from tggate.contract.auth import (
     CHECK_LOGIN,
@@ -139,26 +138,33 @@ def send(
 
 @pytest.fixture(scope="module")
 def auth_url() -> Iterator[str]:
-    app = create_auth_app(jwt_secret=JWT_SECRET, public_url="http://auth.example", grace_s=10.0)
+    app = create_auth_app(
+        jwt_secret=JWT_SECRET,
+        public_url="http://auth.example",
+        grace_s=10.0,
+        test_api_secret=TEST_API_SECRET,
+    )
     with run_asgi(app) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def main_url() -> Iterator[str]:
-    with run_asgi(create_main_app(jwt_secret=JWT_SECRET)) as url:
+    with run_asgi(create_main_app(jwt_secret=JWT_SECRET, admin_secret=ADMIN_SECRET)) as url:
         yield url
 
 
 @pytest.fixture
 def auth(auth_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth_url, timeout=10) as client:
+    """Bot Logic's calls and the test API's (it carries the test API secret; issue 9)."""
+    with httpx.Client(base_url=auth_url, headers=TEST_API, timeout=10) as client:
         yield client
 
 
 @pytest.fixture
 def main(main_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=main_url, timeout=10) as client:
+    """Bot Logic's calls and the admin API's (notifications take the admin secret; issue 9)."""
+    with httpx.Client(base_url=main_url, headers=ADMIN, timeout=10) as client:
         yield client
 
 
@@ -322,27 +328,15 @@ def _has_every_field_the_reply_reads(path: str, body: Any) -> None:
 # ---- tggate's adapters against the reference modules ----
 
 
-@dataclass
-class HttpSession:
-    """One connection pool per module, as Bot Logic has."""
-
-    pools: list[HttpPool] = field(default_factory=list)
-
-    def json_http(self, url: str, name: str) -> JsonHttp:
-        self.pools.append(HttpPool(url, limit=8, timeout_s=5))
-        return JsonHttp(pool=self.pools[-1], name=name)
-
-
 @pytest.fixture
-async def http_session() -> AsyncIterator[HttpSession]:
-    session = HttpSession()
-    yield session
-    for pool in session.pools:
-        await pool.aclose()
+async def http_session() -> AsyncIterator[ModuleHttp]:
+    found = ModuleHttp()
+    yield found
+    await found.aclose()
 
 
 def _adapters(
-    session: HttpSession, auth_url: str, main_url: str
+    session: ModuleHttp, auth_url: str, main_url: str
 ) -> tuple[HttpAuthModule, HttpMainModule]:
     return (
         HttpAuthModule(session.json_http(auth_url, "auth")),
@@ -351,7 +345,7 @@ def _adapters(
 
 
 async def test_the_auth_adapter_reads_every_answer_of_the_reference_module(
-    http_session: HttpSession, auth_url: str, main_url: str, auth: httpx.Client
+    http_session: ModuleHttp, auth_url: str, main_url: str, auth: httpx.Client
 ) -> None:
     module, _ = _adapters(http_session, auth_url, main_url)
 
@@ -384,7 +378,7 @@ async def test_the_auth_adapter_reads_every_answer_of_the_reference_module(
 
 
 async def test_the_main_adapter_reads_every_answer_of_the_reference_module(
-    http_session: HttpSession,
+    http_session: ModuleHttp,
     auth_url: str,
     main_url: str,
     auth: httpx.Client,

@@ -1,4 +1,5 @@
-"""Bot Logic over real HTTP, with a real Redis server and the reference modules (SPEC §5)."""
+"""Bot Logic over real HTTP, with a real Redis server and the reference modules
+(docs/contract.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from tests.support.sandbox import ADMIN, ADMIN_SECRET, TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
 from tggate.adapters.redis_store import RedisSessionStore
@@ -34,8 +36,12 @@ class ModuleUrls:
 @pytest.fixture(scope="module")
 def modules() -> Iterator[ModuleUrls]:
     # The login pages are not visited here, so their public URL needs no real port.
-    auth = create_auth_app(jwt_secret=JWT_SECRET, public_url="http://auth.example")
-    main = create_main_app(jwt_secret=JWT_SECRET)
+    auth = create_auth_app(
+        jwt_secret=JWT_SECRET, public_url="http://auth.example", test_api_secret=TEST_API_SECRET
+    )
+    main = create_main_app(
+        jwt_secret=JWT_SECRET, admin_secret=ADMIN_SECRET, test_api_secret=TEST_API_SECRET
+    )
     with run_asgi(auth) as auth_url, run_asgi(main) as main_url:
         yield ModuleUrls(auth=auth_url, main=main_url)
 
@@ -187,8 +193,9 @@ async def open_bot(
     headers = {"X-Internal-Token": INTERNAL_TOKEN}
     async with (
         httpx.AsyncClient(base_url=logic_url, headers=headers, timeout=30) as logic,
-        httpx.AsyncClient(base_url=modules.auth, timeout=10) as auth,
-        httpx.AsyncClient(base_url=modules.main, timeout=10) as main,
+        # The modules' test APIs (and the Main module's admin API, for notifications).
+        httpx.AsyncClient(base_url=modules.auth, headers=TEST_API, timeout=10) as auth,
+        httpx.AsyncClient(base_url=modules.main, headers={**TEST_API, **ADMIN}, timeout=10) as main,
     ):
         await auth.post("/test/stats/reset")
         await main.post("/test/stats/reset")

@@ -1,4 +1,5 @@
-"""Bot Logic's HTTP contract (SPEC §5.1): idempotency, bad input, unavailable modules, probes."""
+"""Bot Logic's HTTP contract (docs/contract.md#bot-logic): idempotency, bad input, unavailable
+modules, probes."""
 
 from __future__ import annotations
 
@@ -172,8 +173,8 @@ async def test_modules_down_give_unavailable_and_keep_the_session(
 async def test_redis_down_is_a_clear_reply_to_a_command_and_a_503_elsewhere(
     modules: ModuleUrls, tmp_path: object
 ) -> None:
-    """SPEC §6 and issue 10: the person is told, never a 5xx for a command; the internal
-    endpoints answer 503 with a message (the client retries them)."""
+    """docs/scenarios.md#unavailable and issue 10: the person is told, never a 5xx for a
+    command; the internal endpoints answer 503 with a message (the client retries them)."""
     dead = f"redis://127.0.0.1:{_closed_port()}/0"
     settings = load_settings(
         redis_url=dead,

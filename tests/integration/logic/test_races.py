@@ -1,4 +1,4 @@
-"""Races between commands and timer cycles on one chat (SPEC §6: atomic transitions)."""
+"""Races between commands and timer cycles on one chat (docs/scenarios.md#atomic)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every step of the seed (SPEC §3) through Bot Logic's HTTP API, real Redis, real modules."""
+"""Every step of the seed (docs/scenarios.md) through Bot Logic's HTTP API, real Redis, real
+modules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-chat order and bounded cross-chat concurrency (C3, SPEC §6)."""
+"""Per-chat order and bounded cross-chat concurrency (C3, docs/scenarios.md#order)."""
 
 from __future__ import annotations
 

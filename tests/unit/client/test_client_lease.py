@@ -1,4 +1,4 @@
-"""The poller lease: acquire, renew, lose, stand by (SPEC §5.1)."""
+"""The poller lease: acquire, renew, lose, stand by (docs/scenarios.md#lease)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The command menu (SPEC §4: setMyCommands)."""
+"""The command menu (docs/scenarios.md#commands: setMyCommands)."""
 
 from __future__ import annotations
 

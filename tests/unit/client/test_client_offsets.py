@@ -1,4 +1,5 @@
-"""The offset tracker: the confirmed offset never passes an unfinished update (SPEC §6)."""
+"""The offset tracker: the confirmed offset never passes an unfinished update
+(docs/contract.md#reliability)."""
 
 from __future__ import annotations
 

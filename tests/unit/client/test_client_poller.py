@@ -1,4 +1,4 @@
-"""getUpdates with confirmation only after handling (C2, C3; SPEC §6)."""
+"""getUpdates with confirmation only after handling (C2, C3; docs/contract.md#reliability)."""
 
 from __future__ import annotations
 

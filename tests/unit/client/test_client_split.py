@@ -1,4 +1,4 @@
-"""Splitting texts over 4096 characters (SPEC §6)."""
+"""Splitting texts over 4096 characters (docs/contract.md#limits)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pure state machine, step by step (SPEC §3), with plain values: no I/O at all."""
+"""The pure state machine, step by step (docs/scenarios.md), with plain values: no I/O at all."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A local fake OAuth 2.0 provider that speaks like GitHub and like Yandex ID (SPEC §7).
+"""A local fake OAuth 2.0 provider that speaks like GitHub and like Yandex ID
+(docs/contract.md#reference).
 
 One app serves both flavours, each under its prefix; point the Authorization module at them with
 `auth_configs(base_url, …)` (or `github_config(base_url=f"{base}/github",
@@ -16,8 +17,13 @@ checks the client (form body or HTTP Basic), the code (single-use, not expired),
 and the PKCE S256 verifier. Like the real ones, GitHub answers token errors with 200 and an
 `error` field (form-encoded unless JSON is asked for), Yandex with 400/401 JSON. The user
 endpoints answer GitHub's `/user` (`id` a number, `login`, `name`) and Yandex's `/info` (`id` a
-string, `login`, `real_name`, `display_name`) shapes. `GET /_test/stats` counts the calls.
-The consent form has no CSRF token and no login of its own: it is a fake, for loopback use.
+string, `login`, `real_name`, `display_name`) shapes. With a test API secret, `GET /_test/stats`
+counts the calls (`X-Test-Api-Secret`, `tggate_sandbox.hardening`).
+Every client is registered with its redirect URIs (`OAuthClient`; the reference module's
+callbacks); an authorize request naming any other is refused with a page and no redirect, so the
+provider cannot be used to bounce a person, or a code, to a stranger's site (issue 9; RFC 9700
+§4.1: exact string matching). The consent form has no CSRF token and no login of its own: it is
+a fake, for loopback use.
 
 Hooks for browser tests: `form#consent-form`, `#app-name`, a radio per user
 `input[name=user][value=<id>]` (id `user-<login>`), `button#allow`
@@ -29,24 +35,29 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from fastapi import FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from tggate.core.ports import Clock
 from tggate_sandbox.fakes.oauth.grants import DEMO_USERS, FakeUser, GrantBook, GrantRefused
+from tggate_sandbox.hardening import guard_test_api, sandbox_app
 from tggate_sandbox.reference.auth.oauth import OAuthProviderConfig, github_config, yandex_config
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from tggate_sandbox.settings import SandboxSettings
 
-__all__ = ["auth_configs", "clients_from_settings", "create_app"]
+__all__ = ["OAuthClient", "auth_configs", "clients_from_settings", "create_app"]
 
-Clock = Callable[[], float]
 Flavor = Literal["github", "yandex"]
 FormField = Annotated[str, Form()]
 
@@ -64,15 +75,43 @@ _PATHS: dict[Flavor, dict[str, str]] = {
 }
 
 
-def clients_from_settings(settings: SandboxSettings) -> dict[str, str]:
-    """The registered clients: the ids and secrets the reference module is configured with."""
-    clients: dict[str, str] = {}
-    for client_id, secret in (
-        (settings.github_client_id, settings.github_client_secret),
-        (settings.yandex_client_id, settings.yandex_client_secret),
-    ):
-        if client_id and secret:
-            clients[client_id] = secret.get_secret_value()
+# Where `tggate reference-auth` listens when nothing else is said (cli.DEFAULT_PORTS).
+_DEFAULT_AUTH_URL = "http://127.0.0.1:8081"
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    """An application registered at the fake provider: its secret and its redirect URIs."""
+
+    secret: str = field(repr=False)
+    redirect_uris: frozenset[str]
+
+    @classmethod
+    def of_auth_module(
+        cls, secret: str, auth_url: str, flavors: Iterable[Flavor] = ("github", "yandex")
+    ) -> OAuthClient:
+        """The reference Authorization module at `auth_url`: its callback per flavour."""
+        base = auth_url.rstrip("/")
+        return cls(secret, frozenset(f"{base}/oauth/{flavor}/callback" for flavor in flavors))
+
+
+def clients_from_settings(settings: SandboxSettings) -> dict[str, OAuthClient]:
+    """The registered clients: the ids and secrets the reference module is configured with, and
+    its callbacks under TGGATE_AUTH_PUBLIC_URL."""
+    auth_url = str(settings.auth_public_url or _DEFAULT_AUTH_URL)
+    clients: dict[str, OAuthClient] = {}
+    flavors: tuple[tuple[Flavor, str | None, SecretStr | None], ...] = (
+        ("github", settings.github_client_id, settings.github_client_secret),
+        ("yandex", settings.yandex_client_id, settings.yandex_client_secret),
+    )
+    for flavor, client_id, secret in flavors:
+        if not client_id or secret is None:
+            continue
+        client = OAuthClient.of_auth_module(secret.get_secret_value(), auth_url, [flavor])
+        known = clients.get(client_id)
+        if known is not None:  # one app for both flavours
+            client = OAuthClient(known.secret, known.redirect_uris | client.redirect_uris)
+        clients[client_id] = client
     return clients
 
 
@@ -93,12 +132,13 @@ def auth_configs(
 
 def create_app(
     *,
-    clients: Mapping[str, str],
+    clients: Mapping[str, OAuthClient],
     users: Sequence[FakeUser] = DEMO_USERS,
     code_ttl_s: float = 600.0,
+    test_api_secret: str | None = None,
     clock: Clock = time.time,
 ) -> FastAPI:
-    """Build the fake provider; `clients` maps each client_id to its secret."""
+    """Build the fake provider; `clients` maps each client_id to its registration."""
     if not clients:
         raise ValueError("the fake provider needs at least one client")
     if not users:
@@ -107,16 +147,24 @@ def create_app(
     people = {user.id: user for user in users}
     grants = GrantBook(code_ttl_s=code_ttl_s)
     stats: Counter[str] = Counter()
-    app = FastAPI(title="tggate fake OAuth provider", version="1")
+    app = sandbox_app(title="tggate fake OAuth provider", version="1")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
 
     for flavor in ("github", "yandex"):
         _add_flavor(
             app, flavor, clients=clients, people=people, grants=grants, stats=stats, clock=clock
         )
 
-    @app.get("/_test/stats", tags=["test"])
-    async def test_stats() -> dict[str, int]:
-        return dict(stats)
+    if test_api_secret is not None:
+
+        @app.get(
+            "/_test/stats", tags=["test"], dependencies=[Depends(guard_test_api(test_api_secret))]
+        )
+        async def test_stats() -> dict[str, int]:
+            return dict(stats)
 
     return app
 
@@ -125,7 +173,7 @@ def _add_flavor(
     app: FastAPI,
     flavor: Flavor,
     *,
-    clients: Mapping[str, str],
+    clients: Mapping[str, OAuthClient],
     people: Mapping[int, FakeUser],
     grants: GrantBook,
     stats: Counter[str],
@@ -136,11 +184,20 @@ def _add_flavor(
 
     def authorize_problem(client_id: str, redirect_uri: str) -> HTMLResponse | None:
         """Errors shown on the provider's page, not sent back (RFC 6749 §4.1.2.1)."""
-        if client_id not in clients:
+        client = clients.get(client_id)
+        if client is None:
             return _provider_page(title, "Unknown application", "No such client_id.", 400)
         parts = urlsplit(redirect_uri)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
             return _provider_page(title, "Bad redirect_uri", "redirect_uri is missing.", 400)
+        if redirect_uri not in client.redirect_uris:
+            stats[f"{flavor}.redirect_refused"] += 1
+            return _provider_page(
+                title,
+                "Bad redirect_uri",
+                "This redirect_uri is not registered for the application: nothing is sent there.",
+                400,
+            )
         return None
 
     @app.get(paths["authorize"], response_class=HTMLResponse, tags=[flavor])
@@ -227,7 +284,11 @@ def _add_flavor(
             client_id, client_secret = basic
         known = clients.get(client_id)
         try:
-            if known is None or not client_secret or client_secret != known:
+            if (
+                known is None
+                or not client_secret
+                or not secrets.compare_digest(client_secret.encode(), known.secret.encode())
+            ):
                 raise GrantRefused("invalid_client", "client authentication failed")
             if grant_type != "authorization_code":
                 raise GrantRefused("unsupported_grant_type", "only authorization_code")

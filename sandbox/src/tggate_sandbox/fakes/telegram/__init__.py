@@ -1,4 +1,5 @@
-"""A fake Telegram Bot API (SPEC §7): real getUpdates semantics, api.json validation, a test API."""
+"""A fake Telegram Bot API (docs/contract.md#reference): real getUpdates semantics, api.json
+validation, a test API."""
 
 from tggate_sandbox.fakes.telegram.app import create_app
 

@@ -1,5 +1,9 @@
 """The fake Telegram Bot API as an ASGI app: `/bot{token}/{method}` plus a `/_test` control API.
 
+The `/_test` API (inject a person's message, read any chat, stats, limits, reset) exists only
+with a `test_api_secret`, and every call of it carries that secret in `X-Test-Api-Secret`
+(`tggate_sandbox.hardening`); the web chat is the person's own side and needs none (`webchat.py`).
+
 The Bot API side answers like the real server (status codes, `{"ok": ...}` bodies, error texts), so
 aiogram 3 cannot tell the difference; every call is validated against `api.json` first.
 Methods with behaviour: getMe, getUpdates, setWebhook, deleteWebhook, getWebhookInfo, sendMessage,
@@ -17,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
@@ -33,6 +37,7 @@ from tggate_sandbox.fakes.telegram.state import (
 )
 from tggate_sandbox.fakes.telegram.validation import UploadedFile, Validator
 from tggate_sandbox.fakes.telegram.webchat import webchat_router
+from tggate_sandbox.hardening import guard_test_api, sandbox_app
 
 __all__ = ["create_app"]
 
@@ -76,7 +81,7 @@ class BlockBody(BaseModel):
 
 
 class ConfigBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     rate_limits: bool | None = None
     per_chat_per_s: float | None = Field(default=None, gt=0)
@@ -90,9 +95,11 @@ def create_app(
     rate_limits: bool = False,
     per_chat_per_s: float = 1.0,
     global_per_s: float = 30.0,
+    test_api_secret: str | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
-    """Build a fake Bot API for one bot `token`; `clock` drives the rate limits."""
+    """Build a fake Bot API for one bot `token`; `clock` drives the rate limits. Without
+    `test_api_secret` there is no `/_test` API."""
     schema = ApiSchema.load()
     validator = Validator(schema)
     telegram = FakeTelegram(
@@ -123,14 +130,19 @@ def create_app(
         "deleteMyCommands": telegram.delete_my_commands,
     }
 
-    app = FastAPI(title="tggate fake Telegram Bot API", version=schema.version)
+    app = sandbox_app(title="tggate fake Telegram Bot API", version=schema.version)
     app.state.telegram = telegram
 
     @app.exception_handler(TestApiError)
     async def test_api_error(request: Request, error: TestApiError) -> JSONResponse:
         return JSONResponse({"detail": error.detail}, status_code=error.status)
 
-    @app.api_route("/bot{bot_token}/{method}", methods=["GET", "POST"])
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    # Out of the schema: one route for two methods, and the Bot API has its own (api.json).
+    @app.api_route("/bot{bot_token}/{method}", methods=["GET", "POST"], include_in_schema=False)
     async def bot_api(bot_token: str, method: str, request: Request) -> JSONResponse:
         if bot_token != token:
             return _failure(unauthorized())
@@ -152,41 +164,53 @@ def create_app(
             return _failure(error)
         return JSONResponse({"ok": True, "result": result})
 
-    @app.post("/_test/inject")
+    app.include_router(webchat_router(telegram))
+    if test_api_secret is not None:
+        app.include_router(
+            _test_router(telegram), dependencies=[Depends(guard_test_api(test_api_secret))]
+        )
+    return app
+
+
+def _test_router(telegram: FakeTelegram) -> APIRouter:
+    """Plays every person at once and controls the fake: tests only, behind the secret."""
+    router = APIRouter(prefix="/_test", tags=["test"])
+
+    @router.post("/inject")
     async def inject(body: InjectBody) -> JSONResponse:
         [result] = await telegram.inject([body.to_message()])
         return JSONResponse(result)
 
-    @app.post("/_test/inject_many")
+    @router.post("/inject_many")
     async def inject_many(body: InjectManyBody) -> JSONResponse:
         return JSONResponse(await telegram.inject([m.to_message() for m in body.messages]))
 
-    @app.post("/_test/press")
+    @router.post("/press")
     async def press(body: PressBody) -> JSONResponse:
         return JSONResponse(await telegram.press(body.chat_id, body.message_id, body.data))
 
-    @app.post("/_test/block")
+    @router.post("/block")
     async def block(body: BlockBody) -> JSONResponse:
         await telegram.block(body.chat_id, blocked=body.blocked)
         return JSONResponse({"chat_id": body.chat_id, "blocked": body.blocked})
 
-    @app.get("/_test/chats")
+    @router.get("/chats")
     async def chats() -> JSONResponse:
         return JSONResponse(telegram.chats())
 
-    @app.get("/_test/chats/{chat_id}/messages")
+    @router.get("/chats/{chat_id}/messages")
     async def chat_messages(chat_id: int) -> JSONResponse:
         return JSONResponse(telegram.messages(chat_id))
 
-    @app.get("/_test/callbacks")
+    @router.get("/callbacks")
     async def callbacks() -> JSONResponse:
         return JSONResponse(telegram.callback_queries())
 
-    @app.get("/_test/stats")
+    @router.get("/stats")
     async def stats() -> JSONResponse:
         return JSONResponse(telegram.stats())
 
-    @app.post("/_test/config")
+    @router.post("/config")
     async def configure(body: ConfigBody) -> JSONResponse:
         await telegram.configure(
             rate_limits=body.rate_limits,
@@ -195,12 +219,12 @@ def create_app(
         )
         return JSONResponse(telegram.config_json())
 
-    @app.post("/_test/reset")
+    @router.post("/reset")
     async def reset() -> JSONResponse:
         await telegram.reset()
         return JSONResponse({"ok": True})
 
-    @app.get("/_test/wait")
+    @router.get("/wait")
     async def wait(
         request: Request,
         chat_id: int,
@@ -215,8 +239,7 @@ def create_app(
         messages, complete = answer if answer is not None else ([], False)
         return JSONResponse(messages, status_code=200 if complete else 408)
 
-    app.include_router(webchat_router(telegram))
-    return app
+    return router
 
 
 def _failure(error: ApiError) -> JSONResponse:
@@ -234,7 +257,8 @@ async def _read_params(request: Request) -> dict[str, object]:
         if body.strip():
             try:
                 data = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):
+                # RecursionError: nesting deeper than the parser goes (issue 9: it was a 500).
                 raise bad_request("can't parse JSON object") from None
             if not isinstance(data, dict):
                 raise bad_request("JSON object expected")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["EntityParseError", "UnsupportedParseMode", "parse_text", "utf16_length"]
+__all__ = ["EntityParseError", "UnsupportedParseMode", "parse_entities", "utf16_length"]
 
 Entity = dict[str, object]
 
@@ -28,7 +28,7 @@ def utf16_length(text: str) -> int:
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
-def parse_text(text: str, parse_mode: str | None) -> tuple[str, list[Entity]]:
+def parse_entities(text: str, parse_mode: str | None) -> tuple[str, list[Entity]]:
     """Plain text and entities for `text` in `parse_mode` (None or "" for plain text)."""
     if not parse_mode:
         return text, []

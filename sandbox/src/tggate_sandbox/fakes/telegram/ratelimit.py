@@ -3,7 +3,8 @@
 Per chat: a token bucket of size 1 (no burst). Overall: at most `global_per_s` messages in any
 one-second window. A refused message gets `retry_after` (whole seconds, at least 1); a message to
 the same chat before that time has passed is refused again and counted as a violation, because a
-client that does not honour `retry_after` is what the limits are there to catch (SPEC §6).
+client that does not honour `retry_after` is what the limits are there to catch
+(docs/contract.md#limits).
 """
 
 from __future__ import annotations

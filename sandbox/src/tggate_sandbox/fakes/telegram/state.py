@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tggate.core.ports import Clock
 from tggate_sandbox.fakes.telegram.errors import (
     bad_request,
     conflict,
@@ -24,7 +25,7 @@ from tggate_sandbox.fakes.telegram.errors import (
 from tggate_sandbox.fakes.telegram.formatting import (
     EntityParseError,
     UnsupportedParseMode,
-    parse_text,
+    parse_entities,
     utf16_length,
 )
 from tggate_sandbox.fakes.telegram.ratelimit import RateLimiter
@@ -173,7 +174,7 @@ class FakeTelegram:
         update_kinds: Iterable[str],
         config: FakeTelegramConfig,
         clock: Callable[[], float],
-        wall_clock: Callable[[], float] = time.time,
+        wall_clock: Clock = time.time,
     ) -> None:
         self.token = token
         prefix = token.split(":", 1)[0]
@@ -600,6 +601,9 @@ class FakeTelegram:
             if message.message_id > after and (message.from_bot or not bot_only)
         ]
 
+    def knows_chat(self, chat_id: int) -> bool:
+        return chat_id in self._chats
+
     def chats(self) -> list[dict[str, object]]:
         return [
             {
@@ -722,7 +726,7 @@ def _formatted(raw: str, params: Mapping[str, Any]) -> tuple[str, list[dict[str,
         text, entities = raw, list(params["entities"])
     else:
         try:
-            text, entities = parse_text(raw, params.get("parse_mode"))
+            text, entities = parse_entities(raw, params.get("parse_mode"))
         except UnsupportedParseMode:
             raise bad_request("unsupported parse_mode") from None
         except EntityParseError as error:

@@ -1,18 +1,25 @@
-"""A web chat served by the fake Telegram (SPEC §7, issue 4): talk to the bot without Telegram.
+"""A web chat served by the fake Telegram (docs/contract.md#reference, issue 4): talk to the bot
+without Telegram.
 
-`GET /` is the page: plain HTML, CSS and JS from `static/`, no build step. A newcomer picks or
-creates a person (name, language → a chat id the page keeps in localStorage), writes messages and
-commands, and presses the bot's inline buttons. Everything the page sends goes through the fake's
-own `inject` and `press`, so the bot gets the very updates `/_test/inject` and `/_test/press` make.
+`GET /` is the page: plain HTML, CSS and JS from `static/`, no build step. A newcomer creates a
+person (name, language → a chat id), writes messages and commands, and presses the bot's inline
+buttons. Everything the page sends goes through the fake's own `inject` and `press`, so the bot
+gets the very updates `/_test/inject` and `/_test/press` make.
+
+The web chat is the person's Telegram app, so it needs no test API secret; and like a Telegram
+app it reaches one person's own chats only (issue 9). Creating a person makes a random key, their
+session: the browser keeps it (localStorage, with the people it created) and sends it as
+`X-Webchat-Key` with every call about that person's chat; 401 without it, 403 with another
+person's. Whatever reaches across chats (inject as anyone, read any chat, list the chats, stats)
+is the test API (`app.py`), behind its secret.
 
 JSON endpoints; bad input is a 4xx with `{"detail": ...}`:
 
-- `GET  /webchat/api/people` → `{"bot": {...}, "people": [{chat_id, name, language, messages}]}`:
-  the people created here plus every chat the fake knows (e.g. from `/_test/inject`).
-- `POST /webchat/api/people` `{name, language: "ru"|"en", chat_id?}` → the person. Without
-  `chat_id` the id is derived from the name and language, so the same person gets the same id
-  after a restart; with it, the person is (re-)registered under that id (a reload does that).
-  People live in the web chat, not in the fake: they survive `/_test/reset`, their messages do not.
+- `GET  /webchat/api/bot` → the bot (`getMe`'s user), for the page's title.
+- `POST /webchat/api/people` `{name, language: "ru"|"en"}` → `{chat_id, name, language, key}`: a
+  new person at a chat id derived from the name and language (the next free one when taken), so
+  the same person gets the same id after a restart. `{…, chat_id, key}` registers the person again
+  under that id (a reload, or a restarted fake): refused (403) when the id is someone else's.
 - `GET  /webchat/api/chats/{chat_id}/messages?after=0&revision=&timeout=0` → `{chat_id, revision,
   messages, commands}`, messages newer than `after`. A long poll of up to `timeout` seconds: with
   `revision` it waits for any change to the chat (new, edited or deleted messages); without, for
@@ -22,13 +29,14 @@ JSON endpoints; bad input is a 4xx with `{"detail": ...}`:
   queued}`: a callback query, as if the person pressed the inline button.
 - `GET  /webchat/api/chats/{chat_id}/commands` → `{"commands": [...]}`: the bot's menu for the
   person, resolved like Telegram does (chat, all private chats, default; language first).
-- `GET  /webchat/api/callbacks/{callback_query_id}?timeout=10` → `{answered, text?, show_alert?,
-  url?}` once the bot answered the query (or the timeout passed).
+- `GET  /webchat/api/chats/{chat_id}/callbacks/{callback_query_id}?timeout=10` → `{answered,
+  text?, show_alert?, url?}` once the bot answered the query (or the timeout passed).
 
 Element ids and attributes the page keeps stable for browser tests:
 
-- picker: `#people-panel`, `#people-list` with `button.person[data-chat-id]`, `#person-name`,
-  `#person-language` (a select, `ru`/`en`), `#person-create`; `#people-toggle` opens the picker.
+- picker: `#people-panel`, `#people-list` with `button.person[data-chat-id]` (the people this
+  browser created), `#person-name`, `#person-language` (a select, `ru`/`en`), `#person-create`;
+  `#people-toggle` opens the picker.
 - chat: `#chat-title`, `#status` (`data-state` = `idle` | `connecting` | `online` | `offline`),
   `#messages` with `.message.bot` / `.message.person` (`data-message-id`, `.text`, `.edited`,
   `time`), under a bot message `.keyboard button[data-callback]` (callback buttons) and
@@ -42,20 +50,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tggate_sandbox.fakes.telegram.disconnect import unless_disconnected
 from tggate_sandbox.fakes.telegram.errors import ApiError
 from tggate_sandbox.fakes.telegram.state import FakeTelegram, InjectedMessage, TestApiError
 
-__all__ = ["Person", "WebChat", "webchat_router"]
+__all__ = ["KEY_HEADER", "Person", "WebChat", "webchat_router"]
 
 Language = Literal["ru", "en"]
 
@@ -65,6 +74,9 @@ MAX_NAME_LENGTH = 64  # Telegram's limit for a first name
 # Ids the page keeps as JavaScript numbers must stay exact there (2**53), like Telegram's own.
 MAX_CHAT_ID = 2**52
 ChatId = Annotated[int, Path(gt=0, le=MAX_CHAT_ID)]
+KEY_HEADER = "X-Webchat-Key"
+# A person's key is `secrets.token_urlsafe(32)`: 43 characters of [A-Za-z0-9_-].
+Key = Annotated[str, Field(min_length=32, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 _DERIVED_IDS_FROM = 1_000_000_000
 _DERIVED_IDS_SPAN = 1_000_000_000
 
@@ -86,18 +98,21 @@ _PAGE_HEADERS = {
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """Someone talking to the bot from the web chat; the chat id is their Telegram user id."""
+    """Someone talking to the bot from the web chat; the chat id is their Telegram user id, the
+    key their session (only their own browser has it)."""
 
     chat_id: int
     name: str
     language: str
+    key: str = field(repr=False)
 
-    def json(self, *, messages: int = 0) -> dict[str, object]:
+    def json(self) -> dict[str, object]:
+        """For the browser that created the person or presented the key: the key included."""
         return {
             "chat_id": self.chat_id,
             "name": self.name,
             "language": self.language,
-            "messages": messages,
+            "key": self.key,
         }
 
 
@@ -107,6 +122,7 @@ class PersonBody(BaseModel):
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     language: Language
     chat_id: int | None = Field(default=None, gt=0, le=MAX_CHAT_ID)
+    key: Key | None = None
 
     @field_validator("name")
     @classmethod
@@ -114,6 +130,12 @@ class PersonBody(BaseModel):
         if not name.strip():
             raise ValueError("the name must not be blank")
         return name.strip()
+
+    @model_validator(mode="after")
+    def _chat_id_with_its_key(self) -> Self:
+        if (self.chat_id is None) != (self.key is None):
+            raise ValueError("give chat_id and key together (a person registered again)")
+        return self
 
 
 class TextBody(BaseModel):
@@ -144,48 +166,42 @@ class WebChat:
         self.telegram = telegram
         self._people: dict[int, Person] = {}
 
-    def people(self) -> list[dict[str, object]]:
-        counts: dict[int, int] = {}
-        listed: dict[int, Person] = dict(self._people)
-        for chat in self.telegram.chats():
-            chat_id = _int(chat["chat_id"])
-            counts[chat_id] = _int(chat["messages"])
-            if chat_id not in listed:
-                listed[chat_id] = Person(
-                    chat_id, str(chat["first_name"]), str(chat["language_code"] or "en")
-                )
-        return [person.json(messages=counts.get(cid, 0)) for cid, person in listed.items()]
+    def _taken(self, chat_id: int) -> bool:
+        """A person of the web chat, or a chat the fake knows from elsewhere (the test API)."""
+        return chat_id in self._people or self.telegram.knows_chat(chat_id)
 
-    def person(self, chat_id: int) -> Person | None:
-        """The person behind `chat_id`: created here, or a chat the fake knows from elsewhere."""
-        person = self._people.get(chat_id)
-        if person is not None:
-            return person
-        for chat in self.telegram.chats():
-            if chat["chat_id"] == chat_id:
-                return Person(chat_id, str(chat["first_name"]), str(chat["language_code"] or ""))
-        return None
-
-    def register(self, name: str, language: str, chat_id: int | None = None) -> Person:
-        if chat_id is not None:
-            person = Person(chat_id, name, language)
-            self._people[chat_id] = person
-            return person
+    def create(self, name: str, language: str) -> Person:
+        """A new person with a fresh key, at the first free id derived from name and language."""
         for attempt in range(1_000):
             candidate = _derived_chat_id(name, language, attempt)
-            existing = self.person(candidate)
-            if existing is None:
-                person = Person(candidate, name, language)
+            if not self._taken(candidate):
+                person = Person(candidate, name, language, secrets.token_urlsafe(32))
                 self._people[candidate] = person
                 return person
-            if (existing.name, existing.language) == (name, language):
-                return existing
         raise TestApiError(409, "could not find a free chat id for this person")
 
-    def known(self, chat_id: int) -> Person:
-        person = self.person(chat_id)
+    def register_again(self, name: str, language: str, chat_id: int, key: str) -> Person:
+        """The person the browser remembers: theirs if the key matches, or a free id again."""
+        known = self._people.get(chat_id)
+        if known is not None:
+            if not secrets.compare_digest(known.key.encode(), key.encode()):
+                raise TestApiError(403, f"chat {chat_id} belongs to someone else")
+            return known
+        if self.telegram.knows_chat(chat_id):
+            raise TestApiError(403, f"chat {chat_id} belongs to someone else")
+        person = Person(chat_id, name, language, key)
+        self._people[chat_id] = person
+        return person
+
+    def owned(self, chat_id: int, key: str | None) -> Person:
+        """The person behind `chat_id`, if `key` is theirs: 404, 401 or 403 otherwise."""
+        person = self._people.get(chat_id)
         if person is None:
             raise TestApiError(404, f"no person with chat id {chat_id}; create one first")
+        if not key:
+            raise TestApiError(401, f"the web chat needs the person's {KEY_HEADER} header")
+        if not secrets.compare_digest(person.key.encode(), key.encode()):
+            raise TestApiError(403, f"chat {chat_id} belongs to someone else")
         return person
 
     async def send(self, person: Person, text: str) -> dict[str, object]:
@@ -240,15 +256,17 @@ class WebChat:
                     ]
         return []
 
-    async def wait_for_answer(self, query_id: str, *, timeout_s: float) -> dict[str, object]:
+    async def wait_for_answer(
+        self, chat_id: int, query_id: str, *, timeout_s: float
+    ) -> dict[str, object]:
         def query() -> dict[str, object] | None:
             for candidate in self.telegram.callback_queries():
-                if candidate["callback_query_id"] == query_id:
+                if candidate["callback_query_id"] == query_id and candidate["chat_id"] == chat_id:
                     return candidate
             return None
 
         if query() is None:
-            raise TestApiError(404, f"no callback query {query_id}")
+            raise TestApiError(404, f"no callback query {query_id} in chat {chat_id}")
         await self.telegram.wait_until(
             lambda: bool((query() or {}).get("answered")), timeout_s=timeout_s
         )
@@ -277,24 +295,36 @@ def webchat_router(telegram: FakeTelegram) -> APIRouter:
             return JSONResponse({"detail": f"no asset {name!r}"}, status_code=404)
         return Response(assets[name], media_type=_ASSETS[name], headers=_PAGE_HEADERS)
 
-    @router.get("/webchat/api/people")
-    async def people() -> JSONResponse:
-        return JSONResponse({"bot": telegram.bot_user(), "people": webchat.people()})
+    async def owner(
+        chat_id: ChatId, key: Annotated[str | None, Header(alias=KEY_HEADER)] = None
+    ) -> Person:
+        return webchat.owned(chat_id, key)
+
+    # `Depends(owner)` as a default, not in an Annotated alias: with postponed annotations
+    # FastAPI resolves names in the module, where a local alias does not exist.
+    is_owner = Depends(owner)
+
+    @router.get("/webchat/api/bot")
+    async def bot() -> JSONResponse:
+        return JSONResponse(telegram.bot_user())
 
     @router.post("/webchat/api/people")
     async def create_person(body: PersonBody) -> JSONResponse:
-        person = webchat.register(body.name, body.language, body.chat_id)
+        if body.chat_id is not None and body.key is not None:
+            person = webchat.register_again(body.name, body.language, body.chat_id, body.key)
+        else:
+            person = webchat.create(body.name, body.language)
         return JSONResponse(person.json(), status_code=201)
 
     @router.get("/webchat/api/chats/{chat_id}/messages")
     async def messages(
         request: Request,
-        chat_id: ChatId,
+        person: Person = is_owner,
         after: int = Query(default=0, ge=0),
         revision: str | None = Query(default=None, min_length=1, max_length=64),
         timeout_s: float = Query(default=0.0, ge=0, le=MAX_POLL_S, alias="timeout"),
     ) -> JSONResponse:
-        person = webchat.known(chat_id)
+        chat_id = person.chat_id
         if timeout_s > 0:
             await unless_disconnected(
                 request,
@@ -311,26 +341,27 @@ def webchat_router(telegram: FakeTelegram) -> APIRouter:
         )
 
     @router.post("/webchat/api/chats/{chat_id}/messages")
-    async def send(body: TextBody, chat_id: ChatId) -> JSONResponse:
-        return JSONResponse(await webchat.send(webchat.known(chat_id), body.text))
+    async def send(body: TextBody, person: Person = is_owner) -> JSONResponse:
+        return JSONResponse(await webchat.send(person, body.text))
 
     @router.post("/webchat/api/chats/{chat_id}/press")
-    async def press(body: PressBody, chat_id: ChatId) -> JSONResponse:
-        webchat.known(chat_id)
-        return JSONResponse(await telegram.press(chat_id, body.message_id, body.data))
+    async def press(body: PressBody, person: Person = is_owner) -> JSONResponse:
+        return JSONResponse(await telegram.press(person.chat_id, body.message_id, body.data))
 
     @router.get("/webchat/api/chats/{chat_id}/commands")
-    async def commands(chat_id: ChatId) -> JSONResponse:
-        return JSONResponse({"commands": await webchat.commands(webchat.known(chat_id))})
+    async def commands(person: Person = is_owner) -> JSONResponse:
+        return JSONResponse({"commands": await webchat.commands(person)})
 
-    @router.get("/webchat/api/callbacks/{callback_query_id}")
+    @router.get("/webchat/api/chats/{chat_id}/callbacks/{callback_query_id}")
     async def callback_answer(
         request: Request,
+        person: Person = is_owner,
         callback_query_id: str = Path(min_length=1, max_length=64),
         timeout_s: float = Query(default=10.0, ge=0, le=MAX_POLL_S, alias="timeout"),
     ) -> JSONResponse:
         answer = await unless_disconnected(
-            request, webchat.wait_for_answer(callback_query_id, timeout_s=timeout_s)
+            request,
+            webchat.wait_for_answer(person.chat_id, callback_query_id, timeout_s=timeout_s),
         )
         return JSONResponse(answer if answer is not None else {"answered": False})
 

@@ -1,4 +1,5 @@
-"""The reference Authorization module (SPEC §5.2, §7): `create_app` builds it."""
+"""The reference Authorization module (docs/contract.md#the-authorization-module,
+docs/contract.md#reference): `create_app` builds it."""
 
 from tggate_sandbox.reference.auth.app import create_app
 from tggate_sandbox.reference.auth.oauth import OAuthProviderConfig, github_config, yandex_config

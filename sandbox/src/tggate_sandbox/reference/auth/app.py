@@ -1,10 +1,12 @@
-"""The reference Authorization module: an in-memory FastAPI app speaking SPEC §5.2.
+"""The reference Authorization module: an in-memory FastAPI app speaking docs/openapi/auth.yaml.
 
 `create_app` wires the pieces: `LoginBook` (logins in flight), `SessionRegistry` (refresh tokens,
 rotation, logout), `TokenCodec` (JWTs), the login pages the person's browser visits (`web.py`:
-code login with a confirmation page, GitHub / Yandex ID OAuth through `oauth.py`) and, with
-`test_api`, a `/test` API that plays the person (decides logins) and instruments the module
-(stats, delay). Nothing happens at import.
+code login with a confirmation page, GitHub / Yandex ID OAuth through `oauth.py`) and, with a
+`test_api_secret`, a `/test` API that plays the person (decides logins) and instruments the
+module (stats, delay), every call of it carrying the secret (`tggate_sandbox.hardening`). Without
+the secret there is no test API: it logs in any chat as anyone (issue 9). Nothing happens at
+import.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from tggate.core.ports import Clock
+from tggate_sandbox.hardening import guard_test_api, sandbox_app
 from tggate_sandbox.reference.auth.browser import BrowserState
 from tggate_sandbox.reference.auth.instrument import Instrument, InstrumentMiddleware
 from tggate_sandbox.reference.auth.logins import Grant, LoginBook, LoginConflict, NoPendingLogin
@@ -48,8 +52,6 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("tggate_sandbox.reference.auth")
 
-Clock = Callable[[], float]
-
 # Path -> name in /test/stats (the names the brief of the test API uses).
 _MODULE_ENDPOINTS = {
     "/login": "login",
@@ -67,15 +69,16 @@ def create_app(
     refresh_ttl_s: int = 30 * 24 * 3600,
     login_ttl_s: int = 600,
     grace_s: float = 10.0,
-    test_api: bool = True,
+    test_api_secret: str | None = None,
     clock: Clock = time.time,
     oauth: Mapping[str, OAuthProviderConfig] | None = None,
     session_secret: str | None = None,
     secure_cookies: bool | None = None,
     demo_sign_in: bool = True,
     demo_identities: Sequence[DemoIdentity] = DEMO_IDENTITIES,
-    code_guess_limit: int = 5,
-    code_lock_s: float = 60.0,
+    code_guess_limit: int = 10,
+    client_guess_limit: int = 5,
+    client_lock_s: float = 60.0,
     provider_timeout_s: float = 10.0,
 ) -> FastAPI:
     """Build the module. ValueError for a short secret, a non-positive lifetime or an unknown
@@ -83,11 +86,13 @@ def create_app(
 
     `oauth` maps "github" / "yandex" to their OAuth apps (`github_config`, `yandex_config`). A
     login with a provider that has none is answered with a "not configured" text and no link,
-    except with `test_api`, where the link is still given and the test API decides the login.
-    The browser session cookie is signed with `session_secret` (default: derived from
+    except with the test API on, where the link is still given and the test API decides the
+    login. The browser session cookie is signed with `session_secret` (default: derived from
     `jwt_secret`) and marked Secure when `secure_cookies` (default: `public_url` is https).
-    `demo_sign_in` offers the demo identities (and a free user name) on the code page; without
-    it, only the configured providers sign a browser in.
+    `demo_sign_in` offers the demo identities (and a free user name) on the code page, and logs a
+    warning; without it, only the configured providers sign a browser in. A one-time code dies
+    after `code_guess_limit` wrong codes entered anywhere while it is open; an address is locked
+    out for `client_lock_s` after `client_guess_limit` wrong codes.
     """
     for name, value in (
         ("access_ttl_s", access_ttl_s),
@@ -104,8 +109,9 @@ def create_app(
         raise ValueError(f"unknown OAuth providers {unknown}; known: {list(OAUTH_LOGIN_TYPES)}")
     if provider_timeout_s <= 0:
         raise ValueError("provider_timeout_s must be positive")
+    guard = None if test_api_secret is None else guard_test_api(test_api_secret)
     codec = TokenCodec(jwt_secret)
-    logins = LoginBook(ttl_s=login_ttl_s)
+    logins = LoginBook(ttl_s=login_ttl_s, guess_limit=code_guess_limit)
     sessions = SessionRegistry(
         codec, access_ttl_s=access_ttl_s, refresh_ttl_s=refresh_ttl_s, grace_s=grace_s
     )
@@ -121,10 +127,22 @@ def create_app(
         for name, config in providers_config.items()
     }
     browser = BrowserState(
-        guess_limit=code_guess_limit, lock_s=code_lock_s, attempt_ttl_s=float(login_ttl_s)
+        client_guess_limit=client_guess_limit,
+        client_lock_s=client_lock_s,
+        attempt_ttl_s=float(login_ttl_s),
     )
+    if demo_sign_in:
+        # Issue 10: the demo sign-in trusts a typed name; whoever starts the module must know.
+        log.warning(
+            "DEMO SIGN-IN IS ON: anyone can sign in on %s/code as anyone by typing a name; "
+            "never put this module in front of real people",
+            base_url,
+        )
+    if guard is not None:
+        log.warning("the test API is on (/test, X-Test-Api-Secret): it logs any chat in")
 
-    app = FastAPI(title="tggate reference Authorization module", version="1")
+    app = sandbox_app(title="tggate reference Authorization module", version="1")
+    app.get("/healthz", include_in_schema=False)(_healthz)
     app.add_middleware(InstrumentMiddleware, instrument=instrument)
     app.add_middleware(
         SessionMiddleware,
@@ -142,7 +160,7 @@ def create_app(
             ttl_s=login_ttl_s,
             clock=clock,
             # Without an OAuth app, the test API can still decide a provider login (tests, demo).
-            link_types=set(providers) | (set(OAUTH_LOGIN_TYPES) if test_api else set()),
+            link_types=set(providers) | (set(OAUTH_LOGIN_TYPES) if guard else set()),
         )
     )
     app.include_router(
@@ -155,12 +173,18 @@ def create_app(
             clock=clock,
         )
     )
-    if test_api:
+    if guard is not None:
         app.include_router(
             _test_router(logins=logins, sessions=sessions, instrument=instrument, clock=clock),
             prefix="/test",
+            dependencies=[Depends(guard)],
         )
     return app
+
+
+async def _healthz() -> dict[str, str]:
+    """Up: what the topology waits for (a test endpoint needs the secret)."""
+    return {"status": "ok"}
 
 
 def _derived_session_secret(jwt_secret: str) -> str:
@@ -179,7 +203,7 @@ def _module_router(
     clock: Clock,
     link_types: set[str],
 ) -> APIRouter:
-    """SPEC §5.2, the only endpoints Bot Logic calls."""
+    """The endpoints of docs/openapi/auth.yaml, the only ones Bot Logic calls."""
     router = APIRouter(tags=["module"])
 
     @router.post("/login")

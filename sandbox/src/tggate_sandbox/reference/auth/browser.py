@@ -3,7 +3,13 @@
 The signed session cookie carries only a random session id, the CSRF token and who signed in;
 everything else stays here, keyed by something random: OAuth attempts by their `state` (with the
 PKCE verifier, which never reaches the browser), confirmations waiting for Yes/No by a ticket id,
-and wrong code guesses by session id. Each entry expires; a sweep on every write forgets old ones.
+and wrong code guesses by client address. Each entry expires; a sweep on every write forgets old
+ones.
+
+Wrong guesses are counted per address, not per session (issue 9: sessions are free, so a limit
+per session limited nothing), and a right code does not wipe them (the attacker's own code used
+to reset the count). Behind a reverse proxy the address is the proxy's unless uvicorn is told to
+trust its X-Forwarded-For (`--forwarded-allow-ips`).
 """
 
 from __future__ import annotations
@@ -47,11 +53,15 @@ class _Guesses:
 class BrowserState:
     """Thread-safe, in memory."""
 
-    def __init__(self, *, guess_limit: int, lock_s: float, attempt_ttl_s: float) -> None:
-        if guess_limit <= 0 or lock_s < 0 or attempt_ttl_s <= 0:
-            raise ValueError("guess_limit and attempt_ttl_s must be positive, lock_s not negative")
-        self._guess_limit = guess_limit
-        self._lock_s = lock_s
+    def __init__(
+        self, *, client_guess_limit: int, client_lock_s: float, attempt_ttl_s: float
+    ) -> None:
+        if client_guess_limit <= 0 or client_lock_s < 0 or attempt_ttl_s <= 0:
+            raise ValueError(
+                "client_guess_limit and attempt_ttl_s must be positive, client_lock_s not negative"
+            )
+        self._guess_limit = client_guess_limit
+        self._lock_s = client_lock_s
         self._attempt_ttl_s = attempt_ttl_s
         self._attempts: dict[str, OAuthAttempt] = {}
         self._confirmations: dict[str, Confirmation] = {}
@@ -132,17 +142,18 @@ class BrowserState:
 
     # ---- code guesses ----
 
-    def locked_for(self, session_id: str, *, now: float) -> float:
-        """Seconds until this session may guess a code again (0: it may now)."""
+    def locked_for(self, client: str, *, now: float) -> float:
+        """Seconds until this client may guess a code again (0: it may now)."""
         with self._lock:
-            guesses = self._guesses.get(session_id)
+            guesses = self._guesses.get(client)
             return 0.0 if guesses is None else max(0.0, guesses.locked_until - now)
 
-    def wrong_guess(self, session_id: str, *, now: float) -> float:
-        """Count a wrong code; the limit-th in a row locks the session. The lock's seconds."""
+    def wrong_guess(self, client: str, *, now: float) -> float:
+        """Count a wrong code; the limit-th since the last lock locks the client. The lock's
+        seconds. Nothing but time forgets a wrong guess."""
         with self._lock:
             self._sweep(now)
-            guesses = self._guesses.setdefault(session_id, _Guesses())
+            guesses = self._guesses.setdefault(client, _Guesses())
             guesses.wrong += 1
             guesses.last_at = now
             if guesses.wrong >= self._guess_limit:
@@ -150,21 +161,17 @@ class BrowserState:
                 guesses.locked_until = now + self._lock_s
             return max(0.0, guesses.locked_until - now)
 
-    def right_guess(self, session_id: str) -> None:
-        with self._lock:
-            self._guesses.pop(session_id, None)
-
     def _sweep(self, now: float) -> None:
         for state in [s for s, a in self._attempts.items() if now >= a.expires_at]:
             del self._attempts[state]
         grace = self._attempt_ttl_s
         for ticket in [t for t, c in self._confirmations.items() if now >= c.expires_at + grace]:
             del self._confirmations[ticket]
-        # A session's wrong guesses are forgotten once its lock is over and it has been quiet.
+        # A client's wrong guesses are forgotten once its lock is over and it has been quiet.
         stale = [
-            sid
-            for sid, g in self._guesses.items()
+            client
+            for client, g in self._guesses.items()
             if now >= g.locked_until and now >= g.last_at + self._attempt_ttl_s
         ]
-        for sid in stale:
-            del self._guesses[sid]
+        for client in stale:
+            del self._guesses[client]

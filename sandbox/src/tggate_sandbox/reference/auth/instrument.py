@@ -1,4 +1,5 @@
-"""Instruments for tests: calls per §5.2 endpoint and an artificial delay ("module slow").
+"""Instruments for tests: calls per endpoint of docs/openapi/auth.yaml and an artificial delay
+("module slow").
 
 A pure ASGI middleware rather than a dependency, so even a request with a malformed body is
 counted and delayed like any other.

@@ -4,8 +4,15 @@ A login is keyed by Bot Logic's login token, which never leaves the server side:
 short code or a link carrying a separate single-use reference. A browser that presents the code or
 the reference *claims* the login (`claim`): a reference works once, a code only for the browser
 session that entered it first, so a forwarded link or a code seen over someone's shoulder cannot be
-used by a second browser. The outcome of a decided login is handed out once (SPEC §5.2), then the
-login is forgotten.
+used by a second browser. The outcome of a decided login is handed out once
+(docs/contract.md#the-authorization-module), then the login is forgotten.
+
+A code dies after `guess_limit` wrong guesses (issue 9: 150 guesses in 2.4 s found a real code
+when the limit was per browser session). A wrong guess names no code, so it counts against every
+code open at that moment, whoever made it: no number of sessions or addresses buys an attacker
+more than `guess_limit` tries at a code. A dead code's login is denied (the bot tells the chat
+"login failed"), and the right code typed afterwards logs nobody in. The price is that a flood of
+wrong guesses also kills honest codes; the per-address throttle (`browser.py`) bounds that.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Literal
 
 __all__ = [
     "CheckStatus",
+    "CodeBlocked",
     "Decision",
     "Grant",
     "LoginBook",
@@ -50,6 +58,10 @@ class LoginTaken(LookupError):
     """The login was already answered, or claimed by another browser (or its link was used)."""
 
 
+class CodeBlocked(LoginTaken):
+    """The code died after too many wrong guesses; its login was denied."""
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
     """Who logged in, and optional token lifetimes for this login only (tests use them)."""
@@ -72,6 +84,8 @@ class PendingLogin:
     decision: Decision = "pending"
     grant: Grant | None = None
     claimed_by: str | None = None  # the browser session that presented the code or reference
+    wrong_guesses: int = 0  # wrong codes entered anywhere while this code was open
+    blocked: bool = False  # denied because of them
 
     def open_at(self, now: float) -> bool:
         """Still waiting for the person, and not expired."""
@@ -81,8 +95,11 @@ class PendingLogin:
 class LoginBook:
     """All logins in flight, by login token. Thread-safe."""
 
-    def __init__(self, *, ttl_s: int) -> None:
+    def __init__(self, *, ttl_s: int, guess_limit: int) -> None:
+        if guess_limit <= 0:
+            raise ValueError("guess_limit must be positive")
         self._ttl_s = ttl_s
+        self._guess_limit = guess_limit
         self._logins: dict[str, PendingLogin] = {}
         # Links of logins already handed out, until when they are remembered (issue 4: a person
         # who opens the link again is told it was used, not that it never existed).
@@ -186,7 +203,8 @@ class LoginBook:
         A reference is single-use: a second claim is refused even from the same browser. A code
         may be entered again by the browser that claimed it (the person went back a page), by
         nobody else. A login of another `type` is not matched (and not claimed). NoPendingLogin,
-        LoginExpired or LoginTaken otherwise.
+        LoginExpired, CodeBlocked or LoginTaken otherwise; a code that matches nothing is a wrong
+        guess against every open code (the module docstring).
         """
         if (code is None) == (ref is None):
             raise ValueError("give exactly one of code or ref")
@@ -204,8 +222,12 @@ class LoginBook:
             if not open_:
                 if any(login.decision == "pending" for _, login in matches):
                     raise LoginExpired("the login expired")
+                if any(login.blocked for _, login in matches):
+                    raise CodeBlocked("the code died after too many wrong guesses")
                 if matches or (ref is not None and now < self._spent_refs.get(ref, 0.0)):
                     raise LoginTaken("the login was already answered")
+                if code is not None:
+                    self._wrong_guess(now)
                 raise NoPendingLogin("no pending login matches")
             # Codes are unique among open logins; references are unique outright.
             token, login = open_[0]
@@ -245,6 +267,18 @@ class LoginBook:
                 (login for login in self._logins.values() if login.open_at(now)),
                 key=lambda login: login.seq,
             )
+
+    def _wrong_guess(self, now: float) -> None:
+        """Count a wrong code against every open code; deny those that reach the limit."""
+        for login in self._logins.values():
+            if login.code is None or not login.open_at(now):
+                continue
+            login.wrong_guesses += 1
+            if login.wrong_guesses >= self._guess_limit:
+                login.blocked = True
+                login.decision = "denied"
+                login.grant = None
+                login.expires_at = now + self._ttl_s  # the denial waits a TTL for its check
 
     def _new_code(self, now: float) -> str:
         taken = {login.code for login in self._logins.values() if login.open_at(now)}

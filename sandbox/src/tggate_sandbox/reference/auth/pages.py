@@ -20,7 +20,7 @@ __all__ = [
     "confirm_page",
     "error_page",
     "error_text",
-    "language_of",
+    "language_from_header",
     "layout",
     "result_page",
     "signin_page",
@@ -63,6 +63,8 @@ a.button{display:inline-block;padding:.65rem 1.1rem;margin:.35rem .35rem .35rem 
 border-radius:8px;background:#24292f;color:#fff;text-decoration:none}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.3rem .8rem}dt{color:#57606a}dd{margin:0}
 .error{color:#b91c1c}.muted{color:#57606a;font-size:.9rem}
+.warning{padding:.6rem .8rem;border-radius:8px;background:#fef3c7;color:#78350f;
+border:1px solid #f59e0b}
 """
 
 _TEXTS: dict[str, tuple[str, str]] = {
@@ -74,6 +76,12 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "signin.identity": ("Имя пользователя", "User name"),
     "signin.submit": ("Войти", "Sign in"),
     "signin.demo": ("Или выберите демо-пользователя:", "Or pick a demo user:"),
+    "signin.demo_warning": (
+        "Демо-вход: здесь любой может войти кем угодно, просто введя имя. Он только для "
+        "знакомства с tggate и никогда не должен стоять перед настоящими людьми.",
+        "Demo sign-in: anyone can sign in here as anyone, just by typing a name. It is for "
+        "trying tggate out and must never face real people.",
+    ),
     "signin.providers": ("Или войдите через:", "Or sign in with:"),
     "code.title": ("Вход по коду", "Log in with a code"),
     "code.whoami": ("Вы вошли как", "You are signed in as"),
@@ -134,8 +142,17 @@ _ERRORS: dict[str, tuple[str, str, str, str]] = {
     "rate-limited": (
         "Слишком много попыток",
         "Too many tries",
-        "Слишком много неверных кодов. Подождите минуту и попробуйте снова.",
-        "Too many wrong codes. Wait a minute and try again.",
+        "С вашего адреса введено слишком много неверных кодов. Подождите минуту и попробуйте "
+        "снова.",
+        "Too many wrong codes were entered from your address. Wait a minute and try again.",
+    ),
+    "blocked": (
+        "Код заблокирован",
+        "The code was blocked",
+        "После слишком многих неверных попыток этот код больше не действует, вход отклонён. "
+        "Начните вход в Telegram заново: /login.",
+        "After too many wrong guesses this code no longer works, and the login was denied. "
+        "Start again in Telegram: /login.",
     ),
     "csrf": (
         "Запрос отклонён",
@@ -213,7 +230,7 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def language_of(accept_language: str | None) -> Lang:
+def language_from_header(accept_language: str | None) -> Lang:
     """Russian or English, whichever the browser prefers; Russian (the bot's default) otherwise."""
     best: tuple[float, Lang] | None = None
     for position, part in enumerate((accept_language or "").split(",")):
@@ -266,6 +283,12 @@ def signin_page(
     error: str | None = None,
 ) -> str:
     parts = [f"<h1>{_e(_t('signin.title', lang))}</h1>", _error_line(error, lang)]
+    if demo:
+        # Issue 10: a sign-in that trusts a typed name says so before anything else.
+        parts.append(
+            f'<p id="demo-warning" class="warning" role="alert">'
+            f"{_e(_t('signin.demo_warning', lang))}</p>"
+        )
     parts.append(f"<p>{_e(_t('signin.intro', lang))}</p>")
     if demo:
         buttons = "".join(

@@ -75,7 +75,7 @@ class SessionRegistry:
             )
 
     def rotate(self, refresh_token: str, *, now: float) -> TokenPair:
-        """The successor pair of a refresh token (SPEC Z9), or RefreshRefused (Z8)."""
+        """The successor pair of a refresh token (docs/scenarios.md#z9), or RefreshRefused (Z8)."""
         with self._lock:
             self._sweep(now)
             try:
@@ -112,7 +112,7 @@ class SessionRegistry:
             return pair
 
     def revoke_person(self, refresh_token: str, *, now: float) -> int:
-        """Revoke every refresh token of the token's person (SPEC Z3); how many were live.
+        """Revoke every refresh token of its person (docs/scenarios.md#z3); how many were live.
 
         Only a token that still works may do this, so a stale, revoked token cannot end the
         sessions somebody started later. Anything else revokes nothing (and is not an error:

@@ -1,4 +1,5 @@
-"""What the person is shown when a login starts (the `text` of SPEC §5.2 /login), ru and en."""
+"""What the person is shown when a login starts, in Russian and English (the `text` of /login,
+docs/openapi/auth.yaml)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The pages the person's browser visits to finish a login (SPEC A4/A5, §7).
+"""The pages the person's browser visits to finish a login (docs/scenarios.md#a4, #a5;
+docs/contract.md#reference).
 
 Code login: `/code` signs the browser in (a demo identity, or GitHub / Yandex ID when configured),
 takes the code the bot showed, and leads to the confirmation page. OAuth login: the bot's link
@@ -10,12 +11,15 @@ login to the signed-in identity (`sub`), No denies it. A "deny" at the provider 
 Security: the session is a signed cookie (HttpOnly, SameSite=Lax; Secure on https) holding a
 random session id, a CSRF token and who signed in; every POST carries the CSRF token. A code or
 reference is claimed by one browser session (`LoginBook.claim`): a link works once, a code only in
-the browser that entered it first. Five wrong codes in a row lock the session for a minute. The
-OAuth `state` is bound to the browser session and single-use; the PKCE verifier never leaves the
-server. Codes, tokens and secrets are never logged.
+the browser that entered it first. A code dies after a few wrong guesses made anywhere
+(`LoginBook`), and an address that keeps guessing wrong is locked out for a while (`BrowserState`);
+a right code resets neither. The OAuth `state` is bound to the browser session and single-use; the
+PKCE verifier never leaves the server. Codes, tokens and secrets are never logged. Every page
+refuses to be framed (`tggate_sandbox.hardening`).
 
 Stable hooks for browser tests (ids, names and values):
-- sign-in (`GET /code`, signed out): `form#signin-form`, `input#identity`, `button#signin`,
+- sign-in (`GET /code`, signed out): `#demo-warning` (the demo sign-in is on), `form#signin-form`,
+  `input#identity`, `button#signin`,
   demo users `button[name=demo][value=alice]` (also bob, dima), provider links `a#signin-github`,
   `a#signin-yandex` (only when configured);
 - code entry (`GET /code`, signed in): `#whoami[data-identity]`, `form#code-form`, `input#code`,
@@ -24,8 +28,9 @@ Stable hooks for browser tests (ids, names and values):
   `#confirm-identity[data-identity]`, `form#confirm-form`, `button#yes`
   (`button[name=decision][value=yes]`), `button#no` (`button[name=decision][value=no]`);
 - result: `#result[data-status=granted|denied]` ("You can return to Telegram");
-- any refusal: `#error[data-reason=…]`, reasons wrong-code (400), expired (410), used (409),
-  used-link (409), unknown-link (404), rate-limited (429), csrf (403), state (400), provider (502),
+- any refusal: `#error[data-reason=…]`, reasons wrong-code (400), expired (410), blocked (410),
+  used (409), used-link (409), unknown-link (404), rate-limited (429, with Retry-After), csrf
+  (403), state (400), provider (502),
   provider-denied (403), not-configured (503), nothing-to-confirm (404), bad-identity (400),
   bad-request (400).
 """
@@ -33,16 +38,19 @@ Stable hooks for browser tests (ids, names and values):
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from tggate.core.ports import Clock
 from tggate_sandbox.reference.auth.browser import BrowserState, Confirmation
 from tggate_sandbox.reference.auth.logins import (
+    CodeBlocked,
     Grant,
     LoginBook,
     LoginExpired,
@@ -57,7 +65,7 @@ from tggate_sandbox.reference.auth.pages import (
     code_page,
     confirm_page,
     error_page,
-    language_of,
+    language_from_header,
     result_page,
     signin_page,
 )
@@ -66,7 +74,6 @@ __all__ = ["OAUTH_LOGIN_TYPES", "pages_router"]
 
 log = logging.getLogger("tggate_sandbox.reference.auth.pages")
 
-Clock = Callable[[], float]
 FormField = Annotated[str, Form()]
 
 OAUTH_LOGIN_TYPES: tuple[LoginType, ...] = ("github", "yandex")
@@ -76,6 +83,7 @@ _IDENTITY = re.compile(r"[\w.-]{1,64}")
 _STATUS = {
     "wrong-code": 400,
     "expired": 410,
+    "blocked": 410,
     "used": 409,
     "used-link": 409,
     "unknown-link": 404,
@@ -109,8 +117,11 @@ def pages_router(
             error_page(lang=_lang(request), reason=reason, back=back), _STATUS[reason]
         )
 
-    def show_code_page(request: Request, error: str | None = None) -> HTMLResponse:
+    def show_code_page(
+        request: Request, error: str | None = None, *, retry_after_s: float = 0.0
+    ) -> HTMLResponse:
         session = request.session
+        headers = {"Retry-After": str(math.ceil(retry_after_s))} if retry_after_s > 0 else None
         return HTMLResponse(
             code_page(
                 lang=_lang(request),
@@ -120,6 +131,7 @@ def pages_router(
                 error=error,
             ),
             200 if error is None else _STATUS[error],
+            headers=headers,
         )
 
     def show_signin_page(request: Request, error: str | None = None) -> HTMLResponse:
@@ -189,24 +201,30 @@ def pages_router(
         if "identity" not in request.session:
             return RedirectResponse("/code", 303)
         session_id = request.session["sid"]
+        client = _client(request)
         now = clock()
-        if browser.locked_for(session_id, now=now) > 0:
-            return show_code_page(request, "rate-limited")
+        locked = browser.locked_for(client, now=now)
+        if locked > 0:
+            return show_code_page(request, "rate-limited", retry_after_s=locked)
         try:
             token, login = logins.claim(now=now, claimant=session_id, code=_normal_code(code))
         except (NoPendingLogin, LoginExpired, LoginTaken) as refused:
             # Every refusal counts as a wrong guess: an expired or used code is no reason to
-            # let a session keep guessing.
-            locked = browser.wrong_guess(session_id, now=now)
+            # let a client keep guessing. (A right code counts nothing either way, issue 9.)
+            locked = browser.wrong_guess(client, now=now)
             if isinstance(refused, LoginExpired):
                 reason = "expired"
+            elif isinstance(refused, CodeBlocked):
+                reason = "blocked"
             elif isinstance(refused, LoginTaken):
                 reason = "used"
             else:
                 reason = "wrong-code"
             log.info("code refused: %s", reason)
-            return show_code_page(request, "rate-limited" if locked > 0 else reason)
-        browser.right_guess(session_id)
+            if locked > 0:
+                log.warning("code guesses from one address locked for %.0f s", locked)
+                return show_code_page(request, "rate-limited", retry_after_s=locked)
+            return show_code_page(request, reason)
         return _to_confirmation(request, login_token=token, expires_at=login.expires_at, now=now)
 
     @router.get("/confirm")
@@ -397,7 +415,12 @@ def pages_router(
 
 
 def _lang(request: Request) -> Lang:
-    return language_of(request.headers.get("accept-language"))
+    return language_from_header(request.headers.get("accept-language"))
+
+
+def _client(request: Request) -> str:
+    """Whom wrong code guesses are counted against: the client's address."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 def _ensure_session(request: Request) -> tuple[str, str]:

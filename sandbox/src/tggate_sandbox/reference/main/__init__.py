@@ -1,4 +1,5 @@
-"""The reference Main module (SPEC §5.3, §7): `create_app` builds it."""
+"""The reference Main module (docs/contract.md#the-main-module, docs/contract.md#reference):
+`create_app` builds it."""
 
 from tggate_sandbox.reference.main.app import create_app
 

@@ -1,9 +1,13 @@
-"""The reference Main module: a tiny course system speaking SPEC §5.3, as an in-memory FastAPI app.
+"""The reference Main module: a tiny course system speaking docs/openapi/main.yaml, as an
+in-memory FastAPI app.
 
 Actions answer 401 for a missing, invalid or expired access token, 403 when the role does not
 allow the action, 404 for a course that does not exist or is not the person's. Notifications are
-created without a token (an admin API in a real system) and read/deleted by their person;
-`/notify` is a page to create them by hand (pages.py).
+read and deleted by their person, and created through the admin API (`POST /notifications`,
+`/notifications/broadcast`, with the admin secret in `X-Admin-Secret`) or by hand on the `/notify`
+page, which signs in with the same secret (pages.py). Without an admin secret both are off: a
+notification is a message the bot pushes into someone's Telegram, nothing to leave open (issue 9).
+With a `test_api_secret`, `/test` instruments the module (stats, delay).
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at
@@ -16,6 +20,8 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 
+from tggate.core.ports import Clock
+from tggate_sandbox.hardening import ADMIN_HEADER, SecretHeader, guard_test_api, sandbox_app
 from tggate_sandbox.reference.main.catalog import Course, Person, School
 from tggate_sandbox.reference.main.instrument import Instrument, InstrumentMiddleware
 from tggate_sandbox.reference.main.models import (
@@ -41,20 +47,30 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("tggate_sandbox.reference.main")
 
-Clock = Callable[[], float]
 # The dependency that turns a request into its authenticated person (401 otherwise).
 Authenticate = Callable[[Request], Awaitable[Person]]
+# Checks a request for the admin secret (or refuses it: 401, 403, or 503 when there is none).
+AdminCheck = Callable[[Request], Awaitable[None]]
 
 
 def create_app(
     *,
     jwt_secret: str,
     teachers: Collection[str] = ("bob",),
-    test_api: bool = True,
+    admin_secret: str | None = None,
+    test_api_secret: str | None = None,
+    secure_cookies: bool = False,
     clock: Clock = time.time,
 ) -> FastAPI:
-    """Build the module. ValueError for a secret too short for HS256."""
+    """Build the module. ValueError for a secret too short (HS256 wants 32 bytes, and so do the
+    admin and test API secrets). `secure_cookies` marks the `/notify` sign-in cookie Secure."""
     verifier = AccessVerifier(jwt_secret, clock=clock)
+    admin = (
+        None
+        if admin_secret is None
+        else SecretHeader(header=ADMIN_HEADER, secret=admin_secret, purpose="the admin API")
+    )
+    test_guard = None if test_api_secret is None else guard_test_api(test_api_secret)
     school = School(teachers=teachers)
     box = NotificationBox()
     instrument = Instrument(skip_prefix="/test/")
@@ -68,16 +84,40 @@ def create_app(
             ) from None
         return school.meet(who.identity, who.name)
 
-    app = FastAPI(title="tggate reference Main module", version="1")
+    app = sandbox_app(title="tggate reference Main module", version="1")
     app.add_middleware(InstrumentMiddleware, instrument=instrument, routes=app.router.routes)
     # Routes go straight onto the app, not through include_router: the instrument matches them
     # against the app's own route list to name them by template ("GET /api/courses/{course_id}").
+    app.get("/healthz", include_in_schema=False)(_healthz)
     _add_actions(app, school=school, caller=caller)
-    _add_notifications(app, school=school, box=box, caller=caller, clock=clock)
-    add_notification_pages(app, school=school, box=box, clock=clock)
-    if test_api:
-        _add_test_api(app, instrument)
+    _add_notifications(
+        app, school=school, box=box, caller=caller, admin=admin or _admin_off, clock=clock
+    )
+    add_notification_pages(
+        app,
+        school=school,
+        box=box,
+        clock=clock,
+        admin_secret=admin_secret,
+        secure_cookies=secure_cookies,
+    )
+    if test_guard is not None:
+        log.warning("the test API is on (/test, X-Test-Api-Secret)")
+        _add_test_api(app, instrument, guard=test_guard)
+    if admin is None:
+        log.info("no admin secret: /notify and POST /notifications are off")
     return app
+
+
+async def _healthz() -> dict[str, str]:
+    """Up: what the topology waits for (a test endpoint needs the secret)."""
+    return {"status": "ok"}
+
+
+async def _admin_off(request: Request) -> None:
+    raise HTTPException(
+        503, detail="the admin API is off: start the module with TGGATE_REFERENCE_ADMIN_SECRET"
+    )
 
 
 def _add_actions(app: FastAPI, *, school: School, caller: Authenticate) -> None:
@@ -136,10 +176,17 @@ def _add_actions(app: FastAPI, *, school: School, caller: Authenticate) -> None:
 
 
 def _add_notifications(
-    app: FastAPI, *, school: School, box: NotificationBox, caller: Authenticate, clock: Clock
+    app: FastAPI,
+    *,
+    school: School,
+    box: NotificationBox,
+    caller: Authenticate,
+    admin: AdminCheck,
+    clock: Clock,
 ) -> None:
-    """SPEC §5.3 notifications, plus creating them (no token: an admin API in a real system)."""
+    """The notifications of docs/openapi/main.yaml, plus creating them (the admin API)."""
     Me = Annotated[Person, Depends(caller)]
+    admin_only = [Depends(admin)]
 
     @app.get("/notification", tags=["notifications"])
     async def read(person: Me) -> list[NotificationView]:
@@ -154,12 +201,17 @@ def _add_notifications(
         log.info("deleted %d of %d notifications of %s", deleted, len(body.ids), person.id)
         return Response(status_code=204)
 
-    @app.post("/notifications", status_code=201, tags=["notifications"])
+    @app.post("/notifications", status_code=201, tags=["notifications"], dependencies=admin_only)
     async def create(body: NewNotification) -> NotificationCreated:
         note = box.add(body.to, body.text, now=clock())
         return NotificationCreated(id=note.id)
 
-    @app.post("/notifications/broadcast", status_code=201, tags=["notifications"])
+    @app.post(
+        "/notifications/broadcast",
+        status_code=201,
+        tags=["notifications"],
+        dependencies=admin_only,
+    )
     async def broadcast(body: Broadcast) -> BroadcastDone:
         now = clock()
         return BroadcastDone(
@@ -167,19 +219,20 @@ def _add_notifications(
         )
 
 
-def _add_test_api(app: FastAPI, instrument: Instrument) -> None:
+def _add_test_api(app: FastAPI, instrument: Instrument, *, guard: SecretHeader) -> None:
     """Instruments for tests: calls per route template, reset, and an artificial delay."""
+    guarded = [Depends(guard)]
 
-    @app.get("/test/stats", tags=["test"])
+    @app.get("/test/stats", tags=["test"], dependencies=guarded)
     async def stats() -> dict[str, int]:
         return dict(instrument.counts)
 
-    @app.post("/test/stats/reset", tags=["test"])
+    @app.post("/test/stats/reset", tags=["test"], dependencies=guarded)
     async def reset_stats() -> dict[str, int]:
         instrument.reset()
         return {}
 
-    @app.post("/test/delay", tags=["test"])
+    @app.post("/test/delay", tags=["test"], dependencies=guarded)
     async def set_delay(body: DelayRequest) -> dict[str, float]:
         instrument.delay_s = body.seconds
         return {"seconds": instrument.delay_s}

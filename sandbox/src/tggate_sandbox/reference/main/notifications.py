@@ -1,4 +1,5 @@
-"""Notifications waiting for their person (SPEC §5.3): read oldest first, deleted by id.
+"""Notifications waiting for their person (docs/contract.md#the-main-module): read oldest first,
+deleted by id.
 
 Deleting names exact ids, so a notification that arrives between Bot Logic's read and its delete
 stays for the next cycle (N2) instead of being lost.

@@ -8,11 +8,12 @@ a short reason for the 401 body; the token itself is never logged or echoed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+
+from tggate.core.ports import Clock
 
 __all__ = ["ISSUER", "AccessVerifier", "Caller", "Unauthorized"]
 
@@ -32,7 +33,7 @@ class Caller:
 
 
 class AccessVerifier:
-    def __init__(self, secret: str, *, clock: Callable[[], float]) -> None:
+    def __init__(self, secret: str, *, clock: Clock) -> None:
         key = secret.encode("utf-8")
         if len(key) < _MIN_SECRET_BYTES:
             raise ValueError(

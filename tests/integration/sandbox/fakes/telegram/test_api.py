@@ -1,7 +1,8 @@
 """The fake Telegram Bot API over real HTTP (uvicorn on loopback), driven by aiogram 3's real Bot.
 
-SPEC §7: real getUpdates semantics (long poll, confirm by offset, 409 for a second poller), methods
-validated against api.json, flood limits (SPEC §6), and the `/_test` API the other tests use.
+docs/contract.md#reference: real getUpdates semantics (long poll, confirm by offset, 409 for a
+second poller), methods validated against api.json, flood limits (docs/contract.md#limits), and the
+`/_test` API the other tests use.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from aiogram.types import (
     Message,
 )
 from tests.support.clock import FakeClock
+from tests.support.sandbox import TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
 from tggate_sandbox.fakes.telegram import create_app
@@ -46,7 +48,7 @@ CHAT = 42
 def shared() -> Iterator[tuple[str, FakeClock]]:
     """One server for the module; every test starts from `/_test/reset` (state and config)."""
     clock = FakeClock(1_000.0)
-    with run_asgi(create_app(token=TOKEN, clock=clock)) as url:
+    with run_asgi(create_app(token=TOKEN, clock=clock, test_api_secret=TEST_API_SECRET)) as url:
         yield url, clock
 
 
@@ -58,7 +60,7 @@ def clock(shared: tuple[str, FakeClock]) -> FakeClock:
 @pytest.fixture
 def server(shared: tuple[str, FakeClock]) -> str:
     url, clock = shared
-    httpx.post(f"{url}/_test/reset").raise_for_status()
+    httpx.post(f"{url}/_test/reset", headers=TEST_API).raise_for_status()
     clock.now = FakeClock(1_000.0).now
     return url
 
@@ -78,7 +80,7 @@ async def bot(server: str) -> AsyncIterator[Bot]:
 
 @pytest.fixture
 async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=server, headers=TEST_API, timeout=30) as client:
         yield client
 
 

@@ -1,7 +1,9 @@
-"""The fake Telegram's web chat API (SPEC §7, issue 4) over real HTTP (uvicorn on loopback).
+"""The fake Telegram's web chat API (docs/contract.md#reference, issue 4) over real HTTP (uvicorn on
+loopback).
 
 What the page sends must reach the bot exactly like `/_test/inject` and `/_test/press` do, and what
-the bot sends must show up in the page's long poll without delay.
+the bot sends must show up in the page's long poll without delay. The page is the person's own
+Telegram app: it needs no test API secret, and it reaches its own person's chat only (issue 9).
 """
 
 from __future__ import annotations
@@ -13,24 +15,31 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support.sandbox import TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
 from tggate_sandbox.fakes.telegram import create_app
+from tggate_sandbox.fakes.telegram.webchat import KEY_HEADER
 
 TOKEN = "123456:TEST-webchat-token"
 
 
 @pytest.fixture(scope="module")
 def shared() -> Iterator[str]:
-    with run_asgi(create_app(token=TOKEN)) as url:
+    with run_asgi(create_app(token=TOKEN, test_api_secret=TEST_API_SECRET)) as url:
         yield url
 
 
 @pytest.fixture
 async def http(shared: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The page's side (and the bot's): no test API secret; test API calls add it themselves."""
     async with httpx.AsyncClient(base_url=shared, timeout=30) as client:
-        (await client.post("/_test/reset")).raise_for_status()
+        (await client.post("/_test/reset", headers=TEST_API)).raise_for_status()
         yield client
+
+
+def key_of(person: dict[str, Any]) -> dict[str, str]:
+    return {KEY_HEADER: person["key"]}
 
 
 async def bot_call(http: httpx.AsyncClient, method: str, **params: Any) -> Any:
@@ -51,15 +60,23 @@ async def create_person(
     return person
 
 
-async def say(http: httpx.AsyncClient, chat_id: int, text: str) -> dict[str, Any]:
-    response = await http.post(f"/webchat/api/chats/{chat_id}/messages", json={"text": text})
+async def say(http: httpx.AsyncClient, person: dict[str, Any], text: str) -> dict[str, Any]:
+    response = await http.post(
+        f"/webchat/api/chats/{person['chat_id']}/messages",
+        json={"text": text},
+        headers=key_of(person),
+    )
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
 
 
-async def messages(http: httpx.AsyncClient, chat_id: int, **params: Any) -> dict[str, Any]:
-    response = await http.get(f"/webchat/api/chats/{chat_id}/messages", params=params)
+async def messages(
+    http: httpx.AsyncClient, person: dict[str, Any], **params: Any
+) -> dict[str, Any]:
+    response = await http.get(
+        f"/webchat/api/chats/{person['chat_id']}/messages", params=params, headers=key_of(person)
+    )
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
@@ -89,36 +106,78 @@ async def test_the_page_and_its_assets_are_served(http: httpx.AsyncClient) -> No
     assert (await http.get("/webchat/static/secrets.txt")).status_code == 404
 
 
-async def test_a_person_gets_a_stable_chat_id(http: httpx.AsyncClient) -> None:
+async def test_a_person_gets_a_chat_id_and_a_key_of_their_own(http: httpx.AsyncClient) -> None:
     anna = await create_person(http, "Anna", "ru")
-    assert anna["chat_id"] > 0
-    assert anna == {"chat_id": anna["chat_id"], "name": "Anna", "language": "ru", "messages": 0}
-    assert (await create_person(http, "Anna", "ru"))["chat_id"] == anna["chat_id"]
+    assert anna["chat_id"] > 0 and len(anna["key"]) >= 32
+    assert anna == {
+        "chat_id": anna["chat_id"],
+        "name": "Anna",
+        "language": "ru",
+        "key": anna["key"],
+    }
+    # Another Anna is another person (the id derived from the name is taken), not a way in.
+    namesake = await create_person(http, "Anna", "ru")
+    assert namesake["chat_id"] != anna["chat_id"] and namesake["key"] != anna["key"]
     bob = await create_person(http, "Bob", "en")
-    assert bob["chat_id"] != anna["chat_id"]
-    # A reload registers the stored person again under its id.
-    again = await create_person(http, "Carol", "en", chat_id=777)
-    assert again["chat_id"] == 777
+    assert bob["chat_id"] not in (anna["chat_id"], namesake["chat_id"])
 
-    listed = (await http.get("/webchat/api/people")).json()
-    assert listed["bot"]["username"] == "tggate_bot"
-    ids = {p["chat_id"]: p for p in listed["people"]}
-    assert {anna["chat_id"], bob["chat_id"], 777} <= ids.keys()
+    # A reload registers the stored person again under its id, with its key.
+    again = await create_person(http, "Anna", "ru", chat_id=anna["chat_id"], key=anna["key"])
+    assert again == anna
+    # After a restart of the fake nobody is known: the browser's key claims the id again.
+    fresh_key = "k" * 43
+    carol = await create_person(http, "Carol", "en", chat_id=777, key=fresh_key)
+    assert (carol["chat_id"], carol["key"]) == (777, fresh_key)
+
+    bot = (await http.get("/webchat/api/bot")).json()
+    assert bot["username"] == "tggate_bot"
 
 
-async def test_people_include_chats_injected_elsewhere(http: httpx.AsyncClient) -> None:
+async def test_the_web_chat_reaches_its_own_persons_chat_only(http: httpx.AsyncClient) -> None:
+    anna = await create_person(http, "Anna", "ru")
+    bob = await create_person(http, "Bob", "en")
+    await say(http, anna, "my secret code is 123-456")
+    press = {"message_id": 1, "data": "/x"}
+    for method, path, body in [
+        ("GET", "messages", None),
+        ("POST", "messages", {"text": "I am Anna, honest"}),
+        ("POST", "press", press),
+        ("GET", "commands", None),
+        ("GET", "callbacks/1", None),
+    ]:
+        url = f"/webchat/api/chats/{anna['chat_id']}/{path}"
+        without_key = await http.request(method, url, json=body)
+        assert without_key.status_code == 401, (path, without_key.text)
+        assert KEY_HEADER in without_key.json()["detail"]
+        bobs_key = await http.request(method, url, json=body, headers=key_of(bob))
+        assert bobs_key.status_code == 403, (path, bobs_key.text)
+        assert "123-456" not in without_key.text + bobs_key.text
+    assert [m["text"] for m in (await messages(http, anna))["messages"]] == [
+        "my secret code is 123-456"
+    ]
+
+    # Nor can a browser claim Anna's id, or a chat the test API made, by registering again.
+    taken = await http.post(
+        "/webchat/api/people",
+        json={"name": "Mallory", "language": "en", "chat_id": anna["chat_id"], "key": "m" * 43},
+    )
+    assert taken.status_code == 403, taken.text
     injected = {"chat_id": 4242, "text": "hi", "first_name": "Dima", "language_code": "ru"}
-    (await http.post("/_test/inject", json=injected)).raise_for_status()
-    people = (await http.get("/webchat/api/people")).json()["people"]
-    assert {"chat_id": 4242, "name": "Dima", "language": "ru", "messages": 1} in people
-    # Such a person can write from the page right away.
-    await say(http, 4242, "again")
-    assert [m["text"] for m in (await messages(http, 4242))["messages"]] == ["hi", "again"]
+    (await http.post("/_test/inject", json=injected, headers=TEST_API)).raise_for_status()
+    claimed = await http.post(
+        "/webchat/api/people",
+        json={"name": "Dima", "language": "ru", "chat_id": 4242, "key": "m" * 43},
+    )
+    assert claimed.status_code == 403, claimed.text
+    not_a_person = await http.get(
+        "/webchat/api/chats/4242/messages", headers={KEY_HEADER: "m" * 43}
+    )
+    assert not_a_person.status_code == 404
 
 
 async def test_a_sent_text_is_a_normal_message_update(http: httpx.AsyncClient) -> None:
     anna = await create_person(http, "Anna", "ru")
-    sent = await say(http, anna["chat_id"], "  /start  ")
+    sent = await say(http, anna, "  /start  ")
     assert sent["queued"] is True
 
     [update] = await bot_call(http, "getUpdates")
@@ -136,7 +195,8 @@ async def test_a_sent_text_is_a_normal_message_update(http: httpx.AsyncClient) -
 
     # The same message through the test API makes the same update, ids and date aside.
     injected = {"chat_id": anna["chat_id"], "text": "/start", "first_name": "Anna"}
-    (await http.post("/_test/inject", json={**injected, "language_code": "ru"})).raise_for_status()
+    twin_body = {**injected, "language_code": "ru"}
+    (await http.post("/_test/inject", json=twin_body, headers=TEST_API)).raise_for_status()
     [_, twin] = await bot_call(http, "getUpdates")
     for ours in (update, twin):
         ours.pop("update_id")
@@ -148,7 +208,7 @@ async def test_a_sent_text_is_a_normal_message_update(http: httpx.AsyncClient) -
 async def test_the_bots_message_and_keyboard_show_up(http: httpx.AsyncClient) -> None:
     anna = await create_person(http)
     chat_id = anna["chat_id"]
-    await say(http, chat_id, "/start")
+    await say(http, anna, "/start")
     sent = await bot_call(
         http,
         "sendMessage",
@@ -157,7 +217,7 @@ async def test_the_bots_message_and_keyboard_show_up(http: httpx.AsyncClient) ->
         reply_markup=KEYBOARD,
     )
 
-    view = await messages(http, chat_id)
+    view = await messages(http, anna)
     person_message, bot_message = view["messages"]
     assert person_message["from"] == "person"
     assert bot_message == {
@@ -172,23 +232,23 @@ async def test_the_bots_message_and_keyboard_show_up(http: httpx.AsyncClient) ->
             [{"text": "Docs", "kind": "url", "url": "https://example.org/docs"}],
         ],
     }
-    only_new = await messages(http, chat_id, after=person_message["message_id"])
+    only_new = await messages(http, anna, after=person_message["message_id"])
     assert [m["message_id"] for m in only_new["messages"]] == [sent["message_id"]]
 
     await bot_call(
         http, "editMessageText", chat_id=chat_id, message_id=sent["message_id"], text="Done"
     )
-    [_, edited] = (await messages(http, chat_id))["messages"]
+    [_, edited] = (await messages(http, anna))["messages"]
     assert (edited["text"], edited["edited"], edited["keyboard"]) == ("Done", True, [])
 
     await bot_call(http, "deleteMessage", chat_id=chat_id, message_id=sent["message_id"])
-    assert [m["from"] for m in (await messages(http, chat_id))["messages"]] == ["person"]
+    assert [m["from"] for m in (await messages(http, anna))["messages"]] == ["person"]
 
 
 async def test_pressing_a_button_makes_a_callback_query(http: httpx.AsyncClient) -> None:
     anna = await create_person(http, "Anna", "en")
     chat_id = anna["chat_id"]
-    await say(http, chat_id, "/login")
+    await say(http, anna, "/login")
     sent = await bot_call(http, "sendMessage", chat_id=chat_id, text="How?", reply_markup=KEYBOARD)
     await bot_call(http, "getUpdates", offset=-1)
     [pending] = await bot_call(http, "getUpdates")
@@ -196,6 +256,7 @@ async def test_pressing_a_button_makes_a_callback_query(http: httpx.AsyncClient)
     response = await http.post(
         f"/webchat/api/chats/{chat_id}/press",
         json={"message_id": sent["message_id"], "data": "/login github"},
+        headers=key_of(anna),
     )
     assert response.status_code == 200, response.text
     pressed = response.json()
@@ -210,7 +271,11 @@ async def test_pressing_a_button_makes_a_callback_query(http: httpx.AsyncClient)
 
     # The page waits for the bot's answer to show it, as Telegram shows a toast.
     waiting = asyncio.create_task(
-        http.get(f"/webchat/api/callbacks/{query['id']}", params={"timeout": 10})
+        http.get(
+            f"/webchat/api/chats/{chat_id}/callbacks/{query['id']}",
+            params={"timeout": 10},
+            headers=key_of(anna),
+        )
     )
     await asyncio.sleep(0.05)
     assert not waiting.done()
@@ -222,11 +287,11 @@ async def test_pressing_a_button_makes_a_callback_query(http: httpx.AsyncClient)
 async def test_a_long_poll_returns_as_soon_as_the_chat_changes(http: httpx.AsyncClient) -> None:
     anna = await create_person(http)
     chat_id = anna["chat_id"]
-    await say(http, chat_id, "/start")
-    first = await messages(http, chat_id)
+    await say(http, anna, "/start")
+    first = await messages(http, anna)
 
     started = time.monotonic()
-    poll = asyncio.create_task(messages(http, chat_id, revision=first["revision"], timeout=20))
+    poll = asyncio.create_task(messages(http, anna, revision=first["revision"], timeout=20))
     await asyncio.sleep(0.1)
     assert not poll.done()
     sent = await bot_call(http, "sendMessage", chat_id=chat_id, text="Hi!")
@@ -236,7 +301,7 @@ async def test_a_long_poll_returns_as_soon_as_the_chat_changes(http: httpx.Async
     assert changed["messages"][-1]["text"] == "Hi!"
 
     # An edit is a change too.
-    poll = asyncio.create_task(messages(http, chat_id, revision=changed["revision"], timeout=20))
+    poll = asyncio.create_task(messages(http, anna, revision=changed["revision"], timeout=20))
     await asyncio.sleep(0.1)
     await bot_call(
         http, "editMessageText", chat_id=chat_id, message_id=sent["message_id"], text="Hi again!"
@@ -245,19 +310,19 @@ async def test_a_long_poll_returns_as_soon_as_the_chat_changes(http: httpx.Async
     assert edited["messages"][-1]["text"] == "Hi again!"
 
     # Without a revision the poll waits for a newer message.
-    poll = asyncio.create_task(messages(http, chat_id, after=sent["message_id"], timeout=20))
+    poll = asyncio.create_task(messages(http, anna, after=sent["message_id"], timeout=20))
     await asyncio.sleep(0.1)
     assert not poll.done()
-    await say(http, chat_id, "thanks")
+    await say(http, anna, "thanks")
     newer = await asyncio.wait_for(poll, 5)
     assert [m["text"] for m in newer["messages"]] == ["thanks"]
 
 
 async def test_a_long_poll_times_out_unchanged(http: httpx.AsyncClient) -> None:
     anna = await create_person(http)
-    first = await messages(http, anna["chat_id"])
+    first = await messages(http, anna)
     assert first["messages"] == []
-    again = await messages(http, anna["chat_id"], revision=first["revision"], timeout=0.2)
+    again = await messages(http, anna, revision=first["revision"], timeout=0.2)
     assert again["revision"] == first["revision"]
 
 
@@ -265,26 +330,26 @@ async def test_the_command_menu_follows_scope_and_language(http: httpx.AsyncClie
     anna = await create_person(http, "Anna", "ru")
     bob = await create_person(http, "Bob", "en")
     menu = f"/webchat/api/chats/{anna['chat_id']}/commands"
-    assert (await http.get(menu)).json() == {"commands": []}
+    assert (await http.get(menu, headers=key_of(anna))).json() == {"commands": []}
 
     start = {"command": "start", "description": "Start"}
     start_ru = {"command": "start", "description": "Начать"}
     logout = {"command": "logout", "description": "Выйти"}
     await bot_call(http, "setMyCommands", commands=[start])
     await bot_call(http, "setMyCommands", commands=[start_ru], language_code="ru")
-    assert (await http.get(menu)).json() == {"commands": [start_ru]}
-    bob_menu = await http.get(f"/webchat/api/chats/{bob['chat_id']}/commands")
+    assert (await http.get(menu, headers=key_of(anna))).json() == {"commands": [start_ru]}
+    bob_menu = await http.get(f"/webchat/api/chats/{bob['chat_id']}/commands", headers=key_of(bob))
     assert bob_menu.json() == {"commands": [start]}
 
-    await say(http, anna["chat_id"], "/start")  # a chat scope needs the chat to exist
+    await say(http, anna, "/start")  # a chat scope needs the chat to exist
     await bot_call(
         http,
         "setMyCommands",
         commands=[logout],
         scope={"type": "chat", "chat_id": anna["chat_id"]},
     )
-    assert (await http.get(menu)).json() == {"commands": [logout]}
-    assert (await messages(http, anna["chat_id"]))["commands"] == [logout]
+    assert (await http.get(menu, headers=key_of(anna))).json() == {"commands": [logout]}
+    assert (await messages(http, anna))["commands"] == [logout]
 
 
 @pytest.mark.parametrize(
@@ -294,7 +359,19 @@ async def test_the_command_menu_follows_scope_and_language(http: httpx.AsyncClie
         ("POST", "/webchat/api/people", {"name": "   ", "language": "ru"}, 422),
         ("POST", "/webchat/api/people", {"name": "Anna", "language": "de"}, 422),
         ("POST", "/webchat/api/people", {"language": "ru"}, 422),
-        ("POST", "/webchat/api/people", {"name": "Anna", "language": "ru", "chat_id": 0}, 422),
+        ("POST", "/webchat/api/people", {"name": "Anna", "language": "ru", "chat_id": 7}, 422),
+        (
+            "POST",
+            "/webchat/api/people",
+            {"name": "Anna", "language": "ru", "chat_id": 0, "key": "k" * 43},
+            422,
+        ),
+        (
+            "POST",
+            "/webchat/api/people",
+            {"name": "Anna", "language": "ru", "chat_id": 7, "key": "short"},
+            422,
+        ),
         ("POST", "/webchat/api/people", {"name": "x" * 65, "language": "ru"}, 422),
         ("POST", "/webchat/api/chats/{chat}/messages", {"text": "x" * 4097}, 422),
         ("POST", "/webchat/api/chats/{chat}/messages", {"text": " \n "}, 422),
@@ -309,29 +386,30 @@ async def test_the_command_menu_follows_scope_and_language(http: httpx.AsyncClie
         ("GET", "/webchat/api/chats/5/commands", None, 404),
         ("POST", "/webchat/api/chats/{chat}/press", {"message_id": 99, "data": "/x"}, 404),
         ("POST", "/webchat/api/chats/{chat}/press", {"message_id": 1}, 422),
-        ("GET", "/webchat/api/callbacks/123", None, 404),
+        ("GET", "/webchat/api/chats/{chat}/callbacks/123", None, 404),
     ],
 )
 async def test_bad_input_is_a_4xx_with_a_message(
     http: httpx.AsyncClient, method: str, path: str, body: Any, status: int
 ) -> None:
     anna = await create_person(http)
-    await say(http, anna["chat_id"], "hi")
+    await say(http, anna, "hi")
     url = path.replace("{chat}", str(anna["chat_id"]))
-    response = await http.request(method, url, json=body)
+    response = await http.request(method, url, json=body, headers=key_of(anna))
     assert response.status_code == status, response.text
     assert response.json()["detail"]
 
 
 async def test_a_press_needs_a_matching_button(http: httpx.AsyncClient) -> None:
     anna = await create_person(http)
-    await say(http, anna["chat_id"], "/start")
+    await say(http, anna, "/start")
     sent = await bot_call(
         http, "sendMessage", chat_id=anna["chat_id"], text="Pick", reply_markup=KEYBOARD
     )
     response = await http.post(
         f"/webchat/api/chats/{anna['chat_id']}/press",
         json={"message_id": sent["message_id"], "data": "/forged"},
+        headers=key_of(anna),
     )
     assert response.status_code == 400
     assert "no inline button" in response.json()["detail"]

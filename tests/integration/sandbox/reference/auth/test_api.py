@@ -1,4 +1,5 @@
-"""The reference Authorization module over real HTTP (uvicorn on loopback): SPEC §5.2 + test API."""
+"""The reference Authorization module over real HTTP (uvicorn on loopback): the calls of
+docs/openapi/auth.yaml and the test API."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import httpx
 import jwt
 import pytest
 from tests.support.clock import FakeClock
+from tests.support.sandbox import TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
 from tggate_sandbox.reference.auth import create_app
@@ -29,14 +31,21 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def auth_url(clock: FakeClock) -> Iterator[str]:
-    app = create_app(jwt_secret=SECRET, public_url=PUBLIC_URL, grace_s=10.0, clock=clock)
+    app = create_app(
+        jwt_secret=SECRET,
+        public_url=PUBLIC_URL,
+        grace_s=10.0,
+        clock=clock,
+        test_api_secret=TEST_API_SECRET,
+    )
     with run_asgi(app) as url:
         yield url
 
 
 @pytest.fixture
 def client(auth_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=auth_url, timeout=10) as http:
+    # Bot Logic's calls and the test API's from one client: the test API secret on every call.
+    with httpx.Client(base_url=auth_url, headers=TEST_API, timeout=10) as http:
         yield http
 
 
@@ -305,7 +314,7 @@ def test_the_old_refresh_token_returns_the_same_pair_within_grace(
 
 
 async def test_concurrent_refreshes_all_get_the_identical_pair(auth_url: str) -> None:
-    async with httpx.AsyncClient(base_url=auth_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=auth_url, headers=TEST_API, timeout=10) as client:
         pair = (await client.post("/test/tokens", json={"identity": "alice"})).json()
         await client.post("/test/delay", json={"seconds": 0.2})  # make the calls overlap
 
@@ -511,8 +520,8 @@ def test_delay_slows_the_module_endpoints_but_not_the_test_api(client: httpx.Cli
     assert quick < 0.3 and fast < 0.3
 
 
-def test_without_the_test_api_there_is_no_test_api() -> None:
-    app = create_app(jwt_secret=SECRET, test_api=False)
+def test_without_the_test_api_secret_there_is_no_test_api() -> None:
+    app = create_app(jwt_secret=SECRET)
     with run_asgi(app) as url, httpx.Client(base_url=url) as client:
         assert client.get("/test/stats").status_code == 404
         assert client.post("/test/tokens", json={"identity": "alice"}).status_code == 404
@@ -534,7 +543,7 @@ def test_a_provider_without_an_oauth_app_links_to_a_not_configured_page(
 
 @pytest.mark.parametrize("provider", ["github", "yandex"])
 def test_without_the_test_api_an_unconfigured_provider_is_refused_in_text(provider: str) -> None:
-    app = create_app(jwt_secret=SECRET, public_url=PUBLIC_URL, test_api=False)
+    app = create_app(jwt_secret=SECRET, public_url=PUBLIC_URL)
     with run_asgi(app) as url, httpx.Client(base_url=url) as client:
         body = start_login(client, "no-provider", type=provider)
         assert body["url"] is None and body["code"] is None

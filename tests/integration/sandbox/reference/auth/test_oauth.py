@@ -1,9 +1,10 @@
-"""GitHub and Yandex ID logins through the fake OAuth provider, all over real HTTP (SPEC A4/A5).
+"""GitHub and Yandex ID logins through the fake OAuth provider, all over real HTTP
+(docs/scenarios.md#a4, #a5).
 
-The fake provider and the Authorization module run under uvicorn; the bot side calls §5.2, the
-person's browser is an httpx client that keeps cookies and follows each redirect by hand. The
-module's public URL is a name (`auth.example`): the browser strips it from the links and
-redirects and asks the real server, as a reverse proxy would.
+The fake provider and the Authorization module run under uvicorn; the bot side calls
+docs/openapi/auth.yaml, the person's browser is an httpx client that keeps cookies and follows each
+redirect by hand. The module's public URL is a name (`auth.example`): the browser strips it from the
+links and redirects and asks the real server, as a reverse proxy would.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import httpx
 import jwt
 import pytest
 from tests.support.clock import FakeClock
+from tests.support.sandbox import TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
-from tggate_sandbox.fakes.oauth import DEMO_USERS, FakeUser, auth_configs
+from tggate_sandbox.fakes.oauth import DEMO_USERS, FakeUser, OAuthClient, auth_configs
 from tggate_sandbox.fakes.oauth import create_app as create_provider_app
 from tggate_sandbox.fakes.oauth.grants import s256
 from tggate_sandbox.reference.auth import OAuthProviderConfig, create_app
@@ -40,7 +42,7 @@ PROVIDERS = ["github", "yandex"]
 
 @dataclass
 class World:
-    bot: httpx.AsyncClient  # Bot Logic's side of §5.2
+    bot: httpx.AsyncClient  # Bot Logic's side of docs/openapi/auth.yaml
     browser: httpx.AsyncClient  # the person's browser on the module's pages
     provider: httpx.AsyncClient  # the same person's browser on the provider's pages
     provider_url: str
@@ -147,7 +149,10 @@ def users() -> list[FakeUser]:
 
 @pytest.fixture
 def provider_url(users: list[FakeUser]) -> Iterator[str]:
-    app = create_provider_app(clients={CLIENT_ID: CLIENT_SECRET}, users=users)
+    client = OAuthClient.of_auth_module(CLIENT_SECRET, PUBLIC_URL)
+    app = create_provider_app(
+        clients={CLIENT_ID: client}, users=users, test_api_secret=TEST_API_SECRET
+    )
     with run_asgi(app) as url:
         yield url
 
@@ -164,7 +169,6 @@ def auth_url(clock: FakeClock, oauth: Mapping[str, OAuthProviderConfig]) -> Iter
         public_url=PUBLIC_URL,
         clock=clock,
         oauth=oauth,
-        test_api=False,
         provider_timeout_s=5,
     )
     with run_asgi(app) as url:
@@ -378,7 +382,8 @@ async def test_a_wrong_pkce_verifier_fails_the_exchange_and_the_login(world: Wor
     page = await world.browser.get(await world.consent(tampered))
     assert page.status_code == 502 and reason(page) == "provider"
     assert await world.check("token-pkce") == {"status": "denied"}
-    stats = (await world.provider.get(f"{world.provider_url}/_test/stats")).json()
+    stats_url = f"{world.provider_url}/_test/stats"
+    stats = (await world.provider.get(stats_url, headers=TEST_API)).json()
     assert stats["github.token_error.invalid_grant"] == 1
     assert "github.user" not in stats
 
@@ -444,7 +449,6 @@ async def test_a_provider_without_configuration_is_refused_in_text(provider_url:
         jwt_secret=SECRET,
         public_url=PUBLIC_URL,
         oauth={"github": configs["github"]},
-        test_api=False,
     )
     with run_asgi(app) as url:
         async with httpx.AsyncClient(base_url=url) as bot:

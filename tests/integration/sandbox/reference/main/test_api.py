@@ -1,4 +1,5 @@
-"""The reference Main module over real HTTP (uvicorn on loopback): SPEC §5.3, roles, test API."""
+"""The reference Main module over real HTTP (uvicorn on loopback): docs/openapi/main.yaml, roles,
+the admin API (issue 9: creating notifications takes the admin secret) and the test API."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 import jwt
 import pytest
 from tests.support.clock import FakeClock
+from tests.support.sandbox import ADMIN, ADMIN_SECRET, TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
 from tggate.core.commands import load_command_table
@@ -70,13 +72,21 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def main_url(clock: FakeClock) -> Iterator[str]:
-    with run_asgi(create_app(jwt_secret=SECRET, teachers=("bob",), clock=clock)) as url:
+    app = create_app(
+        jwt_secret=SECRET,
+        teachers=("bob",),
+        admin_secret=ADMIN_SECRET,
+        test_api_secret=TEST_API_SECRET,
+        clock=clock,
+    )
+    with run_asgi(app) as url:
         yield url
 
 
 @pytest.fixture
 def client(main_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=main_url, timeout=10) as http:
+    """Everyone's calls from one client: the admin and test API secrets on every call."""
+    with httpx.Client(base_url=main_url, headers={**ADMIN, **TEST_API}, timeout=10) as http:
         yield http
 
 
@@ -256,12 +266,14 @@ def test_an_access_token_expires_on_the_modules_clock(
 
 
 def test_tokens_of_the_reference_auth_module_are_accepted() -> None:
-    auth = create_auth_app(jwt_secret=SECRET, public_url="http://auth.example")
+    auth = create_auth_app(
+        jwt_secret=SECRET, public_url="http://auth.example", test_api_secret=TEST_API_SECRET
+    )
     main = create_app(jwt_secret=SECRET)
     with (
         run_asgi(auth) as auth_url,
         run_asgi(main) as main_url,
-        httpx.Client(base_url=auth_url) as auth_client,
+        httpx.Client(base_url=auth_url, headers=TEST_API) as auth_client,
         httpx.Client(base_url=main_url) as main_client,
     ):
         auth_client.post("/login", json={"login_token": "t-1", "type": "code", "chat_id": 42})
@@ -278,7 +290,7 @@ def test_tokens_of_the_reference_auth_module_are_accepted() -> None:
     assert as_refresh.status_code == 401
 
 
-# ---- notifications (SPEC §5.3) ----
+# ---- notifications (docs/contract.md#the-main-module) ----
 
 
 def test_notifications_are_read_oldest_first(
@@ -423,9 +435,41 @@ def test_delay_slows_every_endpoint_but_the_test_api(
     assert quick < 0.3 and fast < 0.3
 
 
-def test_without_the_test_api_there_is_no_test_api() -> None:
-    with run_asgi(create_app(jwt_secret=SECRET, test_api=False)) as url:
-        assert httpx.get(f"{url}/test/stats").status_code == 404
+def test_without_the_test_api_secret_there_is_no_test_api() -> None:
+    with run_asgi(create_app(jwt_secret=SECRET)) as url:
+        assert httpx.get(f"{url}/test/stats", headers=TEST_API).status_code == 404
+
+
+# ---- the admin API (issue 9: a notification is a message pushed into someone's Telegram) ----
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/notifications", {"to": "alice", "text": "Pay here: http://evil.example"}),
+        ("/notifications/broadcast", {"text": "Pay here: http://evil.example"}),
+    ],
+)
+def test_creating_notifications_takes_the_admin_secret(
+    main_url: str, alice: dict[str, str], path: str, body: dict[str, str]
+) -> None:
+    with httpx.Client(base_url=main_url, timeout=10) as stranger:
+        missing = stranger.post(path, json=body)
+        wrong = stranger.post(path, json=body, headers={"X-Admin-Secret": "x" * 40})
+        test_api = stranger.post(path, json=body, headers=TEST_API)  # not the admin's secret
+        assert (missing.status_code, wrong.status_code, test_api.status_code) == (401, 403, 401)
+        assert "X-Admin-Secret" in missing.json()["detail"]
+        assert stranger.get("/notification", headers=alice).json() == []
+        assert stranger.post(path, json=body, headers=ADMIN).status_code == 201
+
+
+def test_without_an_admin_secret_notifications_cannot_be_created() -> None:
+    with run_asgi(create_app(jwt_secret=SECRET)) as url:
+        for path in ("/notifications", "/notifications/broadcast"):
+            body = {"to": "alice", "text": "x"}
+            refused = httpx.post(f"{url}{path}", json=body, headers=ADMIN)
+            assert refused.status_code == 503
+            assert "TGGATE_REFERENCE_ADMIN_SECRET" in refused.json()["detail"]
 
 
 def test_a_short_secret_is_refused() -> None:

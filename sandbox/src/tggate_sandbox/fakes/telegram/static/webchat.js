@@ -1,9 +1,12 @@
-// The fake Telegram's web chat (tggate SPEC §7): plain DOM, no build step, no innerHTML.
+// The fake Telegram's web chat (tggate docs/contract.md#reference): plain DOM, no build step,
+// no innerHTML.
 // Bot content only ever reaches the page through textContent and attributes we check first.
 "use strict";
 
 (() => {
-  const STORAGE_KEY = "tggate.webchat.person";
+  const STORAGE_KEY = "tggate.webchat.person"; // the person shown now, with their key
+  const PEOPLE_KEY = "tggate.webchat.people"; // everyone this browser created
+  const KEY_HEADER = "X-Webchat-Key";
   const POLL_TIMEOUT_S = 25;
   const ANSWER_TIMEOUT_S = 10;
 
@@ -16,6 +19,7 @@
       create: "Start chatting",
       about: "A person here is a Telegram user to the bot: it gets your messages as updates.",
       noPeople: "Nobody yet — create a person below.",
+      private: "Each person's chat opens only in the browser that created them.",
       placeholder: "Message",
       send: "Send",
       idle: "",
@@ -25,7 +29,6 @@
       edited: "edited",
       empty: "No messages yet. Send /start to begin.",
       nameRequired: "Enter a name",
-      messages: (n) => `${n} message${n === 1 ? "" : "s"}`,
       unsupported: "This button does not work in the web chat",
     },
     ru: {
@@ -36,6 +39,7 @@
       create: "Начать разговор",
       about: "Для бота это пользователь Telegram: ваши сообщения приходят ему как обновления.",
       noPeople: "Пока никого — создайте человека ниже.",
+      private: "Чат человека открывается только в браузере, где его создали.",
       placeholder: "Сообщение",
       send: "Отправить",
       idle: "",
@@ -45,7 +49,6 @@
       edited: "изменено",
       empty: "Сообщений пока нет. Отправьте /start, чтобы начать.",
       nameRequired: "Введите имя",
-      messages: (n) => `сообщений: ${n}`,
       unsupported: "Эта кнопка не работает в веб-чате",
     },
   };
@@ -107,8 +110,10 @@
     }
   }
 
-  async function api(method, path, body, signal) {
+  // `key`: the person's session, for their own chat's endpoints (a Telegram app's login).
+  async function api(method, path, body, signal, key) {
     const options = { method, signal, headers: {} };
+    if (key) options.headers[KEY_HEADER] = key;
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
@@ -135,27 +140,45 @@
 
   // ---- people ----
 
+  function usable(person) {
+    return Boolean(
+      person && Number.isSafeInteger(person.chat_id) && person.name && typeof person.key === "string",
+    );
+  }
+
   function loadPerson() {
     try {
       const person = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null");
-      if (person && Number.isSafeInteger(person.chat_id) && person.name) return person;
+      if (usable(person)) return person;
     } catch {
       // a broken entry is as good as none
     }
     return null;
   }
 
+  function loadPeople() {
+    try {
+      const people = JSON.parse(localStorage.getItem(PEOPLE_KEY) || "[]");
+      if (Array.isArray(people)) return people.filter(usable);
+    } catch {
+      // a broken list is as good as none
+    }
+    return [];
+  }
+
   function savePerson(person) {
     localStorage.setItem(STORAGE_KEY, JSON.stringify(person));
+    const others = loadPeople().filter((p) => p.chat_id !== person.chat_id);
+    localStorage.setItem(PEOPLE_KEY, JSON.stringify([...others, person]));
   }
 
   async function refreshPeople() {
-    const data = await api("GET", "/webchat/api/people");
-    state.bot = data.bot;
+    state.bot = await api("GET", "/webchat/api/bot");
     $("#chat-title").textContent = state.bot.first_name + " @" + state.bot.username;
+    const people = loadPeople();
     const list = $("#people-list");
     list.replaceChildren();
-    for (const person of data.people) {
+    for (const person of people) {
       const item = el("li");
       const button = el("button", "person");
       button.type = "button";
@@ -165,13 +188,22 @@
       }
       button.append(
         el("span", "person-name", person.name),
-        el("span", "person-meta", `${person.language || "?"} · ${person.chat_id} · ${t("messages", person.messages)}`),
+        el("span", "person-meta", `${person.language || "?"} · ${person.chat_id}`),
       );
-      button.addEventListener("click", () => selectPerson(person));
+      button.addEventListener("click", () => switchTo(person));
       item.append(button);
       list.append(item);
     }
-    $("#people-empty").hidden = data.people.length > 0;
+    $("#people-empty").hidden = people.length > 0;
+  }
+
+  // Back to a person this browser created: registered again, in case the fake restarted.
+  async function switchTo(person) {
+    try {
+      selectPerson(await registerAgain(person));
+    } catch (error) {
+      toast(error.message);
+    }
   }
 
   function showPeople(show) {
@@ -204,7 +236,12 @@
   }
 
   function selectPerson(person) {
-    state.person = { chat_id: person.chat_id, name: person.name, language: person.language };
+    state.person = {
+      chat_id: person.chat_id,
+      name: person.name,
+      language: person.language,
+      key: person.key,
+    };
     savePerson(state.person);
     state.language = uiLanguage(person.language);
     applyStrings();
@@ -220,13 +257,15 @@
     $("#message-input").focus();
   }
 
-  // A reload, or a restarted fake: register the stored person again under the same chat id.
+  // A reload, or a restarted fake: register the stored person again under the same chat id,
+  // with the key that proves it is theirs.
   async function registerAgain(person) {
     const language = person.language === "ru" || person.language === "en" ? person.language : state.language;
     return api("POST", "/webchat/api/people", {
       name: person.name,
       language,
       chat_id: person.chat_id,
+      key: person.key,
     });
   }
 
@@ -248,7 +287,13 @@
       const guard = setTimeout(() => controller.abort(), (POLL_TIMEOUT_S + 15) * 1000);
       try {
         const query = revision === null ? "timeout=0" : `revision=${encodeURIComponent(revision)}&timeout=${POLL_TIMEOUT_S}`;
-        const data = await api("GET", `/webchat/api/chats/${person.chat_id}/messages?${query}`, undefined, controller.signal);
+        const data = await api(
+          "GET",
+          `/webchat/api/chats/${person.chat_id}/messages?${query}`,
+          undefined,
+          controller.signal,
+          person.key,
+        );
         if (generation !== state.generation) return;
         revision = data.revision;
         renderMessages(data.messages);
@@ -381,14 +426,20 @@
     const person = state.person;
     node.classList.add("pending");
     try {
-      const pressed = await api("POST", `/webchat/api/chats/${person.chat_id}/press`, {
-        message_id: messageId,
-        data,
-      });
+      const pressed = await api(
+        "POST",
+        `/webchat/api/chats/${person.chat_id}/press`,
+        { message_id: messageId, data },
+        undefined,
+        person.key,
+      );
       // Telegram shows the bot's answer (answerCallbackQuery) as a toast or an alert.
       const answer = await api(
         "GET",
-        `/webchat/api/callbacks/${encodeURIComponent(pressed.callback_query_id)}?timeout=${ANSWER_TIMEOUT_S}`,
+        `/webchat/api/chats/${person.chat_id}/callbacks/${encodeURIComponent(pressed.callback_query_id)}?timeout=${ANSWER_TIMEOUT_S}`,
+        undefined,
+        undefined,
+        person.key,
       );
       if (answer.text) toast(answer.text, answer.show_alert ? 8000 : 3000);
       const url = answer.url ? safeUrl(answer.url) : null;
@@ -515,7 +566,7 @@
     const person = state.person;
     if (!person || !text.trim()) return false;
     try {
-      await api("POST", `/webchat/api/chats/${person.chat_id}/messages`, { text });
+      await api("POST", `/webchat/api/chats/${person.chat_id}/messages`, { text }, undefined, person.key);
       return true;
     } catch (error) {
       toast(error.message);
