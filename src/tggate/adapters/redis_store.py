@@ -17,9 +17,11 @@ Cluster slots, and a timer cycle reads a shard as a set of buckets (`RedisKeys`)
     tggate:meta                      hash: the layout's bucket count (checked at start)
 
 A session's `data` is a JSON array of its values; with a `TokenCipher` it is compressed and
-sealed as a whole ("s1:" + Fernet), which keeps an Authorized session with two JWTs under 1 KiB
-(bench/README.md, redis_memory). Every multi-key change is one Lua script (`redis_scripts`);
-several scripts of one call go out in one pipeline.
+sealed as a whole ("s1:" + AES-GCM, `TokenCipher.seal_bytes`), which keeps an Authorized
+session with two JWTs under 1 KiB (bench/README.md, redis_memory). An answer is recorded
+compactly (`_encode_replies`): the chat is the key's, a reply without buttons is its text.
+Every multi-key change is one Lua script (`redis_scripts`); several scripts of one call go out
+in one round trip. Redis failing becomes the port's `StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -608,7 +610,7 @@ def _int(value: object) -> int:
 
 class SessionCodec:
     """A session's values as one string: a JSON array, or with a cipher that array compressed
-    and sealed ("s1:" + Fernet). Compressing before sealing leaks nothing here: nobody who can
+    and sealed ("s1:" + AES-GCM). Compressing before sealing leaks nothing here: nobody who can
     read the stored lengths can also choose part of what is sealed."""
 
     def __init__(self, cipher: TokenCipher | None) -> None:

@@ -140,8 +140,8 @@ class Cycles:
     async def _pending(
         self, kind: OutboxKind, shard: int, shards: int, label: str
     ) -> list[OutboxMessage]:
-        # In the store's order, the order they were produced in (a chat's notifications as the
-        # Main module listed them).
+        # Each chat's in the order they were produced (its notifications as the Main module
+        # listed them).
         messages = await self._store.pending_outbox(kind=kind, shard=shard, shards=shards)
         self._metrics.cycle_messages.labels(label).inc(len(messages))
         self._metrics.outbox_backlog.labels(label, str(shard)).set(len(messages))
@@ -150,7 +150,9 @@ class Cycles:
     async def _for_each_session(
         self, status: Status, shard: int, shards: int, handle: _Handle
     ) -> None:
-        # A bounded pool of workers over batches of sessions: memory stays flat at 100k chats.
+        # A bounded pool of workers over batches of sessions: memory stays flat at 100k chats. A
+        # session may wait a moment in the queue; its write names the revision it was read at,
+        # so one that changed meanwhile is left alone and decided again next tick.
         queue: asyncio.Queue[tuple[int, StoredSession] | None] = asyncio.Queue(
             maxsize=self._concurrency * 4
         )
