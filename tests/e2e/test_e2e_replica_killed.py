@@ -42,12 +42,19 @@ def in_progress(url: str) -> float:
 
 
 def main_calls(topology: Topology, route: str) -> int:
-    stats = httpx.get(topology.main_url + "/test/stats", timeout=10).json()
+    stats = httpx.get(
+        topology.main_url + "/test/stats", headers=topology.test_api_headers, timeout=10
+    ).json()
     return int(stats.get(route, 0))
 
 
 def set_main_delay(topology: Topology, seconds: float) -> None:
-    response = httpx.post(topology.main_url + "/test/delay", json={"seconds": seconds}, timeout=10)
+    response = httpx.post(
+        topology.main_url + "/test/delay",
+        json={"seconds": seconds},
+        headers=topology.test_api_headers,
+        timeout=10,
+    )
     response.raise_for_status()
 
 
