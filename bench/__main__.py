@@ -52,6 +52,12 @@ def _delivery(result: Result) -> None:
     run_delivery(result)
 
 
+def _webhook(result: Result) -> None:
+    from bench.webhook import run_webhook
+
+    run_webhook(result)
+
+
 def _redis_memory(result: Result) -> None:
     from bench.redis_memory import run_redis_memory
 
@@ -66,6 +72,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Result], None], str]] = {
     "cycles": (_cycles, "login-check and notification cycles over 1k, 10k, 100k chats"),
     "delivery": (_delivery, "3,000 notifications to 1,000 chats at Telegram's limits"),
     "redis_memory": (_redis_memory, "Redis memory per Anonymous and Authorized session"),
+    "webhook": (_webhook, "webhook mode with 1, 2, 3 intake replicas, and polling beside it"),
 }
 
 

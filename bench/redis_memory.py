@@ -60,13 +60,20 @@ def _configure(url: str, name: str, value: str) -> None:
         client.close()
 
 
-def _updates(url: str, *, per_chat: int, answer: tuple[Reply, ...] = _ME) -> None:
-    """N answered commands, `per_chat` of each chat, as Bot Logic records them."""
+def _updates(
+    url: str,
+    *,
+    per_chat: int,
+    answer: tuple[Reply, ...] = _ME,
+    cipher: TokenCipher | None = None,
+) -> None:
+    """N answered commands, `per_chat` of each chat, as Bot Logic records them (sealed when
+    `cipher` is given)."""
 
     async def write() -> None:
         pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=32)
         client = redis.asyncio.Redis.from_pool(pool)
-        store = RedisSessionStore(client)
+        store = RedisSessionStore(client, cipher=cipher)
         try:
             for start in range(0, N, 2000):
                 await asyncio.gather(
@@ -107,6 +114,9 @@ def run_redis_memory(result: Result) -> None:
                 "anonymous, tokens not encrypted": lambda: seed_anonymous(url, logins),
                 "authorized, tokens not encrypted": lambda: seed_authorized(url, tokens),
                 "update record, 10 a chat": lambda: _updates(url, per_chat=10),
+                "update record, sealed, 10 a chat": lambda: _updates(
+                    url, per_chat=10, cipher=cipher
+                ),
                 "update record, 1 a chat": lambda: _updates(url, per_chat=1),
                 "update record of a U1 login offer, 10 a chat": lambda: _updates(
                     url, per_chat=10, answer=_OFFER
@@ -129,7 +139,9 @@ def run_redis_memory(result: Result) -> None:
         "records": N,
         "bytes_per_record": {k: round(v, 1) for k, v in per.items()},
         "access_token_bytes": len(access),
-        "sealed_access_token_bytes": len(TokenCipher([TokenCipher.generate_key()]).seal(access)),
+        "sealed_access_token_bytes": len(
+            TokenCipher([TokenCipher.generate_key()]).seal_text(access)
+        ),
         "refresh_token_bytes": len(refresh),
         "login_token_bytes": len(_login_token(1)),
         "me_answer_text_bytes": len(_ME[0].text.encode()),
@@ -155,6 +167,11 @@ def run_redis_memory(result: Result) -> None:
     result.add(
         "per idempotency record (each command, kept 24 h), 10 commands a chat",
         per["update record, 10 a chat"],
+        "bytes",
+    )
+    result.add(
+        "per idempotency record, sealed (as deployed), 10 commands a chat",
+        per["update record, sealed, 10 a chat"],
         "bytes",
     )
     result.add(

@@ -21,7 +21,7 @@ COMMANDS: dict[str, argparse.ArgumentParser] = next(
     for action in PARSER._actions  # argparse has no public way to list sub-commands
     if isinstance(action, argparse._SubParsersAction)
 )
-PRODUCT_COMMANDS = ("logic", "client")
+PRODUCT_COMMANDS = ("logic", "client", "intake", "webhook")
 
 
 def _flat(text: str) -> str:

@@ -115,7 +115,7 @@ def test_help_lists_the_production_commands_and_where_the_demo_is(install: Insta
     result = install.run("tggate", "--help")
     assert result.returncode == 0, result.stderr
     commands = _commands_listed(result.stdout)
-    assert commands == ["logic", "client", "check-modules"]
+    assert commands == ["logic", "client", "check-modules", "intake", "webhook"]
     assert "tggate-sandbox" in result.stdout
     assert "uv run tggate demo" in result.stdout
 

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from pydantic import SecretStr
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tggate.adapters.auth_api import AuthApi, AuthApiError, load_auth_api
 from tggate.adapters.auth_http import HttpAuthModule
-from tggate.adapters.embedded_redis import EmbeddedRedis
+from tggate.adapters.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from tggate.adapters.http_base import JsonHttp
 from tggate.adapters.http_pool import HttpPool
 from tggate.adapters.main_http import HttpMainModule
@@ -41,22 +43,28 @@ if TYPE_CHECKING:
     # the conformance check.
     from tggate.client.service import ClientOptions
     from tggate.conformance.run import CheckOptions
-
-log = logging.getLogger("tggate.bootstrap")
+    from tggate.intake.app import IntakeApp
+    from tggate.intake.manage import WebhookRequest
+    from tggate.intake.service import Intake
 
 __all__ = [
     "auth_api",
+    "build_intake_app",
     "build_logic_app",
     "check_options",
     "client_options",
     "command_table",
     "logic_app_from_environment",
+    "open_intake",
     "open_store",
     "redis_options",
     "redis_url_or_embedded",
     "run_client",
+    "run_webhook",
     "settle_gc",
 ]
+
+log = logging.getLogger("tggate.bootstrap")
 
 
 def token_cipher(settings: Settings) -> TokenCipher | None:
@@ -90,7 +98,12 @@ def redis_url_or_embedded(settings: Settings) -> Iterator[str]:
     if settings.redis_url:
         yield settings.redis_url
         return
-    with EmbeddedRedis(data_dir=Path(settings.data_dir) / "redis") as server:
+    server = EmbeddedRedis(data_dir=Path(settings.data_dir) / "redis")
+    try:
+        server.start()
+    except EmbeddedRedisError as error:  # one line, as for a missing setting (issue 9)
+        raise SettingsError(f"embedded Redis: {error}") from None
+    with server:
         yield server.url
 
 
@@ -170,7 +183,12 @@ async def open_logic(
 def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
     table = command_table(settings)
     api = auth_api(settings)  # a bad file stops start-up here, not at the first request
-    token_cipher(settings)  # a bad key stops start-up here, not at the first request
+    # A bad key stops start-up here, not at the first request; no key is said out loud.
+    if token_cipher(settings) is None:
+        log.warning(
+            "TGGATE_SESSION_KEYS is not set: access, refresh and login tokens are stored in "
+            "Redis in plaintext; set it to Fernet keys to seal them (docs/configuration.md)"
+        )
     try:
         check_redis_url(redis_url)
     except RedisUrlError as error:
@@ -305,3 +323,125 @@ def check_options(
         max_wait_s=max_wait_s,
         timeout_s=settings.http_timeout_s,
     )
+
+
+@asynccontextmanager
+async def open_intake(settings: Settings, *, instance: str | None = None) -> AsyncIterator[Intake]:
+    """One webhook intake replica (docs/webhook.md) with its Redis client, Bot Logic and Bot API
+    sessions, closed at the end. It sends within the limits every replica shares."""
+    from tggate.adapters.redis_intake import RedisIntakeQueue, RedisSendPace
+    from tggate.client.logic_api import HttpLogicApi
+    from tggate.client.telegram import AiogramTelegram
+    from tggate.intake.pacing import PacedTelegram
+    from tggate.intake.service import Intake
+    from tggate.intake.worker import WorkerOptions
+
+    token = settings.require_bot_token()
+    internal_token = settings.require_internal_token()
+    table = command_table(settings)
+    options = client_options(settings)
+    telegram = AiogramTelegram.connect(token=token, api_url=str(settings.telegram_api_url))
+    try:
+        async with (
+            _intake_redis(settings, settings.require_redis_url()) as redis,
+            HttpLogicApi.open(
+                base_url=str(settings.logic_url),
+                internal_token=internal_token,
+                timeout_s=settings.logic_timeout_s,
+                max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
+            ) as logic,
+        ):
+            pace = RedisSendPace(
+                redis,
+                global_per_s=settings.send_global_per_s,
+                per_chat_interval_s=settings.send_per_chat_interval_s,
+            )
+            yield Intake(
+                telegram=PacedTelegram(telegram, pace),
+                logic=logic,
+                queue=RedisIntakeQueue(
+                    redis,
+                    claim_ttl_s=settings.intake_claim_ttl_s,
+                    seen_ttl_s=settings.intake_seen_ttl_s,
+                    queue_limit=settings.intake_queue_limit,
+                    ping_timeout_s=settings.redis_timeout_s,
+                ),
+                table=table,
+                options=options,
+                worker=WorkerOptions(
+                    max_concurrent_chats=settings.max_concurrent_chats,
+                    claim_ttl_s=settings.intake_claim_ttl_s,
+                ),
+                instance=instance,
+            )
+    finally:
+        await telegram.close()
+
+
+@asynccontextmanager
+async def _intake_redis(settings: Settings, url: str) -> AsyncIterator[Redis]:
+    """The webhook intake's Redis: one server or a Sentinel-managed master. Its queues pipeline
+    scripts across buckets, which redis-py's Cluster client refuses (docs/webhook.md)."""
+    async with connect_redis(url, redis_options(settings)) as redis:
+        if not isinstance(redis, Redis):
+            raise SettingsError(
+                "TGGATE_REDIS_URL: the webhook intake runs on one Redis or a Sentinel-managed "
+                "master, not on a Cluster"
+            )
+        yield redis
+
+
+def build_intake_app(settings: Settings, *, work: bool = True) -> IntakeApp:
+    """The webhook intake's ASGI app; `work=False` only stores updates (tests)."""
+    from tggate.intake.app import IntakeApp
+    from tggate.intake.networks import AddressRules, parse_networks
+
+    secret = settings.require_webhook_secret()
+    settings.require_redis_url()
+    settings.require_bot_token()
+    settings.require_internal_token()
+    command_table(settings)  # a bad table stops start-up here, not at the first update
+    allowed = parse_networks(settings.webhook_networks) if settings.webhook_check_networks else None
+    rules = AddressRules(
+        trusted_proxies=parse_networks(settings.webhook_trusted_proxies), allowed=allowed
+    )
+    return IntakeApp(
+        open_intake=lambda: open_intake(settings),
+        secret=secret,
+        rules=rules,
+        max_body_bytes=settings.webhook_max_body_bytes,
+        work=work,
+    )
+
+
+async def run_webhook(
+    settings: Settings,
+    request: WebhookRequest,
+    *,
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> int:
+    """`tggate webhook …` with the Bot API and, when TGGATE_REDIS_URL is set, the intake's
+    queues (their backlog); the exit status."""
+    from tggate.adapters.redis_intake import RedisIntakeQueue
+    from tggate.intake.manage import manage_webhook
+    from tggate.intake.webhook import WebhookAdmin
+
+    admin = WebhookAdmin.connect(
+        token=settings.require_bot_token(), api_url=str(settings.telegram_api_url)
+    )
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            queue = None
+            if settings.redis_url:
+                redis = await stack.enter_async_context(_intake_redis(settings, settings.redis_url))
+                queue = RedisIntakeQueue(redis)
+            return await manage_webhook(
+                admin,
+                request,
+                backlog=queue.backlog if queue is not None else None,
+                say=say,
+                warn=warn,
+            )
+    finally:
+        await admin.close()

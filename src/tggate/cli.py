@@ -165,6 +165,49 @@ def _run_client(settings: Settings, args: argparse.Namespace) -> None:
     uvloop.run(run())
 
 
+def _run_intake(settings: Settings, args: argparse.Namespace) -> None:
+    from tggate.bootstrap import build_intake_app
+    from tggate.serve import serve
+
+    app = build_intake_app(settings)
+    serve(
+        app,
+        name="Webhook intake",
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+
+
+def _run_webhook(settings: Settings, args: argparse.Namespace) -> None:
+    from tggate.bootstrap import run_webhook
+    from tggate.intake.manage import WebhookRequest
+
+    if args.action != "set" and (args.url or args.max_connections):
+        raise SettingsError("--url and --max-connections are for `tggate webhook set`")
+    if args.action == "info" and args.drop_pending_updates:
+        raise SettingsError("--drop-pending-updates is for `tggate webhook set` and `delete`")
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    request = WebhookRequest(
+        action=args.action,
+        url=args.url or (str(settings.webhook_url) if settings.webhook_url else None),
+        secret=secret,
+        max_connections=args.max_connections or settings.webhook_max_connections,
+        drop_pending_updates=args.drop_pending_updates,
+        wait_s=args.wait,
+    )
+    status = asyncio.run(
+        run_webhook(
+            settings,
+            request,
+            say=lambda line: print(line, flush=True),
+            warn=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    )
+    sys.exit(status)
+
+
 def _run_check_modules(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.bootstrap import check_options
     from tggate.conformance.run import run_check
@@ -276,6 +319,57 @@ def build_parser() -> argparse.ArgumentParser:
         default=120.0,
         help="the longest wait for an expiry or a grace window; longer ones are skipped",
     )
+    intake = kit.server(
+        "intake",
+        "a webhook intake replica: stores Telegram's webhook updates in Redis, works the "
+        "chats' queues, runs the timers when it holds the lease (docs/webhook.md)",
+        _run_intake,
+        port=8088,
+        description="A webhook intake replica (docs/webhook.md): POST /telegram/webhook takes "
+        "Telegram's updates (secret token checked, stored in Redis before the 200), every "
+        "replica works the chats' queues in order, and the one holding Bot Logic's poller "
+        "lease runs the timers. GET /healthz, /readyz (Redis), /metrics.",
+    )
+    intake.epilog = variables_epilog("intake")
+    webhook = kit.add(
+        "webhook",
+        "the bot's webhook at Telegram: set, info or delete (docs/webhook.md)",
+        _run_webhook,
+        description="Register the webhook with Telegram (set: TGGATE_WEBHOOK_URL or --url, the "
+        "secret TGGATE_WEBHOOK_SECRET, max_connections, the update kinds tggate handles), show "
+        "it with the intake's backlog (info), or go back to polling (delete: waits until the "
+        "intake replicas have worked off their queues, so a polling client may start).",
+    )
+    webhook.add_argument(
+        "action",
+        nargs="?",
+        choices=("set", "info", "delete"),
+        default="info",
+        help="what to do with the webhook",
+    )
+    webhook.add_argument(
+        "--url", default=None, help="set: the public HTTPS URL (instead of TGGATE_WEBHOOK_URL)"
+    )
+    webhook.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="set: Telegram's open requests at most, 1-100 (instead of "
+        "TGGATE_WEBHOOK_MAX_CONNECTIONS)",
+    )
+    webhook.add_argument(
+        "--drop-pending-updates",
+        action="store_true",
+        help="set, delete: Telegram forgets the updates not delivered yet (kept otherwise)",
+    )
+    webhook.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="delete: how long to wait for the intake's queues to empty (0: do not wait)",
+    )
+    webhook.epilog = variables_epilog("webhook")
     for plugin in plugins:
         plugin(kit)
     return parser

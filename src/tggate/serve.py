@@ -7,13 +7,24 @@ import sys
 
 import uvicorn
 import uvloop
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 __all__ = ["serve"]
 
 
-def serve(app: FastAPI, *, name: str, host: str, port: int, log_level: str = "info") -> None:
-    """Blocks until SIGINT/SIGTERM; uvicorn handles both and shuts the app down cleanly."""
+def serve(
+    app: ASGIApp,
+    *,
+    name: str,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    proxy_headers: bool = True,
+) -> None:
+    """Blocks until SIGINT/SIGTERM; uvicorn handles both and shuts the app down cleanly.
+
+    `proxy_headers=False` leaves the client address as the connection's (the webhook intake
+    reads X-Forwarded-For itself, believing only the proxies it trusts)."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -23,6 +34,7 @@ def serve(app: FastAPI, *, name: str, host: str, port: int, log_level: str = "in
         log_config=None,  # our JSON logging is configured already
         log_level=log_level.lower(),
         access_log=False,
+        proxy_headers=proxy_headers,
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)

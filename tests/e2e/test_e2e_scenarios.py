@@ -198,6 +198,8 @@ def test_no_secret_appears_in_any_log(topology: Topology, telegram: Telegram, ch
     assert logs, "the components logged something"
     secrets = (topology.bot_token, topology.internal_token, topology.jwt_secret)
     more = (topology.test_api_secret, topology.admin_secret)
+    assert topology.redis is not None
+    more += (topology.redis.password,)  # in TGGATE_REDIS_URL (issue 9)
     for secret in (*secrets, topology.session_key, topology.oauth_secret, *more):
         assert secret not in logs
     assert "eyJ" not in logs, "a JWT reached a log"

@@ -119,3 +119,40 @@ def test_a_bad_setting_stops_startup_with_one_line_naming_it(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert expected in lines[0]
+
+
+def test_a_second_logic_on_the_same_embedded_redis_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """Issue 9, finding 10: two `tggate logic` without TGGATE_REDIS_URL each started a Redis on
+    the same append-only file. The embedded default serves one process; a second is refused."""
+    env = _env(TGGATE_INTERNAL_TOKEN="cli-test-internal-token", TGGATE_DATA_DIR=str(tmp_path))
+    first = _start(["logic", "--port", str(free_port())], env, tmp_path)
+    second: subprocess.Popen[str] | None = None
+    try:
+        assert "listening on" in _first_line(first)
+        second = _start(["logic", "--port", str(free_port())], env, tmp_path)
+        try:
+            _, errors = second.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            _, errors = second.communicate()
+            raise AssertionError(f"the second Bot Logic kept running: {errors}") from None
+        assert second.returncode == 2
+        (line,) = errors.strip().splitlines()
+        assert line == (
+            f"tggate: embedded Redis: another process (pid {first.pid}) runs the embedded Redis "
+            f"in {tmp_path / 'redis'}: it serves one process only; set TGGATE_REDIS_URL to a "
+            "Redis several processes share, or give each its own TGGATE_DATA_DIR"
+        )
+        assert first.poll() is None  # the first one is untouched
+    finally:
+        for process in (first, second):
+            if process is None:
+                continue
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=20)
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.crc import key_slot
@@ -26,6 +26,11 @@ __all__ = ["Monitored", "RedisWatch", "keys_of", "watch_redis"]
 _LINE = re.compile(rb"^\+(\d+\.\d+) \[(\d+) ([^\]]+)\] (.*)$")
 _ARG = re.compile(rb'"((?:[^"\\]|\\.)*)"')
 _ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"a": b"\a", b"b": b"\b"}
+
+
+def _resp(*args: bytes) -> bytes:
+    """One command in the Redis protocol."""
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
 def _unescape(text: bytes) -> bytes:
@@ -77,7 +82,11 @@ class RedisWatch:
     async def start(self) -> None:
         parts = urlsplit(self.url)
         self._reader, self._writer = await asyncio.open_connection(parts.hostname, parts.port)
-        self._writer.write(b"*1\r\n$7\r\nMONITOR\r\n")
+        if parts.password:
+            auth = [b"AUTH", *([parts.username.encode()] if parts.username else [])]
+            self._writer.write(_resp(*auth, unquote(parts.password).encode()))
+            assert (await self._reader.readline()).startswith(b"+OK"), "AUTH refused"
+        self._writer.write(_resp(b"MONITOR"))
         await self._writer.drain()
         assert (await self._reader.readline()).startswith(b"+OK")
         self._task = asyncio.create_task(self._read())

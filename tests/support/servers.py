@@ -26,8 +26,11 @@ def run_asgi(
     host: str = "127.0.0.1",
     startup_timeout_s: float = 10.0,
     shutdown_timeout_s: float = 10.0,
+    proxy_headers: bool = True,
 ) -> Iterator[str]:
-    """Serve `app` and yield its base URL, e.g. "http://127.0.0.1:54321"."""
+    """Serve `app` and yield its base URL, e.g. "http://127.0.0.1:54321". `proxy_headers=False`
+    keeps uvicorn from taking the client's address from X-Forwarded-For (as `tggate intake`
+    runs)."""
     # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on accepted connections only when
     # the listening socket names its protocol, and without it every answer waits ~40 ms (Nagle
     # against delayed ACKs).
@@ -42,6 +45,7 @@ def run_asgi(
         lifespan="auto",
         loop="asyncio",
         ws="none",
+        proxy_headers=proxy_headers,
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)  # outside the main thread it leaves signals alone

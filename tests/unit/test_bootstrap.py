@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from tggate.bootstrap import client_options
+import pytest
+
+from tggate.adapters.token_cipher import TokenCipher
+from tggate.bootstrap import build_logic_app, client_options
 from tggate.settings import load_settings
 
 
@@ -26,3 +30,21 @@ def test_client_options_come_from_the_settings(tmp_path: Path) -> None:
 def test_a_token_without_a_numeric_id_gets_a_generic_journal(tmp_path: Path) -> None:
     options = client_options(load_settings(bot_token="not-a-token", data_dir=str(tmp_path)))
     assert options.journal_path == tmp_path / "client-bot-deliveries.log"
+
+
+def test_no_session_keys_is_a_warning_naming_the_variable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 9, finding 10: tokens stored in plaintext used to be silent."""
+    with caplog.at_level(logging.WARNING, logger="tggate.bootstrap"):
+        build_logic_app(load_settings(internal_token="t" * 16), redis_url="redis://unused")
+    (warning,) = [r for r in caplog.records if r.name == "tggate.bootstrap"]
+    assert warning.levelno == logging.WARNING
+    assert warning.getMessage().startswith("TGGATE_SESSION_KEYS is not set")
+    assert "plaintext" in warning.getMessage()
+
+    caplog.clear()
+    keyed = load_settings(internal_token="t" * 16, session_keys=TokenCipher.generate_key())
+    with caplog.at_level(logging.WARNING, logger="tggate.bootstrap"):
+        build_logic_app(keyed, redis_url="redis://unused")
+    assert [r for r in caplog.records if r.name == "tggate.bootstrap"] == []

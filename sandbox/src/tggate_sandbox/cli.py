@@ -80,12 +80,15 @@ def _run_fake_oauth(settings: Settings, args: argparse.Namespace) -> None:
 def _run_fake_telegram(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.serve import serve
     from tggate_sandbox.fakes.telegram.app import create_app
+    from tggate_sandbox.fakes.telegram.state import WebhookOptions
 
     sandbox = _sandbox_settings(settings, args)
     app = create_app(
         token=settings.require_bot_token(),
         rate_limits=args.rate_limits,
         test_api_secret=sandbox.optional_test_api_secret(),
+        webhook=WebhookOptions(local=args.local, timeout_s=args.webhook_timeout),
+        first_update_id=args.first_update_id,
     )
     serve(app, name="Fake Telegram Bot API", host=args.host, port=args.port)
 
@@ -152,6 +155,25 @@ def add_commands(kit: CommandKit) -> None:
     )
     telegram.add_argument(
         "--rate-limits", action="store_true", help="answer 429 past Telegram's limits"
+    )
+    telegram.add_argument(
+        "--local",
+        action="store_true",
+        help="as the Bot API server's --local: a webhook may be plain http on any port (the "
+        "intake on loopback)",
+    )
+    telegram.add_argument(
+        "--webhook-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a webhook request may take before it is retried",
+    )
+    telegram.add_argument(
+        "--first-update-id",
+        type=int,
+        default=1,
+        help="the first update's id (a restart goes on above the last run's, as Telegram does)",
     )
     bench = kit.add(
         "bench", "the benchmarks, from a checkout (same as python -m bench)", _run_bench

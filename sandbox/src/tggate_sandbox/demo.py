@@ -19,7 +19,8 @@ def run_demo(
     settings: Settings, sandbox: SandboxSettings, *, host: str, port: int, nginx: str
 ) -> None:
     """The secrets are made here unless given (TGGATE_TEST_API_SECRET for tests that drive the
-    demo, TGGATE_REFERENCE_ADMIN_SECRET for a password of one's own on /notify)."""
+    demo, TGGATE_REFERENCE_ADMIN_SECRET for a password of one's own on /notify). The keys that
+    sessions outlive stay in the data folder, so a restart keeps people logged in (issue 9)."""
     use_nginx = nginx == "on" or (nginx == "auto" and find_nginx() is not None)
     started = time.monotonic()
 
@@ -66,8 +67,8 @@ def run_demo(
         )
         while not stop.is_set():
             for process in topology.processes.values():
-                if not process.alive:
-                    print(f"tggate demo: {process.name} exited:\n{process.tail()}", flush=True)
+                if process.failed:
+                    print(f"tggate demo: {process.exited()}", flush=True)
                     stop.set()
             stop.wait(1.0)
     finally:

@@ -2,13 +2,26 @@
 
 Telegram (fake) → Telegram Client → nginx → Bot Logic replicas → Redis + reference modules.
 
+In webhook mode (docs/webhook.md) the fake Telegram posts updates to nginx, which hands them to
+the intake replicas (`tggate intake`) instead: Telegram (fake) → nginx → intake replicas → nginx →
+Bot Logic replicas. With `intake_replicas` but not `webhook`, the topology starts polling with
+nginx ready for the replicas, for a test that switches modes (`start_intake`, `set_webhook`,
+`delete_webhook`).
+
 Used by `tggate demo` and by the end-to-end tests. Every component is a separate process
 started with `python -m tggate.cli …` on a free port; stopping the topology leaves none behind.
 
 The topology makes every secret the components need: the JWT key of the reference modules, the
 Main module's admin secret (the `/notify` page's password, `X-Admin-Secret`), and the test API
 secret that turns the sandbox servers' test APIs on (`test_api_headers` for the tests' calls).
-It waits for each server's `/healthz`, never for a test endpoint.
+The secrets that sessions outlive are kept in the work directory (0600) unless given: the key
+that seals sessions in Redis and the reference modules' JWT key, so a restart on the same
+directory keeps people logged in (issue 9, finding 9); the embedded Redis keeps its password
+there itself.
+
+It checks that its ports are free before it spawns anything, and a component that exits while
+the topology starts is reported at once with its last log line (issue 9, finding 11). It waits
+for each server's `/healthz`, never for a test endpoint.
 """
 
 from __future__ import annotations
@@ -29,14 +42,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tggate.adapters.embedded_redis import EmbeddedRedis, die_with_parent
+from tggate.adapters.embedded_redis import EmbeddedRedis, EmbeddedRedisError, die_with_parent
 from tggate.adapters.token_cipher import TokenCipher
 from tggate_sandbox.hardening import ADMIN_HEADER, TEST_API_HEADER
 
-__all__ = ["NGINX_TEMPLATE", "Topology", "TopologyError", "find_nginx", "free_port"]
+__all__ = [
+    "NGINX_TEMPLATE",
+    "Topology",
+    "TopologyError",
+    "find_nginx",
+    "free_port",
+    "kept_secret",
+    "port_in_use",
+]
 
 # The repository's deploy/nginx.conf: the sandbox runs from a checkout (a workspace member).
 NGINX_TEMPLATE = Path(__file__).resolve().parents[3] / "deploy" / "nginx.conf"
+NGINX_WEBHOOK_TEMPLATE = NGINX_TEMPLATE.with_name("nginx-webhook.conf")
+WEBHOOK_PATH = "/telegram/webhook"
 DEMO_BOT_TOKEN = "123456789:TGGATE-demo-token-for-the-fake-telegram-0"
 
 
@@ -58,6 +81,46 @@ def find_nginx() -> str | None:
     return "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """True when something listens on `port`: binding as the servers do (SO_REUSEADDR, so a port
+    in TIME_WAIT counts as free) fails."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
+def kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret in `path` (0600), made by `make` and written there the first time."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        kept = path.read_text("utf-8").strip()
+        if not kept:
+            raise TopologyError(f"{path} is empty; delete it to make a new one") from None
+        return kept
+    secret = make()
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(secret + "\n")
+    return secret
+
+
+def _last_line(text: str) -> str:
+    """A log's last line as a person reads it: the message of a JSON log line."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "(nothing logged)"
+    last = lines[-1]
+    try:
+        entry = json.loads(last)
+    except ValueError:
+        return last.strip()
+    return str(entry.get("msg", last)) if isinstance(entry, dict) else last.strip()
+
+
 def _http_ok(url: str, timeout_s: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
@@ -76,8 +139,10 @@ class _Process:
     log_path: Path
     ready_url: str | None
     popen: subprocess.Popen[bytes] | None = None
+    stopped_on_purpose: bool = False  # killed by `Topology.kill`: its exit is no failure
 
     def start(self) -> None:
+        self.stopped_on_purpose = False
         log = self.log_path.open("ab")
         try:
             self.popen = subprocess.Popen(
@@ -118,6 +183,19 @@ class _Process:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    @property
+    def failed(self) -> bool:
+        """It was started, has exited, and nobody stopped it."""
+        return self.popen is not None and not self.alive and not self.stopped_on_purpose
+
+    def exited(self) -> str:
+        """One line: which component exited, and the last thing it said."""
+        assert self.popen is not None
+        return (
+            f"{self.name} exited (status {self.popen.returncode}): "
+            f"{_last_line(self.tail(5))} (log: {self.log_path})"
+        )
+
 
 @dataclass
 class Topology:
@@ -129,7 +207,8 @@ class Topology:
     client: bool = True
     bot_token: str = DEMO_BOT_TOKEN
     internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # "": kept in the work directory (made on the first start), so tokens outlive a restart.
+    jwt_secret: str = ""
     test_api_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     admin_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -141,8 +220,14 @@ class Topology:
     # A local fake GitHub + Yandex ID, so the OAuth flows run end to end with no credentials.
     fake_oauth: bool = True
     oauth_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    # Tokens encrypted at rest, as a production deployment should run.
-    session_key: str = field(default_factory=TokenCipher.generate_key)
+    # Tokens encrypted at rest, as a production deployment should run. "": kept in the work
+    # directory (made on the first start), so sessions outlive a restart (issue 9, finding 9).
+    session_key: str = ""
+    # Webhook mode: the intake replicas behind nginx, and the webhook set at Telegram (then no
+    # polling client is started).
+    webhook: bool = False
+    intake_replicas: int = 0
+    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     redis: EmbeddedRedis | None = None
     ports: dict[str, int] = field(default_factory=dict)
@@ -178,6 +263,14 @@ class Topology:
         return [self.url(f"logic-{i}") for i in range(self.logic_replicas)]
 
     @property
+    def webhook_url(self) -> str:
+        """Where the fake Telegram posts updates: nginx's webhook server."""
+        return self.url("nginx-webhook") + WEBHOOK_PATH
+
+    def intake_urls(self) -> list[str]:
+        return [self.url(f"intake-{i}") for i in range(self.intake_replicas)]
+
+    @property
     def test_api_headers(self) -> dict[str, str]:
         """What a call to any component's test API carries."""
         return {TEST_API_HEADER: self.test_api_secret}
@@ -198,6 +291,12 @@ class Topology:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.session_key = self.session_key or kept_secret(
+            self.workdir / "session.key", TokenCipher.generate_key
+        )
+        self.jwt_secret = self.jwt_secret or kept_secret(
+            self.workdir / "reference-jwt.key", lambda: secrets.token_urlsafe(32)
+        )
         try:
             self._start()
         except BaseException:
@@ -207,18 +306,38 @@ class Topology:
     def _start(self) -> None:
         if self.nginx and find_nginx() is None:
             raise TopologyError("nginx is not installed (apt-get install nginx)")
+        if self.webhook and not (self.nginx and self.intake_replicas):
+            raise TopologyError("webhook mode needs nginx and at least one intake replica")
         names = ["reference-auth", "reference-main", "fake-telegram", "nginx", "fake-oauth"]
         names += [f"logic-{index}" for index in range(self.logic_replicas)]
+        if self.intake_replicas:
+            names += ["nginx-webhook", *(f"intake-{i}" for i in range(self.intake_replicas))]
         for name in names:
             self.ports[name] = self.fixed_ports.get(name) or free_port()
+        # Before anything runs: a taken port is said at once, not as a timeout later on.
+        for name, port in self.fixed_ports.items():
+            if name in self.ports and port_in_use(self.host, port):
+                raise TopologyError(
+                    f"port {port} ({name}) on {self.host} is already in use by another program"
+                )
         self.progress("Redis (embedded)")
-        self.redis = EmbeddedRedis(data_dir=self.workdir / "redis").start()
+        try:
+            self.redis = EmbeddedRedis(data_dir=self.workdir / "redis").start()
+        except EmbeddedRedisError as error:
+            raise TopologyError(f"Redis: {error}") from None
         self.progress("reference modules, fake OAuth provider and fake Telegram")
         if self.fake_oauth:
             self._spawn("fake-oauth", [], ready="/healthz")
         self._spawn("reference-auth", ["--public-url", self.auth_url], ready="/healthz")
         self._spawn("reference-main", [], ready="/healthz")
         telegram_args = ["--rate-limits"] if self.fake_telegram_rate_limits else []
+        if self.intake_replicas:
+            # Like the Bot API server with --local: it may post to a plain-http loopback webhook.
+            telegram_args.append("--local")
+        # Telegram never hands out an update id twice, and Bot Logic answers a repeated one with
+        # the first answer for a day: a restarted fake must not begin at 1 again (issue 9). Ids
+        # from the clock in ms stay above the last run's unless it made 1000 updates a second.
+        telegram_args += ["--first-update-id", str(int(time.time() * 1000))]
         self._spawn("fake-telegram", telegram_args, ready="/healthz")
         self.progress(f"Bot Logic x{self.logic_replicas}")
         for index in range(self.logic_replicas):
@@ -226,13 +345,22 @@ class Topology:
         if self.nginx:
             self.progress("nginx")
             self._start_nginx()
-        if self.client:
+        if self.webhook:
+            # Otherwise they start when a test switches to webhook mode (`start_intake`): beside
+            # a polling client they would wait for its lease, and one holding it would keep the
+            # client from polling.
+            self.progress(f"webhook intake x{self.intake_replicas}")
+            for index in range(self.intake_replicas):
+                self.start_intake(index)
+        if self.client and not self.webhook:
             # Started with the others: its imports take seconds, and it asks Bot Logic for
             # the poller lease again and again until Bot Logic answers.
             self.progress("Telegram Client")
             self.start_client()
         self.wait_ready()
-        if self.client:
+        if self.webhook:
+            self.set_webhook()
+        elif self.client:
             # Issue 4: "ready" means a message sent now is answered, so wait until the client
             # polls (it has no port; its first import-heavy seconds used to pass unseen).
             self.wait_polling()
@@ -259,6 +387,9 @@ class Topology:
                 # The fake OAuth provider registers the module's callbacks under this URL.
                 "TGGATE_AUTH_PUBLIC_URL": self.auth_url,
                 "TGGATE_SESSION_KEYS": self.session_key,
+                "TGGATE_WEBHOOK_SECRET": self.webhook_secret,
+                # nginx is the one proxy in front of the intake replicas.
+                "TGGATE_WEBHOOK_TRUSTED_PROXIES": self.host,
                 "TGGATE_DATA_DIR": str(self.workdir),
                 "PYTHONUNBUFFERED": "1",
             }
@@ -304,6 +435,35 @@ class Topology:
     def start_client(self) -> None:
         self.start_named_client("client")
 
+    def start_intake(self, index: int) -> None:
+        self._spawn(f"intake-{index}", [], ready="/readyz", command="intake")
+
+    def webhook_command(self, *args: str, secret: str | None = None) -> str:
+        """`tggate webhook …` as an operator runs it; its output (TopologyError if it fails)."""
+        env = self.component_env()
+        env["TGGATE_WEBHOOK_URL"] = self.webhook_url
+        if secret is not None:
+            env["TGGATE_WEBHOOK_SECRET"] = secret
+        done = subprocess.run(
+            [sys.executable, "-m", "tggate.cli", "webhook", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise TopologyError(f"tggate webhook {' '.join(args)} failed:\n{done.stderr}")
+        return done.stdout
+
+    def set_webhook(self, *, secret: str | None = None) -> str:
+        """`tggate webhook set`: Telegram posts updates to nginx from now on."""
+        return self.webhook_command("set", secret=secret)
+
+    def delete_webhook(self) -> str:
+        """`tggate webhook delete`: back to getUpdates, once the intake's queues are empty."""
+        return self.webhook_command("delete")
+
     def start_named_client(self, name: str) -> None:
         """Start a Telegram Client as `name` (a second one on the same token is a standby)."""
         self._spawn(name, [], ready=None, command="client")
@@ -320,6 +480,7 @@ class Topology:
         )
         config = (
             NGINX_TEMPLATE.read_text("utf-8")
+            .replace("{{webhook_server}}", self._webhook_server())
             .replace("{{user}}", "user root;" if os.geteuid() == 0 else "")
             .replace("{{prefix}}", str(prefix))
             .replace("{{upstream_servers}}", servers)
@@ -338,15 +499,36 @@ class Topology:
         process.start()
         self.processes["nginx"] = process
 
+    def _webhook_server(self) -> str:
+        if not self.intake_replicas:
+            return ""
+        servers = "\n".join(
+            f"        server {self.host}:{self.ports[f'intake-{i}']} max_fails=1 fail_timeout=2s;"
+            for i in range(self.intake_replicas)
+        )
+        return (
+            NGINX_WEBHOOK_TEMPLATE.read_text("utf-8")
+            .replace("{{intake_servers}}", servers)
+            .replace("{{webhook_listen}}", f"{self.host}:{self.ports['nginx-webhook']}")
+            .replace("{{webhook_max_body}}", "256k")
+        )
+
+    def _check_running(self) -> None:
+        """Any component that exited (and was not stopped on purpose) fails the start at once."""
+        for process in self.processes.values():
+            if process.failed:
+                raise TopologyError(process.exited())
+
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
         for process in list(self.processes.values()):
             while process.ready_url is not None and not _http_ok(process.ready_url):
-                if not process.alive:
-                    raise TopologyError(f"{process.name} exited:\n{process.tail()}")
+                self._check_running()
                 if time.monotonic() > deadline:
                     raise TopologyError(f"{process.name} did not get ready:\n{process.tail()}")
                 time.sleep(0.05)
+        # A server that answered, then exited (someone else's server on its port answered).
+        self._check_running()
 
     def wait_polling(self, timeout_s: float = 30.0) -> None:
         """Until the fake Telegram has seen a `getUpdates` call (from the Telegram Client)."""
@@ -362,10 +544,8 @@ class Topology:
                     return
             except (OSError, ValueError):
                 pass
+            self._check_running()
             clients = [p for p in self.processes.values() if p.name.startswith("client")]
-            for process in clients:
-                if not process.alive:
-                    raise TopologyError(f"{process.name} exited:\n{process.tail()}")
             if time.monotonic() > deadline:
                 tails = "\n".join(process.tail() for process in clients)
                 raise TopologyError(f"the Telegram Client did not start polling:\n{tails}")
@@ -373,6 +553,7 @@ class Topology:
 
     def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
         process = self.processes[name]
+        process.stopped_on_purpose = True
         process.signal(signum)
         process.wait(10)
 
@@ -389,8 +570,9 @@ class Topology:
         return "\n".join(p.tail(10**9) for p in self.processes.values())
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        # The client first, so it stops fetching and confirms its offset while Bot Logic is up.
-        order = [p for p in self.processes.values() if p.name.startswith("client")]
+        # The client and the intake replicas first, so they stop fetching (confirming the
+        # offset) or finish their updates while Bot Logic is up.
+        order = [p for p in self.processes.values() if p.name.startswith(("client", "intake"))]
         order += [p for p in reversed(self.processes.values()) if p not in order]
         for process in order:
             process.signal(signal.SIGTERM)

@@ -58,7 +58,7 @@ class _Vocabulary:
 # The four calls of docs/contract.md#the-authorization-module, in their steps' order.
 CALLS: Final[Mapping[str, _Vocabulary]] = {
     "login": _Vocabulary(
-        request=(("login_token",), ("type", "chat_id", "language")),
+        request=(("login_token",), ("type", "chat_id", "language", "telegram_user")),
         response=(("text",), ("url", "code", "expires_in")),
         outcomes=(("started",), ()),
     ),

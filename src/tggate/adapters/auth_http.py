@@ -9,6 +9,7 @@ a mapped module is held to the same rules (a grant carries two JWTs, a prompt ha
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -34,6 +35,7 @@ from tggate.core.ports import (
     ModuleUnavailable,
     Refreshed,
     RefreshRejected,
+    TelegramUser,
 )
 from tggate.core.session import LoginPrompt
 
@@ -103,7 +105,13 @@ class HttpAuthModule:
         return ModuleUnavailable(_NAME, detail)
 
     async def start_login(
-        self, *, login_token: str, login_type: str, chat_id: int, language: str = "ru"
+        self,
+        *,
+        login_token: str,
+        login_type: str,
+        chat_id: int,
+        language: str = "ru",
+        telegram_user: TelegramUser | None = None,
     ) -> LoginStarted | ModuleUnavailable:
         # Validated, not just built: the core's login type and language are plain strings, and
         # what goes out must fit docs/openapi/auth.yaml.
@@ -113,6 +121,7 @@ class HttpAuthModule:
                 "type": login_type,
                 "chat_id": chat_id,
                 "language": language,
+                "telegram_user": None if telegram_user is None else asdict(telegram_user),
             }
         )
         call = self._api.login

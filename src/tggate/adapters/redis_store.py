@@ -19,7 +19,7 @@ Cluster slots, and a timer cycle reads a shard as a set of buckets (`RedisKeys`)
 A session's `data` is a JSON array of its values; with a `TokenCipher` it is compressed and
 sealed as a whole ("s1:" + AES-GCM, `TokenCipher.seal_bytes`), which keeps an Authorized
 session with two JWTs under 1 KiB (bench/README.md, redis_memory). An answer is recorded
-compactly (`_encode_replies`): the chat is the key's, a reply without buttons is its text.
+compactly (`SessionCodec.encode_answer`), sealed like the session.
 Every multi-key change is one Lua script (`redis_scripts`); several scripts of one call go out
 in one round trip. Redis failing becomes the port's `StoreUnavailable`.
 """
@@ -62,6 +62,7 @@ from tggate.core.session import (
     Anonymous,
     Authorized,
     LoginPrompt,
+    LostSession,
     Session,
     Status,
     StoredSession,
@@ -91,6 +92,7 @@ RedisClient = Redis | RedisCluster
 DEFAULT_BUCKETS = 256
 
 _SEALED = "s1:"
+_TIGHT = (",", ":")
 # Chats per LOAD_SESSIONS call, and buckets per pipelined read.
 _LOAD_BATCH = 200
 _PIPELINE_BUCKETS = 64
@@ -190,6 +192,7 @@ _LOAD_SESSIONS = _Script.of(redis_scripts.LOAD_SESSIONS)
 _ADD_OUTBOX = _Script.of(redis_scripts.ADD_OUTBOX)
 _ACK_OUTBOX = _Script.of(redis_scripts.ACK_OUTBOX)
 _DELETE_IF_EQUALS = _Script.of(redis_scripts.DELETE_IF_EQUALS)
+_DELETE_FIELD_IF_EQUALS = _Script.of(redis_scripts.DELETE_FIELD_IF_EQUALS)
 _EXTEND_IF_EQUALS = _Script.of(redis_scripts.EXTEND_IF_EQUALS)
 _LEASE = _Script.of(redis_scripts.LEASE)
 
@@ -394,7 +397,7 @@ class RedisSessionStore:
                 stored = self._codec.decode(
                     chat_id, status.value, _text(flat[i + 1]), _text(flat[i + 2])
                 )
-            except (CorruptRecord, TokenCipherError) as error:
+            except CorruptRecord as error:
                 # One unreadable session must not stop a cycle over all the others.
                 log.warning("session of chat %s skipped: %s", chat_id, error)
                 continue
@@ -416,7 +419,14 @@ class RedisSessionStore:
         found = await self._run(_BEGIN_UPDATE, keys, [update_id, owner, ttl_ms])
         state = int(found[0])
         if state == 0:
-            return UpdateAnswered(_decode_record(_text(found[1])))
+            record = _text(found[1])
+            try:
+                return UpdateAnswered(self._codec.decode_answer(record.partition(":")[2]))
+            except TokenCipherError:
+                # Sealed with a key no longer configured: the answer is lost. The update is
+                # handled anew rather than refused on every retry (docs/state-machine.md).
+                await self._run(_DELETE_FIELD_IF_EQUALS, keys[:1], [update_id, record])
+                return await self.begin_update(chat_id, update_id, owner=owner, ttl_ms=ttl_ms)
         if state == 2:
             return UpdateBusy()
         if len(found) == 1:
@@ -452,7 +462,7 @@ class RedisSessionStore:
         ]
         now_minute = int(self._clock() // 60)
         # The record expires at the end of the minute ttl_s ends in: never earlier than asked.
-        record = f"{now_minute + -(-ttl_s // 60)}:{_encode_replies(replies)}"
+        record = f"{now_minute + -(-ttl_s // 60)}:{self._codec.encode_answer(replies)}"
         args: list[str | int] = [update_id, owner, record, ttl_s * 1000, now_minute]
         revision = ""
         if change is None:
@@ -609,9 +619,11 @@ def _int(value: object) -> int:
 
 
 class SessionCodec:
-    """A session's values as one string: a JSON array, or with a cipher that array compressed
-    and sealed ("s1:" + AES-GCM). Compressing before sealing leaks nothing here: nobody who can
-    read the stored lengths can also choose part of what is sealed."""
+    """A session's values, and a kept answer, as strings: JSON, or with a cipher that JSON
+    sealed ("s1:", `TokenCipher.seal_bytes`). A session is compressed before sealing, which leaks
+    nothing here (nobody who can read the stored lengths can also choose part of what is sealed)
+    and keeps an Authorized session with two JWTs under 1 KiB; its language stays readable, so a
+    session no key opens can still be told apart and answered in it (`LostSession`)."""
 
     def __init__(self, cipher: TokenCipher | None) -> None:
         self._cipher = cipher
@@ -620,28 +632,26 @@ class SessionCodec:
         values: list[str]
         match session:
             case Anonymous(login_token=token, login_type=login_type, prompt=prompt):
-                values = [
-                    session.language,
-                    token,
-                    login_type,
-                    prompt.text,
-                    prompt.url or "",
-                    prompt.code or "",
-                ]
+                values = [token, login_type, prompt.text, prompt.url or "", prompt.code or ""]
             case Authorized(access_token=access, refresh_token=refresh):
-                values = [session.language, access, refresh]
-        text = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+                values = [access, refresh]
         if self._cipher is None:
-            return text
-        return _SEALED + self._cipher.seal_bytes(zlib.compress(text.encode(), 6))
+            return json.dumps([session.language, *values], ensure_ascii=False, separators=_TIGHT)
+        text = json.dumps(values, ensure_ascii=False, separators=_TIGHT)
+        sealed = self._cipher.seal_bytes(zlib.compress(text.encode(), 6))
+        return f"{_SEALED}{session.language}:{sealed}"
 
     def decode(self, chat_id: int, status: str, revision: str, data: str) -> StoredSession:
-        if data.startswith(_SEALED):
-            if self._cipher is None:
-                raise TokenCipherError(f"the session of chat {chat_id} is sealed; no keys are set")
-            data = zlib.decompress(self._cipher.open_bytes(data[len(_SEALED) :])).decode()
         try:
-            values = json.loads(data)
+            if data.startswith(_SEALED):
+                language, _, sealed = data[len(_SEALED) :].partition(":")
+                try:
+                    values = [language, *json.loads(self._open(sealed, compressed=True))]
+                except TokenCipherError:
+                    # No configured key opens it (docs/state-machine.md#lost-sessions).
+                    return StoredSession(LostSession(Status(status), language or "ru"), revision)
+            else:
+                values = json.loads(data)
             session: Session
             if status == Status.AUTHORIZED.value:
                 language, access, refresh = values
@@ -652,48 +662,58 @@ class SessionCodec:
                 session = Anonymous(token, login_type, prompt, language)
             else:
                 raise CorruptRecord(f"session of chat {chat_id} has unknown status {status!r}")
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, zlib.error):
             # Not the values themselves: they are tokens and must not reach a log.
             raise CorruptRecord(f"session of chat {chat_id} is malformed") from None
         return StoredSession(session=session, revision=revision)
 
-
-def _encode_replies(replies: Sequence[Reply]) -> str:
-    """An answer, compactly: the chat is the key's, a reply without buttons is its text alone,
-    a button is [text, url] or [text, null, command]."""
-    encoded: list[object] = []
-    for reply in replies:
-        if not reply.buttons:
-            encoded.append(reply.text)
-            continue
-        rows = [
-            [[b.text, b.url] if b.url is not None else [b.text, None, b.command] for b in row]
-            for row in reply.buttons
-        ]
-        encoded.append([reply.text, rows])
-    return json.dumps(encoded, ensure_ascii=False, separators=(",", ":"))
-
-
-def _decode_record(record: str) -> tuple[Reply, ...]:
-    _, _, answer = record.partition(":")
-    try:
-        replies: list[Reply] = []
-        for item in json.loads(answer):
-            if isinstance(item, str):
-                replies.append(Reply(item))
+    def encode_answer(self, replies: Sequence[Reply]) -> str:
+        """An answer, compactly: the chat is the key's, a reply without buttons is its text
+        alone, a button is [text, url] or [text, null, command]; sealed like the session, since
+        an answer may show personal data (docs/contract.md#secrets)."""
+        encoded: list[object] = []
+        for reply in replies:
+            if not reply.buttons:
+                encoded.append(reply.text)
                 continue
-            text, rows = item
-            keyboard = tuple(
-                tuple(
-                    Button(b[0], url=b[1]) if b[1] is not None else Button(b[0], command=b[2])
-                    for b in row
+            rows = [
+                [[b.text, b.url] if b.url is not None else [b.text, None, b.command] for b in row]
+                for row in reply.buttons
+            ]
+            encoded.append([reply.text, rows])
+        text = json.dumps(encoded, ensure_ascii=False, separators=_TIGHT)
+        if self._cipher is None:
+            return text
+        return _SEALED + self._cipher.seal_bytes(text.encode())
+
+    def decode_answer(self, payload: str) -> tuple[Reply, ...]:
+        """The replies of an answer; `TokenCipherError` when no configured key opens it."""
+        if payload.startswith(_SEALED):
+            payload = self._open(payload[len(_SEALED) :], compressed=False)
+        try:
+            replies: list[Reply] = []
+            for item in json.loads(payload):
+                if isinstance(item, str):
+                    replies.append(Reply(item))
+                    continue
+                text, rows = item
+                keyboard = tuple(
+                    tuple(
+                        Button(b[0], url=b[1]) if b[1] is not None else Button(b[0], command=b[2])
+                        for b in row
+                    )
+                    for row in rows
                 )
-                for row in rows
-            )
-            replies.append(Reply(text, keyboard))
-    except (ValueError, TypeError, IndexError):
-        raise CorruptRecord("malformed answer record") from None
-    return tuple(replies)
+                replies.append(Reply(text, keyboard))
+        except (ValueError, TypeError, IndexError):
+            raise CorruptRecord("malformed answer record") from None
+        return tuple(replies)
+
+    def _open(self, sealed: str, *, compressed: bool) -> str:
+        if self._cipher is None:
+            raise TokenCipherError("a stored value is sealed, and no keys are configured")
+        data = self._cipher.open_bytes(sealed)
+        return (zlib.decompress(data) if compressed else data).decode()
 
 
 def _encode_outbox_message(message: OutboxMessage) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tggate.core.ports import OutboxKind, OutboxMessage
+from tggate.core.ports import OutboxKind, OutboxMessage, TelegramUser
 from tggate.core.replies import ChatReply, Keyboard
 from tggate.core.texts import Language
 
@@ -48,6 +48,8 @@ class IncomingMessage:
     # When the person sent it (Unix time). With update_id it tells an update Telegram delivers
     # again from a new one that reuses the id (see journal.py); not part of equality.
     date: int = field(default=0, compare=False)
+    # Who sent it, for the login confirmation page (issue 9, finding 8); None when unknown.
+    sender: TelegramUser | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ class CallbackPress:
     callback_id: str
     data: str | None
     language: Language
+    sender: TelegramUser | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,10 @@ class InvalidToken(TelegramFailure):
 class TelegramApi(Protocol):
     """The part of the Bot API the client uses."""
 
+    async def get_username(self) -> str:
+        """The bot's own username (getMe), without '@'."""
+        ...
+
     async def get_updates(
         self, *, offset: int | None, long_poll_s: int, limit: int
     ) -> Sequence[Incoming]: ...
@@ -147,6 +154,7 @@ class LogicApi(Protocol):
         args: dict[str, str],
         text: str,
         language: Language,
+        telegram_user: TelegramUser | None = None,
     ) -> Sequence[ChatReply]:
         """The replies to the command, in order, each to the chat Bot Logic names."""
         ...

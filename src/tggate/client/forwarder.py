@@ -12,9 +12,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from tggate.core.commands import CommandTable, ParsedCommand, Usage, parse_text
+from tggate.core.commands import CommandTable, OtherBot, ParsedCommand, Usage, parse_text
 from tggate.core.replies import ChatReply, Reply
-from tggate.core.texts import Language
 
 from . import texts
 from .base import (
@@ -43,6 +42,7 @@ class Forwarder:
         logic: LogicApi,
         sender: Sender,
         table: CommandTable,
+        bot_username: str | None = None,
         backoff: Backoff | None = None,
         notice_after_s: float = 10.0,
         journal: DeliveryJournal | None = None,
@@ -54,6 +54,8 @@ class Forwarder:
         self._logic = logic
         self._sender = sender
         self._table = table
+        # The bot's own name (getMe); a replica that learns it after start-up sets it here.
+        self.bot_username = bot_username
         self._backoff = backoff or Backoff()
         self._notice_after_s = notice_after_s
         self._monotonic = monotonic
@@ -61,12 +63,7 @@ class Forwarder:
         self._outage = OutageLog(logger, "Bot Logic /v1/commands")
 
     async def handle(self, update: IncomingMessage | CallbackPress) -> None:
-        if isinstance(update, CallbackPress):
-            await self._answer_callback(update.callback_id)
-            text = update.data
-        else:
-            text = update.text
-        replies = await self._replies(update, text)
+        replies = await self.replies(update)
         # After a crash Telegram delivers handled updates again (see journal.py): skip the
         # replies already settled with Telegram, and write down each one settled now.
         key = update_key(update)
@@ -77,6 +74,14 @@ class Forwarder:
             await self._sender.send(reply.chat_id, reply.reply)
             if self._journal:
                 self._journal.record(key, index + 1)
+
+    async def replies(self, update: IncomingMessage | CallbackPress) -> Sequence[ChatReply]:
+        """What the update is answered with (C4–C6), a button's spinner stopped first; nothing
+        is sent. The webhook intake sends them itself (src/tggate/intake/worker.py)."""
+        if isinstance(update, CallbackPress):
+            await self._answer_callback(update.callback_id)
+            return await self._replies(update, update.data)
+        return await self._replies(update, update.text)
 
     async def _answer_callback(self, callback_id: str) -> None:
         # Stops the button's spinner. Best effort: an old query is refused, and that is fine.
@@ -89,15 +94,19 @@ class Forwarder:
         self, update: IncomingMessage | CallbackPress, text: str | None
     ) -> Sequence[ChatReply]:
         chat_id, language = update.chat_id, update.language
-        if not text or (parsed := parse_text(text, self._table)) is None:
+        parsed = parse_text(text, self._table, bot_username=self.bot_username) if text else None
+        if parsed is None:
             return [ChatReply(chat_id, Reply(texts.no_such_command(language)))]  # C5
+        if isinstance(parsed, OtherBot):
+            return []  # `/command@other_bot` in a group: that bot's to answer (issue 9)
         if isinstance(parsed, Usage):
             return [ChatReply(chat_id, Reply(texts.usage(parsed, self._table, language)))]
-        return await self._forward(update.update_id, chat_id, parsed, text, language)
+        return await self._forward(update, parsed, text or "")
 
     async def _forward(
-        self, update_id: int, chat_id: int, parsed: ParsedCommand, text: str, language: Language
+        self, update: IncomingMessage | CallbackPress, parsed: ParsedCommand, text: str
     ) -> Sequence[ChatReply]:
+        update_id, chat_id, language = update.update_id, update.chat_id, update.language
         attempt = 0
         started = self._monotonic()
         noticed = False
@@ -110,6 +119,8 @@ class Forwarder:
                     args=dict(parsed.args),
                     text=text,
                     language=language,
+                    # Only a login shows who asks (the confirmation page): names go nowhere else.
+                    telegram_user=update.sender if parsed.command == "login" else None,
                 )
             except LogicUnavailable as error:
                 attempt += 1

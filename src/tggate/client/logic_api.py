@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Final, TypeVar
 
 import aiohttp
@@ -26,7 +27,7 @@ from tggate.contract.logic import (
     chat_reply_of,
     message_of,
 )
-from tggate.core.ports import OutboxKind, OutboxMessage
+from tggate.core.ports import OutboxKind, OutboxMessage, TelegramUser
 from tggate.core.replies import ChatReply
 from tggate.core.texts import Language
 
@@ -111,6 +112,7 @@ class HttpLogicApi:
         args: dict[str, str],
         text: str,
         language: Language,
+        telegram_user: TelegramUser | None = None,
     ) -> Sequence[ChatReply]:
         path = "/v1/commands"
         body = _request(
@@ -122,6 +124,7 @@ class HttpLogicApi:
             args=args,
             text=text,
             language=language,
+            telegram_user=None if telegram_user is None else asdict(telegram_user),
         )
         answer = await self._post(path, body, REPLIES_ANSWER)
         return [chat_reply_of(reply) for reply in answer["replies"]]

@@ -3,14 +3,16 @@ English for "en"."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from tggate.core.commands import BUILTIN_COMMANDS, CommandTable
 from tggate.core.texts import Language
 
-from .base import TelegramApi
+from .base import TelegramApi, TelegramFailure
+from .retry import Backoff, OutageLog, sleep_or_stop
 
-__all__ = ["menu_commands", "publish_menu"]
+__all__ = ["menu_commands", "publish_menu", "publish_menu_until"]
 
 logger = logging.getLogger("tggate.client.menu")
 
@@ -42,3 +44,24 @@ async def publish_menu(telegram: TelegramApi, table: CommandTable) -> None:
     await telegram.set_commands(menu_commands(table, "ru"), language=None)
     await telegram.set_commands(menu_commands(table, "ru"), language="ru")
     await telegram.set_commands(menu_commands(table, "en"), language="en")
+
+
+async def publish_menu_until(
+    telegram: TelegramApi, table: CommandTable, stop: asyncio.Event, backoff: Backoff
+) -> bool:
+    """`publish_menu`, retried with back-off while Telegram refuses or is away, until `stop`;
+    True once published."""
+    outage = OutageLog(logger, "publishing the command menu (setMyCommands)")
+    attempt = 0
+    while not stop.is_set():
+        try:
+            await publish_menu(telegram, table)
+        except TelegramFailure as error:
+            attempt += 1
+            outage.failed(str(error))
+            await sleep_or_stop(stop, backoff.delay(attempt))
+            continue
+        outage.succeeded()
+        logger.info("command menu published")
+        return True
+    return False

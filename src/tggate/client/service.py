@@ -19,6 +19,7 @@ from tggate.core.ports import OutboxKind
 
 from .base import InvalidToken, LogicApi, TelegramApi, TelegramFailure
 from .forwarder import Forwarder
+from .identity import learn_bot_username
 from .journal import DeliveryJournal
 from .lease import LeaseKeeper
 from .menu import publish_menu
@@ -79,6 +80,7 @@ class TelegramClient:
         path = self._options.journal_path
         self._journal = DeliveryJournal(path) if path is not None else None
         self._offset: int | None = None
+        self._username: str | None = None
 
     @property
     def offset(self) -> int | None:
@@ -123,26 +125,6 @@ class TelegramClient:
             # Read afresh: the previous holder (a crashed process, or another instance on this
             # data directory) may have sent replies of updates Telegram now delivers again.
             self._journal.open()
-        forwarder = Forwarder(
-            telegram=self._telegram,
-            logic=self._logic,
-            sender=sender,
-            table=self._table,
-            backoff=o.retry,
-            notice_after_s=o.unavailable_notice_after_s,
-            journal=self._journal,
-        )
-        poller = Poller(
-            telegram=self._telegram,
-            handle=forwarder.handle,
-            max_concurrent_chats=o.max_concurrent_chats,
-            poll_timeout_s=o.poll_timeout_s,
-            start_offset=self._offset,
-            max_in_flight=o.max_in_flight,
-            busy_wait_s=o.busy_wait_s,
-            grace_s=o.shutdown_grace_s,
-            backoff=o.poll_backoff,
-        )
         timers = [
             CycleTimer(
                 kind=kind,
@@ -172,7 +154,7 @@ class TelegramClient:
                 asyncio.create_task(self._publish_menu(inactive), name="tggate-client-menu")
             )
         try:
-            self._offset = await poller.run(inactive)
+            await self._poll(inactive, sender)
         finally:
             inactive.set()
             watcher.cancel()
@@ -183,6 +165,38 @@ class TelegramClient:
             await asyncio.gather(watcher, *background, return_exceptions=True)
         if not stop.is_set():
             logger.warning("no longer active: standing by for the poller lease")
+
+    async def _poll(self, inactive: asyncio.Event, sender: Sender) -> None:
+        """Handle updates until `inactive`; first learn the bot's name, once per process."""
+        o = self._options
+        if self._username is None:
+            self._username = await learn_bot_username(
+                self._telegram, inactive, self._options.poll_backoff
+            )
+            if self._username is None:
+                return
+        forwarder = Forwarder(
+            telegram=self._telegram,
+            logic=self._logic,
+            sender=sender,
+            table=self._table,
+            bot_username=self._username,
+            backoff=o.retry,
+            notice_after_s=o.unavailable_notice_after_s,
+            journal=self._journal,
+        )
+        poller = Poller(
+            telegram=self._telegram,
+            handle=forwarder.handle,
+            max_concurrent_chats=o.max_concurrent_chats,
+            poll_timeout_s=o.poll_timeout_s,
+            start_offset=self._offset,
+            max_in_flight=o.max_in_flight,
+            busy_wait_s=o.busy_wait_s,
+            grace_s=o.shutdown_grace_s,
+            backoff=o.poll_backoff,
+        )
+        self._offset = await poller.run(inactive)
 
     async def _publish_menu(self, inactive: asyncio.Event) -> None:
         """setMyCommands once, retried with back-off while Telegram refuses or is away."""

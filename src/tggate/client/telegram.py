@@ -36,6 +36,8 @@ from aiogram.types import (
     Update,
 )
 
+from tggate.contract.auth import TELEGRAM_NAME_MAX
+from tggate.core.ports import TelegramUser
 from tggate.core.replies import Keyboard
 from tggate.core.texts import language_of
 
@@ -76,6 +78,7 @@ def to_incoming(update: Update) -> Incoming:
             text=message.text,
             language=language_of(user.language_code if user else None),
             date=int(message.date.timestamp()),
+            sender=None if user is None else _sender(user.model_dump()),
         )
     if update.callback_query is not None:
         query = update.callback_query
@@ -86,8 +89,26 @@ def to_incoming(update: Update) -> Incoming:
             callback_id=query.id,
             data=query.data,
             language=language_of(query.from_user.language_code),
+            sender=_sender(query.from_user.model_dump()),
         )
     return OtherUpdate(update_id=update.update_id)
+
+
+def _sender(user: Mapping[str, Any]) -> TelegramUser | None:
+    """Telegram's `User` as the names a person recognises, cut to Telegram's own limits (a
+    longer one is not Telegram's); None when there is no first name to show."""
+    first = _name(user.get("first_name"))
+    if first is None:
+        return None
+    return TelegramUser(
+        first_name=first,
+        last_name=_name(user.get("last_name")),
+        username=_name(user.get("username")),
+    )
+
+
+def _name(value: object) -> str | None:
+    return value[:TELEGRAM_NAME_MAX] if isinstance(value, str) and value else None
 
 
 class _GetUpdatesAsJson(GetUpdates):
@@ -111,6 +132,7 @@ def incoming_from_json(update: Mapping[str, Any]) -> Incoming:
                 text=_text_or_none(message.get("text")),
                 language=language_of(user.get("language_code") if user else None),
                 date=_integer(message["date"]),
+                sender=_sender(user) if user else None,
             )
         query = update.get("callback_query")
         if query is not None:
@@ -123,6 +145,7 @@ def incoming_from_json(update: Mapping[str, Any]) -> Incoming:
                 callback_id=str(query["id"]),
                 data=_text_or_none(query.get("data")),
                 language=language_of(sender.get("language_code")),
+                sender=_sender(sender),
             )
     except (KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"malformed update: {type(error).__name__}") from None
@@ -176,6 +199,12 @@ class AiogramTelegram:
 
     async def close(self) -> None:
         await self._bot.session.close()
+
+    async def get_username(self) -> str:
+        me = await self._call(self._bot.get_me(request_timeout=self._request_timeout_s))
+        if not me.username:
+            raise Unavailable("getMe answered a bot without a username")
+        return me.username
 
     async def get_updates(
         self, *, offset: int | None, long_poll_s: int, limit: int

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from tggate.core.commands import CommandTable, Usage
+from tggate.core.commands import CommandTable, Usage, usage_line
 from tggate.core.texts import Language, Text, say
 
 __all__ = ["logic_error", "no_such_command", "unavailable", "usage"]
-
-_BUILTIN_USAGE = {
-    "login": "/login github | yandex | code",
-    "logout": "/logout [all]",
-}
 
 
 def no_such_command(language: Language) -> str:
@@ -18,8 +13,7 @@ def no_such_command(language: Language) -> str:
 
 
 def usage(problem: Usage, table: CommandTable, language: Language) -> str:
-    spec = table.actions.get(problem.command)
-    line = spec.usage(language) if spec else _BUILTIN_USAGE.get(problem.command, "/help")
+    line = usage_line(problem.command, table, language)
     return say(Text.WRONG_ARGUMENTS, language, usage=line)
 
 

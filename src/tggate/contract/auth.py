@@ -20,6 +20,7 @@ __all__ = [
     "OPERATIONS",
     "REFRESH",
     "START_LOGIN",
+    "TELEGRAM_NAME_MAX",
     "Jwt",
     "Language",
     "LoginAnswer",
@@ -36,6 +37,7 @@ __all__ = [
     "LogoutRequest",
     "RefreshRequest",
     "RefreshToken",
+    "TelegramUserJson",
     "TokenPairAnswer",
 ]
 
@@ -45,6 +47,10 @@ LoginStatus = Literal["pending", "denied", "granted", "unknown", "expired"]
 
 # A login lives this long when the module does not say (docs/scenarios.md#u2).
 DEFAULT_LOGIN_TTL_S: Final = 600
+
+# Telegram caps first and last names at 64 characters and usernames at 32; the Telegram Client
+# cuts longer ones to this, so a name never makes a request fail.
+TELEGRAM_NAME_MAX: Final = 64
 
 # Long enough for any real token, short enough that nobody stores megabytes through us.
 LoginToken = Annotated[str, Field(min_length=1, max_length=4096)]
@@ -83,6 +89,20 @@ class _Answer(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class TelegramUserJson(BaseModel):
+    """Who asks, as Telegram names them (the person chose these: show them escaped, never trust
+    them as an identity). A module shows them on its confirmation page so the person recognises
+    their own request."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    first_name: str = Field(min_length=1, max_length=TELEGRAM_NAME_MAX)
+    last_name: str | None = Field(default=None, max_length=TELEGRAM_NAME_MAX)
+    username: str | None = Field(
+        default=None, max_length=TELEGRAM_NAME_MAX, description="Without '@'."
+    )
+
+
 class LoginRequest(_Request):
     """Start a login for a chat with a fresh login token (U2, A1)."""
 
@@ -98,6 +118,11 @@ class LoginRequest(_Request):
         default="ru",
         description="The person's language for the texts the module writes (an extension of "
         "the seed; Russian when absent).",
+    )
+    telegram_user: TelegramUserJson | None = Field(
+        default=None,
+        description="Who asks, as Telegram names them, for the confirmation page (an extension "
+        "of the seed); null when the Telegram Client did not say.",
     )
 
 

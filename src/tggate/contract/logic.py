@@ -25,6 +25,7 @@ from typing import Annotated, Final, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from typing_extensions import TypedDict
 
+from tggate.contract.auth import TelegramUserJson
 from tggate.core.commands import MAX_TEXT
 from tggate.core.ports import OutboxKind, OutboxMessage
 from tggate.core.replies import Button, ChatReply, Keyboard, Reply
@@ -85,6 +86,11 @@ class CommandRequest(_Request):
     text: str = Field(default="", max_length=MAX_TEXT, description="The message as sent.")
     language: str = Field(
         default="ru", max_length=16, description="Telegram's language_code of the person."
+    )
+    telegram_user: TelegramUserJson | None = Field(
+        default=None,
+        description="Who sent it, as Telegram names them: passed on to the Authorization "
+        "module's /login for its confirmation page.",
     )
 
     @field_validator("args")

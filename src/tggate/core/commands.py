@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 __all__ = [
     "BUILTIN_COMMANDS",
@@ -22,10 +23,13 @@ __all__ = [
     "ArgSpec",
     "CommandTable",
     "CommandTableError",
+    "OtherBot",
     "ParsedCommand",
     "Usage",
     "load_command_table",
     "parse_text",
+    "usage_line",
+    "validate_args",
 ]
 
 LOGIN_TYPES = ("github", "yandex", "code")
@@ -35,6 +39,15 @@ MAX_TEXT = 4096
 
 _COMMAND_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _ARG_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+# Arguments are path segments on the Main module (`/api/courses/{course_id}`): quoting leaves
+# "." and ".." as they are, and HTTP clients resolve them, so `/tasks ..` would reach
+# `/api/courses/tasks`, another endpoint than the table declares (issue 9, finding 5).
+DOT_SEGMENTS = frozenset({".", ".."})
+
+# `/logout all`, `/logout all=true` (docs/scenarios.md#z3); any case, as Telegram users type.
+_YES = frozenset({"true", "1", "yes"})
+_NO = frozenset({"false", "0", "no"})
 
 
 class CommandTableError(ValueError):
@@ -58,7 +71,7 @@ class ArgSpec:
     required: bool = True
 
     def accepts(self, value: str) -> bool:
-        return re.fullmatch(self.pattern, value) is not None
+        return value not in DOT_SEGMENTS and re.fullmatch(self.pattern, value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +102,13 @@ class ActionSpec:
     def usage(self, language: str) -> str:
         names = " ".join(f"<{a.name}>" if a.required else f"[{a.name}]" for a in self.args)
         return f"/{self.command} {names}".rstrip()
+
+    def path_for(self, args: Mapping[str, str]) -> str:
+        """The Main module path with the arguments quoted in; ValueError for a dot segment,
+        which validation refuses first (`ArgSpec.accepts`): this is the last guard."""
+        if any(value in DOT_SEGMENTS for value in args.values()):
+            raise ValueError(f"/{self.command}: a path argument is a dot segment")
+        return self.path.format_map({name: quote(value, safe="") for name, value in args.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +145,38 @@ class Usage:
     problem: str
 
 
-def _split_command(text: str) -> tuple[str, list[str]] | None:
+@dataclass(frozen=True, slots=True)
+class OtherBot:
+    """`/command@name` for another bot in a group: not ours, so no reply at all (not even C5)."""
+
+    username: str
+
+
+_BUILTIN_USAGE: Mapping[str, str] = {
+    "start": "/start",
+    "help": "/help",
+    "login": "/login github | yandex | code",
+    "logout": "/logout [all]",
+}
+
+
+def usage_line(command: str, table: CommandTable, language: str) -> str:
+    """How a command is typed: `/course <course_id>`, `/logout [all]`."""
+    spec = table.actions.get(command)
+    return spec.usage(language) if spec else _BUILTIN_USAGE.get(command, "/help")
+
+
+def _split_command(text: str) -> tuple[str, str, list[str]] | None:
+    """(name, the bot it is addressed to or "", the words after it), or None: not a command."""
     stripped = text.strip()
     if not stripped.startswith("/") or len(stripped) > MAX_TEXT:
         return None
     head, *rest = stripped.split()
-    name = head[1:].split("@", 1)[0].lower()  # "/login@tggate_bot" in groups
+    name, _, addressee = head[1:].partition("@")  # "/login@tggate_bot" in groups
+    name = name.lower()
     if not _COMMAND_NAME.match(name):
         return None
-    return name, rest
+    return name, addressee, rest
 
 
 def _split_args(words: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -148,28 +191,60 @@ def _split_args(words: list[str]) -> tuple[list[str], dict[str, str]]:
     return positional, named
 
 
-def parse_text(text: str, table: CommandTable) -> ParsedCommand | Usage | None:
-    """Turn a person's text into a command, a usage complaint, or None (not a command: C5)."""
+def parse_text(
+    text: str, table: CommandTable, *, bot_username: str | None = None
+) -> ParsedCommand | Usage | OtherBot | None:
+    """Turn a person's text into a command, a usage complaint, `OtherBot` (addressed to another
+    bot than `bot_username`), or None (not a command: C5).
+
+    `bot_username` is this bot's (getMe); None accepts any addressee."""
     split = _split_command(text)
     if split is None:
         return None
-    name, words = split
+    name, addressee, words = split
+    if addressee and bot_username is not None and addressee.lower() != bot_username.lower():
+        return OtherBot(addressee)
     if not table.knows(name):
         return None
     positional, named = _split_args(words)
     if name in ("start", "help"):
         return ParsedCommand(name, {})
     if name == "login":
+        if len(positional) > 1:
+            return Usage(name, "too many arguments")
         if positional:
-            named.setdefault("type", positional[0].lower())
-        login_type = named.get("type")
-        if login_type is not None and login_type.lower() not in LOGIN_TYPES:
-            return Usage(name, f"type={login_type}")
-        return ParsedCommand(name, {"type": login_type.lower()} if login_type else {})
+            named.setdefault("type", positional[0])
+        return _login(named)
     if name == "logout":
-        everywhere = named.get("all", "true" if positional[:1] == ["all"] else "false").lower()
-        return ParsedCommand(name, {"all": "true"} if everywhere in ("true", "1", "yes") else {})
+        if len(positional) > 1 or (positional and positional[0].lower() != "all"):
+            return Usage(name, "expected 'all' or nothing")
+        if positional:
+            named.setdefault("all", "true")
+        return _logout(named)
     return check_action_args(table.actions[name], positional, named)
+
+
+def _login(args: Mapping[str, str]) -> ParsedCommand | Usage:
+    """`/login [type]`, the type in any case (`/login GITHUB`)."""
+    if set(args) - {"type"}:
+        return Usage("login", "unknown argument")
+    login_type = args.get("type")
+    if login_type is None:
+        return ParsedCommand("login", {})
+    if login_type.lower() not in LOGIN_TYPES:
+        return Usage("login", f"type={login_type}")
+    return ParsedCommand("login", {"type": login_type.lower()})
+
+
+def _logout(args: Mapping[str, str]) -> ParsedCommand | Usage:
+    """`/logout [all]`: `all`, `ALL` and `all=true` end every session; anything else is a usage
+    complaint, never a silent local logout (issue 9, finding 6)."""
+    if set(args) - {"all"}:
+        return Usage("logout", "unknown argument")
+    everywhere = args.get("all", "false").lower()
+    if everywhere not in _YES | _NO:
+        return Usage("logout", f"all={args['all']}")
+    return ParsedCommand("logout", {"all": "true"} if everywhere in _YES else {})
 
 
 def check_action_args(
@@ -200,16 +275,14 @@ def check_action_args(
 def validate_args(
     command: str, args: Mapping[str, str], table: CommandTable
 ) -> ParsedCommand | Usage:
-    """Validate arguments that arrive already named (docs/contract.md#bot-logic)."""
+    """Validate arguments that arrive already named (docs/contract.md#bot-logic), by the same
+    rules as `parse_text`."""
     if command in ("start", "help"):
         return ParsedCommand(command, {})
     if command == "login":
-        login_type = args.get("type")
-        if login_type is not None and login_type not in LOGIN_TYPES:
-            return Usage(command, f"type={login_type}")
-        return ParsedCommand(command, {"type": login_type} if login_type else {})
+        return _login(args)
     if command == "logout":
-        return ParsedCommand(command, {"all": "true"} if args.get("all") == "true" else {})
+        return _logout(args)
     return check_action_args(table.actions[command], [], args)
 
 

@@ -9,6 +9,7 @@ session, performs the requests the machine makes and writes the outcome it retur
 - `decide_login_check`: one Anonymous chat in the login-check timer (L2).
 - `decide_notifications`: one Authorized chat in the notification timer (N2, with Z7–Z9 on a
   401), replayed like `decide`.
+- `decide_lost_session`: a session no configured key opens, met by a timer cycle.
 
 The Mermaid diagram of these states is in docs/state-machine.md.
 """
@@ -31,10 +32,11 @@ from tggate.core.ports import (
     Notification,
     Refreshed,
     RefreshRejected,
+    TelegramUser,
 )
 from tggate.core.render import render_action_reply
 from tggate.core.replies import Button, Reply
-from tggate.core.session import Anonymous, Authorized, LoginPrompt, Session
+from tggate.core.session import Anonymous, Authorized, LoginPrompt, LostSession, Session
 from tggate.core.texts import Text, say
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "StartLogin",
     "decide",
     "decide_login_check",
+    "decide_lost_session",
     "decide_notifications",
     "login_offer",
 ]
@@ -72,6 +75,7 @@ class Command:
     name: str
     args: Mapping[str, str]
     language: str = "ru"
+    telegram_user: TelegramUser | None = None  # who sent it, for the login confirmation page
 
 
 class Keep:
@@ -104,6 +108,7 @@ class StartLogin:
 
     login_token: str
     login_type: str
+    telegram_user: TelegramUser | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +194,7 @@ _MAX_REFRESHES = 2
 
 
 def decide(
-    session: Session | None,
+    session: Session | LostSession | None,
     command: Command,
     answers: Sequence[Answer],
     *,
@@ -202,6 +207,8 @@ def decide(
     try:
         if session is None:
             return _unknown(context, feed)
+        if isinstance(session, LostSession):
+            return _lost(context, feed)
         if isinstance(session, Anonymous):
             return _anonymous(session, context, feed)
         return _authorized(session, context, feed, prefix=())
@@ -212,9 +219,9 @@ def decide(
 # ---- replies shared by several steps ----
 
 
-def login_offer(language: str, *, not_logged_in: bool = True) -> Reply:
-    """U1: "not logged in" with buttons for the three login types."""
-    lines = [say(Text.NOT_LOGGED_IN, language)] if not_logged_in else []
+def login_offer(language: str, *, lead: Text | None = Text.NOT_LOGGED_IN) -> Reply:
+    """U1: "not logged in" (or another `lead`) with buttons for the three login types."""
+    lines = [say(lead, language)] if lead is not None else []
     lines.append(say(Text.LOGIN_OFFER, language))
     return Reply(
         text="\n".join(lines),
@@ -260,7 +267,13 @@ def _start_login(context: _Context, feed: _Answers[Request], login_type: str) ->
     """U2 and A1: a fresh login token, the Authorization module's answer relayed."""
     language = context.language
     token = context.fresh_login_token
-    answer = feed.ask(StartLogin(login_token=token, login_type=login_type))
+    answer = feed.ask(
+        StartLogin(
+            login_token=token,
+            login_type=login_type,
+            telegram_user=context.command.telegram_user,
+        )
+    )
     if not isinstance(answer, LoginStarted):
         return Outcome(KEEP, (_plain(Text.UNAVAILABLE, language),))
     prompt, expires_in = answer.prompt, answer.expires_in
@@ -283,6 +296,18 @@ def _unknown(context: _Context, feed: _Answers[Request]) -> Outcome:
     if command.name in ("start", "help"):
         return Outcome(KEEP, (_help(context), login_offer(context.language)))
     return Outcome(KEEP, (login_offer(context.language),))  # U1
+
+
+# ---- a lost session: no configured key opens it ----
+
+
+def _lost(context: _Context, feed: _Answers[Request]) -> Outcome:
+    """The tokens are gone (docs/state-machine.md#lost-sessions): the key is deleted and the
+    person asked to log in again; a login with a type starts one at once (as U2), replacing it."""
+    login_type = _requested_login_type(context.command)
+    if login_type is not None:
+        return _start_login(context, feed, login_type)
+    return Outcome(None, (login_offer(context.language, lead=Text.SESSION_LOST),))
 
 
 # ---- A: Anonymous ----
@@ -409,6 +434,13 @@ def decide_login_check(session: Anonymous, answer: object) -> CycleOutcome:
         authorized = Authorized(answer.access_token, answer.refresh_token, language)
         return CycleOutcome(authorized, _plain(Text.LOGGED_IN, language))
     return CycleOutcome(KEEP)  # pending, or the module is unavailable: try next tick
+
+
+def decide_lost_session(session: LostSession) -> CycleOutcome:
+    """A timer cycle met a session no key opens: delete it and say so once. The message and the
+    delete are one compare-and-set, so a chat is told at most once, whichever cycle or command
+    gets there first (docs/state-machine.md#lost-sessions)."""
+    return CycleOutcome(None, login_offer(session.language, lead=Text.SESSION_LOST))
 
 
 # ---- N: the notification timer ----

@@ -32,12 +32,23 @@ __all__ = [
     "SessionStore",
     "SessionWrite",
     "StoreUnavailable",
+    "TelegramUser",
     "UpdateAnswered",
     "UpdateBusy",
     "UpdateClaim",
     "UpdateClaimed",
     "outbox_chat_id",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramUser:
+    """Who sent a command, as Telegram names them: what the person recognises on the login
+    confirmation page (issue 9, finding 8). Chosen by the person, so shown, never trusted."""
+
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
 
 
 # ---- answers of the Authorization module (docs/contract.md#the-authorization-module) ----
@@ -154,10 +165,16 @@ class AuthModule(Protocol):
     """The Authorization module (docs/contract.md#the-authorization-module)."""
 
     async def start_login(
-        self, *, login_token: str, login_type: str, chat_id: int, language: str = "ru"
+        self,
+        *,
+        login_token: str,
+        login_type: str,
+        chat_id: int,
+        language: str = "ru",
+        telegram_user: TelegramUser | None = None,
     ) -> LoginStarted | ModuleUnavailable:
-        """`language` is a hint for the text shown to the person (an extension of the seed,
-        docs/openapi/auth.yaml)."""
+        """`language` is a hint for the text shown to the person, `telegram_user` who asks, for
+        the module's confirmation page (extensions of the seed, docs/openapi/auth.yaml)."""
         ...
 
     async def check_login(self, *, login_token: str) -> LoginCheck | ModuleUnavailable: ...

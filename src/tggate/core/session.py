@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Anonymous", "Authorized", "LoginPrompt", "Session", "Status", "StoredSession"]
+__all__ = [
+    "Anonymous",
+    "Authorized",
+    "LoginPrompt",
+    "LostSession",
+    "Session",
+    "Status",
+    "StoredSession",
+]
 
 
 class Status(StrEnum):
@@ -45,6 +53,17 @@ Session = Anonymous | Authorized
 
 
 @dataclass(frozen=True, slots=True)
+class LostSession:
+    """A stored session whose tokens no configured key opens: the keys were replaced (a restart
+    with a new key, a rotation done wrong) or dropped. Its tokens are gone for good, so the chat
+    is told to log in again and the key is deleted (docs/state-machine.md#lost-sessions). Never
+    written: only read."""
+
+    was: Status
+    language: str = "ru"
+
+
+@dataclass(frozen=True, slots=True)
 class StoredSession:
     """A session as read from the store, with the revision a compare-and-set must name.
 
@@ -52,5 +71,5 @@ class StoredSession:
     match a newer session that happens to hold equal values (no ABA).
     """
 
-    session: Session
+    session: Session | LostSession
     revision: str

@@ -21,6 +21,7 @@ class Text(StrEnum):
     ALREADY_LOGGED_IN = "already_logged_in"
     SESSION_ENDED = "session_ended"
     SESSION_ENDED_EVERYWHERE = "session_ended_everywhere"
+    SESSION_LOST = "session_lost"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     UNAVAILABLE = "unavailable"
@@ -54,6 +55,10 @@ _TEXTS: Mapping[Text, Mapping[str, str]] = {
     Text.SESSION_ENDED_EVERYWHERE: {
         "ru": "Сеанс завершён на всех устройствах.",
         "en": "Session ended on all devices.",
+    },
+    Text.SESSION_LOST: {
+        "ru": "Не удалось восстановить ваш сеанс, войдите снова.",
+        "en": "Your session could not be restored, please log in again.",
     },
     Text.FORBIDDEN: {
         "ru": "Недостаточно прав для этого действия.",

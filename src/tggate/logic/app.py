@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -31,9 +33,9 @@ from tggate.contract.logic import (
     ValidationProblem,
     messages_answer,
 )
-from tggate.core.commands import Usage, validate_args
+from tggate.core.commands import Usage, usage_line, validate_args
 from tggate.core.machine import Command
-from tggate.core.ports import OutboxMessage
+from tggate.core.ports import OutboxMessage, TelegramUser
 from tggate.core.replies import Reply
 from tggate.core.texts import Text, language_of, say
 from tggate.logic.commands import UpdateInProgress, answer_json
@@ -50,6 +52,14 @@ MAX_BODY_BYTES = 64 * 1024
 
 _JSON = "application/json"
 _WRONG_TOKEN = "missing or wrong X-Internal-Token"
+
+# Every path under it needs the internal token (docs/contract.md#bot-logic); the probes and
+# /metrics do not.
+_INTERNAL_PREFIX = "/v1/"
+_INTERNAL_HEADER = b"x-internal-token"  # ASGI gives header names in lower case
+
+# While Redis is unreachable at start, how often it is tried again (and said so).
+STORE_RETRY_S = 5.0
 
 
 # `async` on purpose: FastAPI runs a plain `def` dependency in a worker thread, and that hop on
@@ -82,18 +92,27 @@ def _messages_answer(messages: list[OutboxMessage]) -> Response:
 
 
 class _Guard:
-    """The outermost layer: refuses bodies over `limit` bytes with 413 before anything parses
-    them, and turns any fault of ours (Redis down…) into a 503 with a message, never a trace."""
+    """The outermost layer: refuses an internal call without the internal token with 401 and a
+    body over `limit` bytes with 413, both before anything reads or parses the body (issue 9,
+    finding 6), and turns any fault of ours (Redis down…) into a 503 with a message, never a
+    trace."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, internal_token: bytes) -> None:
         self._app = app
         self._limit = limit
+        self._internal_token = internal_token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        if scope["path"].startswith(_INTERNAL_PREFIX) and not hmac.compare_digest(
+            headers.get(_INTERNAL_HEADER, b""), self._internal_token
+        ):
+            await _answer(scope, receive, send, 401, "missing or wrong X-Internal-Token")
+            return
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._limit:
             await _answer(scope, receive, send, 413, "request body too large")
             return
@@ -181,6 +200,7 @@ def create_app(
     open_logic: Callable[[], AbstractAsyncContextManager[BotLogic]],
     internal_token: str,
     metrics: LogicMetrics,
+    store_retry_s: float = STORE_RETRY_S,
 ) -> FastAPI:
     """The app; `open_logic` builds the service inside the server's event loop at start-up
     (clients and sessions belong to a loop) and closes it at shutdown."""
@@ -192,6 +212,9 @@ def create_app(
     async def require_internal_token(
         x_internal_token: Annotated[str | None, Header()] = None,
     ) -> None:
+        # `_Guard` checks the token before the body is read; this declares the header in the
+        # OpenAPI document (docs/openapi/logic.yaml) and checks it once more, should the app
+        # ever be served without its guard.
         if not token_ok((x_internal_token or "").encode()):
             raise HTTPException(401, _WRONG_TOKEN)
 
@@ -199,9 +222,24 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_logic() as logic:
             app.state.logic = logic
-            yield
+            watch = asyncio.create_task(_watch_store(logic, retry_s=store_retry_s))
+            try:
+                await asyncio.wait({watch}, timeout=_FIRST_CHECK_S)  # said before "listening"
+                yield
+            finally:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
 
-    app = FastAPI(title="tggate Bot Logic", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No /openapi.json, /docs or /redoc: docs/openapi/logic.yaml is the document, written from
+    # this app object by tggate.contract.openapi without serving it (issue 9, finding 6).
+    app = FastAPI(
+        title="tggate Bot Logic",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     internal = [Depends(require_internal_token)]
 
     @app.exception_handler(RequestValidationError)
@@ -229,11 +267,17 @@ def create_app(
         language = language_of(body.language)
         checked = validate_args(body.command, body.args, logic.table)
         if isinstance(checked, Usage):
-            usage = logic.table.actions[checked.command].usage(language)
+            # Built-in or action alike: the usage reply, never a 5xx (issue 9, finding 6).
+            usage = usage_line(checked.command, logic.table, language)
             reply = Reply(text=say(Text.USAGE, language, usage=usage))
             return 200, answer_json(body.chat_id, [reply]).encode()
+        user = body.telegram_user
         command = Command(
-            chat_id=body.chat_id, name=checked.command, args=checked.args, language=language
+            chat_id=body.chat_id,
+            name=checked.command,
+            args=checked.args,
+            language=language,
+            telegram_user=None if user is None else TelegramUser(**user.model_dump()),
         )
         try:
             answer = await logic.handle_update(body.update_id, command)
@@ -321,7 +365,8 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(_CommandsFastPath, answer=fast_command_answer)
-    app.add_middleware(_Guard, limit=MAX_BODY_BYTES)  # outside the fast path: it is guarded too
+    # Outside the fast path: it is guarded too.
+    app.add_middleware(_Guard, limit=MAX_BODY_BYTES, internal_token=expected)
     return app
 
 
@@ -332,3 +377,30 @@ def _detail(text: str) -> bytes:
 def _problems(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """The first ten problems of a request, without the values (they may be tokens)."""
     return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in errors[:10]]
+
+
+# How long start-up waits for the first Redis check, so its verdict comes before "listening".
+_FIRST_CHECK_S = 3.0
+
+
+async def _watch_store(logic: BotLogic, *, retry_s: float) -> None:
+    """At start: Redis answers, or a loud error, then tries again every `retry_s` until it does
+    (issue 9, finding 10: "listening" and nothing else hid an unreachable Redis). Meanwhile
+    commands are answered "temporarily unavailable", other requests 503, and /readyz says "redis
+    unreachable"."""
+    if await logic.ready():
+        log.info("Redis answers")
+        return
+    log.error(
+        "Redis is unreachable (TGGATE_REDIS_URL): commands are answered 'temporarily "
+        "unavailable', other requests 503, and /readyz says so until it answers; trying again "
+        "every %g s",
+        retry_s,
+    )
+    failures = 1
+    while not await logic.ready():
+        failures += 1
+        if failures % 12 == 0:  # a reminder every minute or so, not a line per try
+            log.error("Redis is still unreachable after %d tries", failures)
+        await asyncio.sleep(retry_s)
+    log.warning("Redis answers now, after %d tries: Bot Logic is ready", failures)

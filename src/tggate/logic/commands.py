@@ -21,7 +21,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
-from urllib.parse import quote
 
 from tggate.contract.logic import REPLIES_ANSWER, replies_answer
 from tggate.core.commands import CommandTable
@@ -39,6 +38,7 @@ from tggate.core.machine import (
     decide,
 )
 from tggate.core.ports import (
+    ActionDone,
     AuthModule,
     MainModule,
     SessionChange,
@@ -49,7 +49,7 @@ from tggate.core.ports import (
     UpdateClaimed,
 )
 from tggate.core.replies import Reply
-from tggate.core.session import Session, StoredSession
+from tggate.core.session import LostSession, Session, StoredSession
 from tggate.core.texts import Text, say
 from tggate.logic.metrics import LogicMetrics
 from tggate.logic.refresh import SingleFlightRefresh, Step
@@ -264,7 +264,11 @@ class Commands:
             revision = performed.revision
 
     async def _perform(
-        self, request: Request, command: Command, session: Session | None, revision: str | None
+        self,
+        request: Request,
+        command: Command,
+        session: Session | LostSession | None,
+        revision: str | None,
     ) -> Step:
         count = self._metrics.module_call
         if isinstance(request, StartLogin):
@@ -273,6 +277,7 @@ class Commands:
                 login_type=request.login_type,
                 chat_id=command.chat_id,
                 language=command.language,
+                telegram_user=request.telegram_user,
             )
             count("login", started)
             return Step(started, revision)
@@ -281,9 +286,13 @@ class Commands:
             count("login_check", checked)
             return Step(checked, revision)
         if isinstance(request, CallAction):
-            path = request.action.path.format_map(
-                {name: quote(value, safe="") for name, value in request.args.items()}
-            )
+            try:
+                path = request.action.path_for(request.args)
+            except ValueError:
+                # Validation refuses dot segments before this (issue 9, finding 5); should one
+                # get here anyway, it never reaches the Main module.
+                log.warning("/%s: refused a dot segment in a path argument", command.name)
+                return Step(ActionDone(400), revision)
             done = await self._main.call(
                 method=request.action.method, path=path, access_token=request.access_token
             )
@@ -302,8 +311,12 @@ class Commands:
 
 
 def _result_label(stored: StoredSession | None, outcome: Outcome) -> str:
-    before = stored.session.status.value if stored else "unknown"
+    before = "unknown" if stored is None else _status_label(stored.session)
     if isinstance(outcome.session, Keep):
         return f"{before}->{before}"
     after = outcome.session.status.value if outcome.session is not None else "unknown"
     return f"{before}->{after}"
+
+
+def _status_label(session: Session | LostSession) -> str:
+    return "lost" if isinstance(session, LostSession) else session.status.value

@@ -25,6 +25,7 @@ from tggate.core.machine import (
     QueueNotifications,
     RefreshTokens,
     decide_login_check,
+    decide_lost_session,
     decide_notifications,
 )
 from tggate.core.ports import (
@@ -36,7 +37,7 @@ from tggate.core.ports import (
     SessionStore,
     SessionWrite,
 )
-from tggate.core.session import Anonymous, Authorized, Status, StoredSession
+from tggate.core.session import Anonymous, Authorized, LostSession, Status, StoredSession
 from tggate.logic.metrics import LogicMetrics
 from tggate.logic.refresh import SingleFlightRefresh, Step
 
@@ -61,6 +62,11 @@ def _notification_message_id(chat_id: int, notification_id: str) -> str:
 def _logged_out_message_id(chat_id: int, revision: str) -> str:
     """Z8 in the notification cycle: the login offer to a chat whose session ended."""
     return f"n:{chat_id}:z8:{revision}"
+
+
+def _lost_message_id(chat_id: int, revision: str) -> str:
+    """A lost session met by the notification cycle (docs/state-machine.md#lost-sessions)."""
+    return f"n:{chat_id}:lost:{revision}"
 
 
 class _WriteBatcher:
@@ -205,6 +211,17 @@ class Cycles:
     async def _check_login(
         self, chat_id: int, stored: StoredSession, writes: _WriteBatcher
     ) -> None:
+        if isinstance(stored.session, LostSession):
+            lost = decide_lost_session(stored.session)
+            await self._write(
+                writes,
+                chat_id,
+                lost,
+                stored.revision,
+                kind=OutboxKind.LOGIN,
+                message_id=_login_message_id,
+            )
+            return
         if not isinstance(stored.session, Anonymous):
             return
         answer = await self._auth.check_login(login_token=stored.session.login_token)
@@ -224,6 +241,17 @@ class Cycles:
     async def _collect_notifications(
         self, chat_id: int, stored: StoredSession, writes: _WriteBatcher
     ) -> None:
+        if isinstance(stored.session, LostSession):
+            lost = decide_lost_session(stored.session)
+            await self._write(
+                writes,
+                chat_id,
+                lost,
+                stored.revision,
+                kind=OutboxKind.NOTIFICATION,
+                message_id=_lost_message_id,
+            )
+            return
         if not isinstance(stored.session, Authorized):
             return
         session = stored.session

@@ -22,7 +22,7 @@ from tggate.core.ports import (
     RefreshRejected,
     SessionStore,
 )
-from tggate.core.session import Anonymous, Authorized, StoredSession
+from tggate.core.session import Anonymous, Authorized, LostSession, StoredSession
 from tggate.logic.metrics import LogicMetrics
 
 __all__ = ["SingleFlightRefresh", "Step"]
@@ -106,6 +106,8 @@ def _refreshed_by_other(stored: StoredSession | None, refresh_token: str) -> Ste
     if stored is None:  # logged out meanwhile: nothing to refresh
         return Step(RefreshRejected(), None)
     session = stored.session
+    if isinstance(session, LostSession):  # replaced by one no key opens: no pair to refresh
+        return Step(RefreshRejected(), stored.revision)
     if isinstance(session, Authorized) and session.refresh_token != refresh_token:
         return Step(Refreshed(session.access_token, session.refresh_token), stored.revision)
     return None

@@ -1,4 +1,5 @@
-"""The embedded redis-server: starts, answers, keeps an AOF, and never outlives its owner."""
+"""The embedded redis-server: starts, answers, keeps an AOF, and never outlives its owner; wants
+a password, keeps its files private and serves one process per data directory (issue 9)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def test_starts_answers_and_stops(tmp_path: Path) -> None:
     with EmbeddedRedis(data_dir=data_dir) as server:
         pid = server.pid
         assert pid is not None and alive(pid)
-        assert server.url == f"redis://127.0.0.1:{server.port}/0"
+        assert server.url == f"redis://:{server.password}@127.0.0.1:{server.port}/0"
         with redis.Redis.from_url(server.url) as client:
             assert client.ping() is True
             client.set("k", "v")
@@ -117,3 +118,54 @@ def test_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
             parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+def test_a_client_without_the_password_is_refused(tmp_path: Path) -> None:
+    with EmbeddedRedis(data_dir=tmp_path) as server:
+        with (
+            redis.Redis(host="127.0.0.1", port=server.port) as stranger,
+            pytest.raises(redis.AuthenticationError),
+        ):
+            stranger.ping()
+        with redis.Redis.from_url(server.url) as client:
+            assert client.config_get("protected-mode") == {"protected-mode": "yes"}
+
+
+def test_the_password_is_kept_private_and_survives_a_restart(tmp_path: Path) -> None:
+    with EmbeddedRedis(data_dir=tmp_path) as server:
+        first = server.password
+        # `ps` shows every user the command line: the password is not in it.
+        assert server.pid is not None
+        assert first not in Path(f"/proc/{server.pid}/cmdline").read_text(errors="replace")
+        assert first not in repr(server)
+    with EmbeddedRedis(data_dir=tmp_path) as server, redis.Redis.from_url(server.url) as client:
+        assert server.password == first
+        assert client.ping() is True
+    assert (tmp_path / "password").stat().st_mode & 0o777 == 0o600
+
+
+def test_data_files_are_readable_by_the_owner_only(tmp_path: Path) -> None:
+    old_aof = tmp_path / "appendonly.aof"
+    old_aof.write_text("")  # as an older version left it, world-readable
+    old_aof.chmod(0o644)
+    with EmbeddedRedis(data_dir=tmp_path) as server, redis.Redis.from_url(server.url) as client:
+        client.set("session", "tokens")
+        files = list(tmp_path.rglob("*"))
+    # Written by the server (its log) and by us (config, password, lock), or left from before.
+    assert {"appendonly.aof", "redis-server.log", "redis.conf", "password"} <= {
+        path.name for path in files
+    }
+    loose = {path.name: oct(path.stat().st_mode & 0o777) for path in files}
+    assert {name: mode for name, mode in loose.items() if mode != "0o600"} == {}
+
+
+def test_a_second_server_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
+    with EmbeddedRedis(data_dir=tmp_path) as first, redis.Redis.from_url(first.url) as client:
+        second = EmbeddedRedis(data_dir=tmp_path)
+        with pytest.raises(EmbeddedRedisError, match=f"another process \\(pid {os.getpid()}\\)"):
+            second.start()
+        assert not second.running
+        assert client.ping() is True  # the first one is untouched
+    # Once the owner stopped, the directory is free again.
+    with EmbeddedRedis(data_dir=tmp_path) as again, redis.Redis.from_url(again.url) as client:
+        assert client.ping() is True

@@ -33,6 +33,7 @@ from tggate.core.ports import (
     Notification,
     Refreshed,
     RefreshRejected,
+    TelegramUser,
 )
 from tggate.core.session import LoginPrompt
 
@@ -149,6 +150,25 @@ async def test_a_login_sends_the_documented_body_and_reads_the_prompt(
         "type": "code",
         "chat_id": -100123,
         "language": "en",
+        "telegram_user": None,
+    }
+
+
+async def test_a_login_names_who_asks_as_telegram_does(
+    module: ScriptedModule, http: JsonHttp
+) -> None:
+    module.answer("POST", "/login", 200, {"text": "Enter 123-456"})
+    user = TelegramUser(first_name="<b>Ann</b>", last_name="O'Neil", username="ann_o")
+
+    await HttpAuthModule(http).start_login(
+        login_token="t" * 43, login_type="code", chat_id=42, telegram_user=user
+    )
+
+    (request,) = module.received
+    assert request.body["telegram_user"] == {
+        "first_name": "<b>Ann</b>",
+        "last_name": "O'Neil",
+        "username": "ann_o",
     }
 
 

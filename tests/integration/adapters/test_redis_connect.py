@@ -10,6 +10,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from tests.support.redis_servers import RedisProcess, free_port, server_args
@@ -93,7 +94,7 @@ def tls_redis(tmp_path: Path, redis_url: str) -> Iterator[tuple[int, Path]]:
     cert_path, key_path = self_signed_certificate(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path, key_path)
-    target_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    target_port = urlsplit(redis_url).port
     port = free_port()
     loop = asyncio.new_event_loop()
     started = threading.Event()
@@ -135,11 +136,12 @@ def tls_redis(tmp_path: Path, redis_url: str) -> Iterator[tuple[int, Path]]:
 
 
 async def test_tls_with_the_ca_of_the_url(
-    tls_redis: tuple[int, Path], redis_client: object
+    tls_redis: tuple[int, Path], redis_url: str, redis_client: object
 ) -> None:
     port, ca = tls_redis
     url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"
-    async with connect_redis(url, RedisOptions()) as redis:
+    password = urlsplit(redis_url).password  # the test server's own
+    async with connect_redis(url, RedisOptions(password=password)) as redis:
         store = RedisSessionStore(redis)
         assert await store.replace(1, Authorized("a", "r"), expect=None)
         assert (await store.load(1)) is not None

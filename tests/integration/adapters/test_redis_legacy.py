@@ -22,8 +22,8 @@ async def write_legacy(redis: Redis, cipher: TokenCipher) -> None:
             "status": "authorized",
             "rev": "rev42",
             "language": "en",
-            "access_token": cipher.seal("access-42"),
-            "refresh_token": cipher.seal("refresh-42"),
+            "access_token": cipher.seal_text("access-42"),
+            "refresh_token": cipher.seal_text("refresh-42"),
         },
     )
     await redis.hset(

@@ -7,7 +7,14 @@ from redis.asyncio import Redis
 
 from tggate.adapters.redis_store import RedisSessionStore
 from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
-from tggate.core.session import Anonymous, Authorized, LoginPrompt
+from tggate.core.session import (
+    Anonymous,
+    Authorized,
+    LoginPrompt,
+    LostSession,
+    Status,
+    StoredSession,
+)
 
 ACCESS = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
 
@@ -27,17 +34,17 @@ async def test_tokens_are_unreadable_in_redis_and_read_back(redis_client: Redis)
     )
 
 
-async def test_a_sealed_session_without_keys_is_an_error_not_garbage(redis_client: Redis) -> None:
+async def test_a_sealed_session_no_key_opens_is_read_as_lost(redis_client: Redis) -> None:
+    """Not garbage and not an error: the chat is told to log in again, in its language
+    (docs/state-machine.md#lost-sessions)."""
     cipher = TokenCipher([TokenCipher.generate_key()])
-    await RedisSessionStore(redis_client, cipher=cipher).replace(
-        1, Authorized("a", "r"), expect=None
+    revision = await RedisSessionStore(redis_client, cipher=cipher).replace(
+        1, Authorized("a", "r", "en"), expect=None
     )
-    with pytest.raises(TokenCipherError):
-        await RedisSessionStore(redis_client).load(1)
-    with pytest.raises(TokenCipherError):
-        await RedisSessionStore(
-            redis_client, cipher=TokenCipher([TokenCipher.generate_key()])
-        ).load(1)
+    lost = StoredSession(LostSession(Status.AUTHORIZED, "en"), revision or "")
+    assert await RedisSessionStore(redis_client).load(1) == lost
+    other = TokenCipher([TokenCipher.generate_key()])
+    assert await RedisSessionStore(redis_client, cipher=other).load(1) == lost
 
 
 async def test_keys_rotate_and_plaintext_from_before_still_reads(redis_client: Redis) -> None:

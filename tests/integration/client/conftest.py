@@ -64,8 +64,11 @@ class PersonApi:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
 
-    async def inject(self, chat_id: int, text: str, language_code: str | None = None) -> int:
-        body: dict[str, Any] = {"chat_id": chat_id, "text": text}
+    async def inject(
+        self, chat_id: int, text: str, language_code: str | None = None, **names: str
+    ) -> int:
+        """`names`: first_name, last_name, username of the person (the fake's defaults else)."""
+        body: dict[str, Any] = {"chat_id": chat_id, "text": text, **names}
         if language_code:
             body["language_code"] = language_code
         response = await self.http.post("/_test/inject", json=body)

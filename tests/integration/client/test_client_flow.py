@@ -31,10 +31,11 @@ async def test_C6_commands_are_forwarded_with_their_args_and_language(
 ) -> None:
     async with running_client(telegram_url, logic_url):
         first = await person.inject(42, "/login github", language_code="en-US")
-        second = await person.inject(42, "/logout all=true")
+        second = await person.inject(42, "/logout ALL=true")
         third = await person.inject(42, "/course py101", language_code="ru")
         texts = [m["text"] for m in await person.wait(42, 3)]
-    assert texts == ["echo /login github", "echo /logout all=true", "echo /course py101"]
+    assert texts == ["echo /login github", "echo /logout ALL=true", "echo /course py101"]
+    tester = {"first_name": "Tester", "last_name": None, "username": None}
     assert stub.snapshot() == [
         {
             "update_id": first,
@@ -43,15 +44,17 @@ async def test_C6_commands_are_forwarded_with_their_args_and_language(
             "args": {"type": "github"},
             "text": "/login github",
             "language": "en",
+            "telegram_user": tester,
         },
         {
             "update_id": second,
             "chat_id": 42,
             "command": "logout",
             "args": {"all": "true"},
-            "text": "/logout all=true",
+            "text": "/logout ALL=true",
             # The fake remembers the chat's language_code (en-US) from the first message.
             "language": "en",
+            "telegram_user": None,  # only a login needs to say who asks
         },
         {
             "update_id": third,
@@ -60,9 +63,42 @@ async def test_C6_commands_are_forwarded_with_their_args_and_language(
             "args": {"course_id": "py101"},
             "text": "/course py101",
             "language": "ru",
+            "telegram_user": None,
         },
     ]
     assert stub.unauthorized == 0
+
+
+async def test_C6_the_sender_is_named_as_telegram_names_them(
+    telegram_url: str, logic_url: str, stub: StubLogic, person: PersonApi
+) -> None:
+    """Issue 9, finding 8: the confirmation page shows who asks, so the client passes it on."""
+    async with running_client(telegram_url, logic_url):
+        await person.inject(
+            43, "/login code", first_name="<b>Ann</b>", last_name="O'Neil", username="ann_o"
+        )
+        await person.wait(43, 1)
+    (call,) = stub.snapshot()
+    assert call["telegram_user"] == {
+        "first_name": "<b>Ann</b>",
+        "last_name": "O'Neil",
+        "username": "ann_o",
+    }
+
+
+async def test_C4_a_command_for_another_bot_is_not_ours_to_answer(
+    telegram_url: str, logic_url: str, stub: StubLogic, person: PersonApi
+) -> None:
+    """Issue 9, finding 6: in a group `/course@other_bot` is for that bot; this client asked
+    Telegram its own name (getMe) and stays silent, not even "no such command"."""
+    async with running_client(telegram_url, logic_url):
+        await person.inject(44, "/course@other_bot py101")
+        await person.inject(44, "/nosuch@Other_Bot")
+        await person.inject(44, "/course@TGGATE_bot py102")  # ours, in any case
+        # One chat's updates are handled in order: once the last is answered, all were.
+        assert [m["text"] for m in await person.wait(44, 1)] == ["echo /course@TGGATE_bot py102"]
+        assert await person.bot_texts(44) == ["echo /course@TGGATE_bot py102"]
+    assert [call["args"] for call in stub.snapshot()] == [{"course_id": "py102"}]
 
 
 async def test_C3_each_chat_in_order_chats_in_parallel(

@@ -18,7 +18,7 @@ from tests.support.servers import run_asgi
 
 from tggate.adapters.redis_store import RedisSessionStore
 from tggate.bootstrap import build_logic_app
-from tggate.core.session import Anonymous, Authorized, Status
+from tggate.core.session import Anonymous, Authorized, LostSession, Status
 from tggate.settings import load_settings
 from tggate_sandbox.reference.auth.app import create_app as create_auth_app
 from tggate_sandbox.reference.main.app import create_app as create_main_app
@@ -142,6 +142,8 @@ class Bot:
         stored = await self.store.load(chat_id)
         if stored is None:
             return {}
+        if isinstance(stored.session, LostSession):
+            return {"status": "lost", "was": stored.session.was.value, "rev": stored.revision}
         fields = {"status": stored.session.status.value, "rev": stored.revision}
         match stored.session:
             case Anonymous(login_token=token, login_type=login_type):

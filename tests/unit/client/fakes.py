@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tggate.client.base import Incoming, IncomingMessage, LogicUnavailable
-from tggate.core.ports import OutboxKind, OutboxMessage
+from tggate.core.ports import OutboxKind, OutboxMessage, TelegramUser
 from tggate.core.replies import ChatReply, Keyboard, Reply
 from tggate.core.texts import Language
 
@@ -44,6 +44,9 @@ class FakeTelegram:
         self.send_errors: dict[int, list[Exception]] = {}
         self.fetch_errors: list[Exception] = []
         self.send_delay_s = 0.0
+        self.username = "tggate_bot"
+        self.username_asked = 0
+        self.username_errors: list[Exception] = []
         self._arrived = asyncio.Event()
         self._next_id = 1
 
@@ -88,6 +91,12 @@ class FakeTelegram:
     async def answer_callback(self, *, callback_id: str) -> None:
         self.answered.append(callback_id)
 
+    async def get_username(self) -> str:
+        self.username_asked += 1
+        if self.username_errors:
+            raise self.username_errors.pop(0)
+        return self.username
+
     async def set_commands(
         self, commands: Sequence[tuple[str, str]], *, language: str | None
     ) -> None:
@@ -102,6 +111,7 @@ class CommandCall:
     args: dict[str, str]
     text: str
     language: Language
+    telegram_user: TelegramUser | None = None
 
 
 @dataclass
@@ -149,8 +159,9 @@ class FakeLogic:
         args: dict[str, str],
         text: str,
         language: Language,
+        telegram_user: TelegramUser | None = None,
     ) -> Sequence[ChatReply]:
-        call = CommandCall(update_id, chat_id, command, args, text, language)
+        call = CommandCall(update_id, chat_id, command, args, text, language, telegram_user)
         self.calls.append(call)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)

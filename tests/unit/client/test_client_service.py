@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from tests.support.commands import TABLE
 from tests.unit.client.fakes import FakeLeases, FakeLogic, FakeTelegram, eventually, message
 
+from tggate.client.base import InvalidToken, Unavailable
 from tggate.client.retry import Backoff
 from tggate.client.service import ClientOptions, TelegramClient
 from tggate.core.ports import OutboxKind
@@ -73,3 +75,33 @@ async def test_losing_the_lease_stops_polling_and_regaining_it_resumes() -> None
     stop.set()
     await run
     assert [c.update_id for c in logic.calls] == [1, 2]
+
+
+async def test_the_bot_asks_telegram_its_name_once_retrying_while_telegram_is_away() -> None:
+    """Issue 9, finding 6: `/command@name` is ours only when `name` is this bot's (getMe)."""
+    telegram, logic = FakeTelegram(), FakeLogic()
+    telegram.username_errors = [Unavailable("down"), Unavailable("still down")]
+    client = TelegramClient(telegram=telegram, logic=logic, table=TABLE, options=OPTIONS)
+    stop = asyncio.Event()
+    run = asyncio.create_task(client.run(stop))
+    telegram.inject(3, "/help@other_bot")
+    telegram.inject(3, "/help@TGGATE_BOT")
+    await eventually(lambda: telegram.texts(3) == ["ok /help@TGGATE_BOT"])
+    assert [call.text for call in logic.calls] == ["/help@TGGATE_BOT"]
+    logic.lease_down = True  # standby, then active again: the name is not asked again
+    await eventually(lambda: client.offset == 3)
+    logic.lease_down = False
+    telegram.inject(3, "/start")
+    await eventually(lambda: telegram.texts(3) == ["ok /help@TGGATE_BOT", "ok /start"])
+    stop.set()
+    await run
+    assert telegram.username_asked == 3  # two failures, one answer
+
+
+async def test_a_refused_bot_token_at_getme_stops_the_client() -> None:
+    telegram, logic = FakeTelegram(), FakeLogic()
+    telegram.username_errors = [InvalidToken("401")]
+    client = TelegramClient(telegram=telegram, logic=logic, table=TABLE, options=OPTIONS)
+    with pytest.raises(InvalidToken):
+        await client.run(asyncio.Event())
+    assert telegram.fetches == []

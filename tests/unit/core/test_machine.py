@@ -25,6 +25,7 @@ from tggate.core.machine import (
     StartLogin,
     decide,
     decide_login_check,
+    decide_lost_session,
     decide_notifications,
 )
 from tggate.core.ports import (
@@ -39,7 +40,7 @@ from tggate.core.ports import (
     Refreshed,
     RefreshRejected,
 )
-from tggate.core.session import Anonymous, Authorized, LoginPrompt, Session
+from tggate.core.session import Anonymous, Authorized, LoginPrompt, LostSession, Session, Status
 
 PROFILE = TABLE.actions["me"]
 PROMPT = LoginPrompt(text="Open the link", url="https://auth.example/o/ref")
@@ -48,7 +49,10 @@ AUTHED = Authorized(access_token="a1", refresh_token="r1")
 
 
 def run(
-    session: Session | None, name: str, args: dict[str, str] | None = None, *answers: object
+    session: Session | LostSession | None,
+    name: str,
+    args: dict[str, str] | None = None,
+    *answers: object,
 ) -> tuple[list[Request], Outcome]:
     """Drive the machine with scripted answers; return the requests it made and its outcome."""
     command = Command(chat_id=42, name=name, args=args or {}, language="en")
@@ -323,3 +327,36 @@ def test_N2_module_unavailable_or_another_answer_keeps_the_session() -> None:
 def test_N2_Z7_auth_module_unavailable_keeps_the_session() -> None:
     _, outcome = notify(AUTHED, ActionDone(401), ModuleUnavailable("auth"))
     assert outcome == CycleOutcome(KEEP)
+
+
+# ---- lost sessions (docs/state-machine.md#lost-sessions) ----
+
+LOST = LostSession(was=Status.AUTHORIZED, language="en")
+
+
+def test_a_lost_session_is_deleted_and_the_chat_asked_to_log_in_again() -> None:
+    for name, args in (("me", {}), ("logout", {}), ("logout", {"all": "true"}), ("login", {})):
+        requests, outcome = run(LOST, name, args)
+        assert requests == [], name  # no module is asked anything with tokens that are gone
+        assert outcome.session is None, name
+        (reply,) = outcome.replies
+        assert reply.text.startswith("Your session could not be restored, please log in again.")
+        assert [b.command for row in reply.buttons for b in row] == [
+            "/login github",
+            "/login yandex",
+            "/login code",
+        ]
+
+
+def test_a_login_with_a_type_in_a_lost_session_starts_one_at_once() -> None:
+    started = LoginStarted(prompt=PROMPT, expires_in=600)
+    requests, outcome = run(LOST, "login", {"type": "github"}, started)
+    assert requests == [StartLogin(login_token="new-token", login_type="github")]
+    assert outcome.session == Anonymous("new-token", "github", PROMPT, language="en")
+
+
+def test_the_timer_cycles_end_a_lost_session_with_one_message() -> None:
+    outcome = decide_lost_session(LostSession(was=Status.ANONYMOUS, language="ru"))
+    assert outcome.session is None
+    assert outcome.message is not None
+    assert outcome.message.text.startswith("Не удалось восстановить ваш сеанс")

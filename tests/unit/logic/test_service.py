@@ -27,6 +27,7 @@ from tggate.core.ports import (
     Refreshed,
     RefreshRejected,
     StoreUnavailable,
+    TelegramUser,
     UpdateClaim,
     UpdateClaimed,
 )
@@ -42,11 +43,19 @@ class FakeAuth:
     )
     calls: list[str] = field(default_factory=list)
     refresh_delay_s: float = 0.0
+    users: list[TelegramUser | None] = field(default_factory=list)
 
     async def start_login(
-        self, *, login_token: str, login_type: str, chat_id: int, language: str = "ru"
+        self,
+        *,
+        login_token: str,
+        login_type: str,
+        chat_id: int,
+        language: str = "ru",
+        telegram_user: TelegramUser | None = None,
     ) -> LoginStarted | ModuleUnavailable:
         self.calls.append("login")
+        self.users.append(telegram_user)
         return LoginStarted(LoginPrompt(text="Enter 123-456", code="123-456"), expires_in=600)
 
     async def check_login(self, *, login_token: str) -> LoginCheck | ModuleUnavailable:

@@ -6,7 +6,8 @@ with a `test_api_secret`, and every call of it carries that secret in `X-Test-Ap
 
 The Bot API side answers like the real server (status codes, `{"ok": ...}` bodies, error texts), so
 aiogram 3 cannot tell the difference; every call is validated against `api.json` first.
-Methods with behaviour: getMe, getUpdates, setWebhook, deleteWebhook, getWebhookInfo, sendMessage,
+Methods with behaviour: getMe, getUpdates, setWebhook, deleteWebhook, getWebhookInfo (with the
+webhook delivered as Telegram does it, `webhook.py`), sendMessage,
 editMessageText, editMessageReplyMarkup, deleteMessage, sendChatAction, answerCallbackQuery,
 setMyCommands, getMyCommands, deleteMyCommands, logOut, close. Any other method of `api.json` is
 validated and then refused with 400 "Bad Request: method not supported by the fake", so a bot never
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -34,6 +36,7 @@ from tggate_sandbox.fakes.telegram.state import (
     FakeTelegramConfig,
     InjectedMessage,
     TestApiError,
+    WebhookOptions,
 )
 from tggate_sandbox.fakes.telegram.validation import UploadedFile, Validator
 from tggate_sandbox.fakes.telegram.webchat import webchat_router
@@ -97,9 +100,13 @@ def create_app(
     global_per_s: float = 30.0,
     test_api_secret: str | None = None,
     clock: Callable[[], float] = time.monotonic,
+    webhook: WebhookOptions | None = None,
+    first_update_id: int = 1,
 ) -> FastAPI:
-    """Build a fake Bot API for one bot `token`; `clock` drives the rate limits. Without
-    `test_api_secret` there is no `/_test` API."""
+    """Build a fake Bot API for one bot `token`; `clock` drives the rate limits and the webhook's
+    retries. Without `test_api_secret` there is no `/_test` API. `first_update_id`: as Telegram's,
+    update ids go on where a previous run stopped (Bot Logic remembers answers by update id for a
+    day)."""
     schema = ApiSchema.load()
     validator = Validator(schema)
     telegram = FakeTelegram(
@@ -110,6 +117,8 @@ def create_app(
             rate_limits=rate_limits, per_chat_per_s=per_chat_per_s, global_per_s=global_per_s
         ),
         clock=clock,
+        webhook=webhook,
+        first_update_id=first_update_id,
     )
     handlers: dict[str, Handler] = {
         "getMe": telegram.get_me,
@@ -132,6 +141,13 @@ def create_app(
 
     app = sandbox_app(title="tggate fake Telegram Bot API", version=schema.version)
     app.state.telegram = telegram
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await telegram.close()  # no webhook request outlives the server
+
+    app.router.lifespan_context = lifespan
 
     @app.exception_handler(TestApiError)
     async def test_api_error(request: Request, error: TestApiError) -> JSONResponse:
@@ -209,6 +225,11 @@ def _test_router(telegram: FakeTelegram) -> APIRouter:
     @router.get("/stats")
     async def stats() -> JSONResponse:
         return JSONResponse(telegram.stats())
+
+    @router.get("/webhook")
+    async def webhook() -> JSONResponse:
+        """The webhook delivery's record: requests, peak in flight, attempts per update."""
+        return JSONResponse(telegram.webhook_stats())
 
     @router.post("/config")
     async def configure(body: ConfigBody) -> JSONResponse:

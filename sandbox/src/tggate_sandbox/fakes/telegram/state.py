@@ -10,7 +10,7 @@ import asyncio
 import re
 import time
 import urllib.parse
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -29,6 +29,7 @@ from tggate_sandbox.fakes.telegram.formatting import (
     utf16_length,
 )
 from tggate_sandbox.fakes.telegram.ratelimit import RateLimiter
+from tggate_sandbox.fakes.telegram.webhook import WebhookDelivery
 
 __all__ = [
     "FakeTelegram",
@@ -46,6 +47,7 @@ NOT_DELIVERED_BY_DEFAULT = frozenset({"chat_member", "message_reaction", "messag
 _BOT_COMMAND = re.compile(r"(?<![\w/])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?")
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _WEBHOOK_PORTS = (None, 80, 88, 443, 8443)
+DEFAULT_MAX_CONNECTIONS = 40  # the Bot API server's default_max_webhook_connections
 _NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
@@ -77,6 +79,16 @@ class FakeTelegramConfig:
     rate_limits: bool = False
     per_chat_per_s: float = 1.0
     global_per_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOptions:
+    """How the fake delivers webhooks (webhook.py). `local`: like the Bot API server started
+    with --local, any URL (plain http, any port, a loopback address) may be a webhook."""
+
+    local: bool = False
+    timeout_s: float = 60.0
+    time_scale: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +187,11 @@ class FakeTelegram:
         config: FakeTelegramConfig,
         clock: Callable[[], float],
         wall_clock: Clock = time.time,
+        webhook: WebhookOptions | None = None,
+        first_update_id: int = 1,
     ) -> None:
         self.token = token
+        self._first_update_id = first_update_id
         prefix = token.split(":", 1)[0]
         self.bot_id = int(prefix) if prefix.isdigit() else 1
         self.bot_username = bot_username
@@ -186,6 +201,8 @@ class FakeTelegram:
         self._wall_clock = wall_clock
         self._changed = asyncio.Condition()
         self._poll_generation = 0
+        self._webhook_options = webhook or WebhookOptions()
+        self._delivery: WebhookDelivery | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -196,11 +213,14 @@ class FakeTelegram:
             clock=self._clock,
         )
         self._chats: dict[int, Chat] = {}
-        self._updates: deque[dict[str, Any]] = deque()
-        self._next_update_id = 1
+        # Pending updates by update_id, in the order they were made (ids only grow).
+        self._updates: dict[int, dict[str, Any]] = {}
+        self._next_update_id = self._first_update_id
         self._allowed_updates = self._update_kinds - NOT_DELIVERED_BY_DEFAULT
         self._webhook_url: str | None = None
         self._webhook_secret: str | None = None
+        self._webhook_max_connections = 0
+        self._webhook_errors: tuple[int, str] | None = None  # (date, message) of the last one
         self._commands: dict[str, dict[str, list[dict[str, str]]]] = {}
         self._callbacks: dict[str, CallbackQuery] = {}
         self._next_callback = _FIRST_CALLBACK_QUERY_ID
@@ -271,14 +291,14 @@ class FakeTelegram:
 
     def _confirm(self, offset: int) -> None:
         if offset > 0:
-            while self._updates and self._updates[0]["update_id"] < offset:
-                self._updates.popleft()
+            for update_id in [u for u in self._updates if u < offset]:
+                del self._updates[update_id]
         elif offset < 0:
-            while len(self._updates) > -offset:
-                self._updates.popleft()
+            for update_id in list(self._updates)[: max(0, len(self._updates) + offset)]:
+                del self._updates[update_id]
 
     def _batch(self, limit: int) -> list[dict[str, Any]]:
-        return [update for _, update in zip(range(limit), self._updates, strict=False)]
+        return [update for _, update in zip(range(limit), self._updates.values(), strict=False)]
 
     def _set_allowed_updates(self, kinds: Sequence[str]) -> None:
         # Like Telegram: an empty list means the default set; it applies to updates made from now.
@@ -290,22 +310,28 @@ class FakeTelegram:
         self._next_update_id += 1
         queued = kind in self._allowed_updates
         if queued:
-            self._updates.append({"update_id": update_id, kind: payload})
+            self._updates[update_id] = {"update_id": update_id, kind: payload}
+            if self._delivery is not None:
+                self._delivery.add(update_id)
         return update_id, queued
+
+    def _delivered(self, update_id: int) -> None:
+        """The webhook answered 2xx for the update: Telegram forgets it."""
+        self._updates.pop(update_id, None)
 
     async def set_webhook(self, params: Mapping[str, Any]) -> object:
         url: str = params.get("url", "")
         if url:
-            parsed = urllib.parse.urlsplit(url)
-            if parsed.scheme.lower() != "https" or not parsed.hostname:
-                raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
-            if parsed.port not in _WEBHOOK_PORTS:
-                raise bad_request(
-                    "bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
-                )
+            self._check_webhook_url(url)
         secret = params.get("secret_token")
         if secret is not None and not _SECRET_TOKEN.fullmatch(secret):
             raise bad_request("secret token contains unallowed characters")
+        # As the Bot API server does: out of range is the nearest end, not an error.
+        max_connections = min(max(int(params.get("max_connections", 40)), 1), 100)
+        async with self._changed:
+            previous = self._take_delivery()
+        if previous is not None:
+            await previous.stop()  # its requests in flight are dropped: those updates stay
         async with self._changed:
             if params.get("drop_pending_updates"):
                 self._updates.clear()
@@ -313,17 +339,68 @@ class FakeTelegram:
                 self._set_allowed_updates(params["allowed_updates"])
             self._webhook_url = url or None
             self._webhook_secret = secret if url else None
+            self._webhook_max_connections = max_connections if url else 0
+            self._webhook_errors = None
+            if url:
+                self._delivery = self._new_delivery(url, secret, max_connections)
+                self._delivery.start()
             self._changed.notify_all()  # a waiting getUpdates ends with 409
         return True
 
+    def _check_webhook_url(self, url: str) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme.lower() not in ("https", "http") or not parsed.hostname:
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        if self._webhook_options.local:
+            return
+        if parsed.scheme.lower() != "https":
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        if parsed.port not in _WEBHOOK_PORTS:
+            raise bad_request(
+                "bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+            )
+
+    def _new_delivery(self, url: str, secret: str | None, max_connections: int) -> WebhookDelivery:
+        options = self._webhook_options
+        return WebhookDelivery(
+            url=url,
+            secret=secret,
+            max_connections=max_connections,
+            pending=self._updates,
+            changed=self._changed,
+            delivered=self._delivered,
+            clock=self._clock,
+            wall_clock=self._wall_clock,
+            timeout_s=options.timeout_s,
+            time_scale=options.time_scale,
+        )
+
+    def _take_delivery(self) -> WebhookDelivery | None:
+        delivery, self._delivery = self._delivery, None
+        if delivery is not None and delivery.last_error_message is not None:
+            self._webhook_errors = (delivery.last_error_date or 0, delivery.last_error_message)
+        return delivery
+
     async def delete_webhook(self, params: Mapping[str, Any]) -> object:
+        async with self._changed:
+            previous = self._take_delivery()
+        if previous is not None:
+            await previous.stop()
         async with self._changed:
             if params.get("drop_pending_updates"):
                 self._updates.clear()
             self._webhook_url = None
             self._webhook_secret = None
+            self._webhook_max_connections = 0
             self._changed.notify_all()
         return True
+
+    async def close(self) -> None:
+        """Stop delivering webhooks (the server shuts down)."""
+        async with self._changed:
+            previous = self._take_delivery()
+        if previous is not None:
+            await previous.stop()
 
     async def get_webhook_info(self, params: Mapping[str, Any]) -> object:
         info: dict[str, object] = {
@@ -331,10 +408,34 @@ class FakeTelegram:
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        delivery = self._delivery
+        error = (
+            (delivery.last_error_date or 0, delivery.last_error_message)
+            if delivery is not None and delivery.last_error_message is not None
+            else self._webhook_errors
+        )
+        if error is not None:
+            info["last_error_date"], info["last_error_message"] = error
         if self._webhook_url:
-            info["max_connections"] = 40
+            info["max_connections"] = self._webhook_max_connections
+            host = urllib.parse.urlsplit(self._webhook_url).hostname or ""
+            info["ip_address"] = host if re.fullmatch(r"[\d.]+", host) else "<unknown>"
+        if self._allowed_updates != self._update_kinds - NOT_DELIVERED_BY_DEFAULT:
             info["allowed_updates"] = sorted(self._allowed_updates)
         return info
+
+    def webhook_stats(self) -> dict[str, object]:
+        """What the webhook delivery did (the test API's view; not in the Bot API)."""
+        delivery = self._delivery
+        if delivery is None:
+            return {"url": None}
+        return {
+            "url": delivery.url,
+            "max_connections": delivery.max_connections,
+            "requests": delivery.requests,
+            "peak_in_flight": delivery.peak_in_flight,
+            "attempts": {str(k): v for k, v in delivery.attempts.items()},
+        }
 
     async def log_out(self, params: Mapping[str, Any]) -> object:
         return True
@@ -671,6 +772,7 @@ class FakeTelegram:
             "rate_limited": self._rate_limited,
             "retry_after_violations": self._retry_after_violations,
             "pending_updates": len(self._updates),
+            "webhook_requests": self._delivery.requests if self._delivery is not None else 0,
             "next_update_id": self._next_update_id,
             "webhook_url": self._webhook_url,
             "commands": {scope: dict(by_lang) for scope, by_lang in self._commands.items()},
@@ -710,6 +812,7 @@ class FakeTelegram:
             self.config = config
 
     async def reset(self) -> None:
+        await self.close()
         async with self._changed:
             self._reset()
             self._changed.notify_all()

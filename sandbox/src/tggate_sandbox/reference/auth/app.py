@@ -218,7 +218,11 @@ def _module_router(
             )
         try:
             login = logins.start(
-                body.login_token, chat_id=body.chat_id, type=body.type, now=clock()
+                body.login_token,
+                chat_id=body.chat_id,
+                type=body.type,
+                now=clock(),
+                telegram_user=body.telegram_user,
             )
         except LoginConflict as conflict:
             raise HTTPException(409, detail=str(conflict)) from None
@@ -336,6 +340,7 @@ def _test_router(
                 type=login.type,
                 code=login.code,
                 expires_in=max(0, round(login.expires_at - now)),
+                telegram_user=login.telegram_user,
             )
             for login in logins.open_logins(now=now)
         ]

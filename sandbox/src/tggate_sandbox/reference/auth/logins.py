@@ -23,6 +23,8 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from tggate.contract.auth import TelegramUserJson
+
 __all__ = [
     "CheckStatus",
     "CodeBlocked",
@@ -81,6 +83,8 @@ class PendingLogin:
     created_at: float
     expires_at: float
     seq: int
+    # Who asked, as Telegram names them (the person chose these): shown on the confirmation page.
+    telegram_user: TelegramUserJson | None = None
     decision: Decision = "pending"
     grant: Grant | None = None
     claimed_by: str | None = None  # the browser session that presented the code or reference
@@ -108,7 +112,15 @@ class LoginBook:
         self._lock = threading.Lock()
         self._swept_at = float("-inf")
 
-    def start(self, token: str, *, chat_id: int, type: LoginType, now: float) -> PendingLogin:
+    def start(
+        self,
+        token: str,
+        *,
+        chat_id: int,
+        type: LoginType,
+        now: float,
+        telegram_user: TelegramUserJson | None = None,
+    ) -> PendingLogin:
         """Start a login; repeating the same request while it is open returns the same login.
 
         The repeat makes a Bot Logic retry (its first answer was lost) show the same code.
@@ -134,6 +146,7 @@ class LoginBook:
                 created_at=now,
                 expires_at=now + self._ttl_s,
                 seq=next(self._seq),
+                telegram_user=telegram_user,
             )
             self._logins[token] = login
             return login

@@ -18,6 +18,7 @@ from tggate.contract.auth import (
     LoginRequest,
     LoginStatus,
     RefreshRequest,
+    TelegramUserJson,
     TokenPairAnswer,
 )
 from tggate_sandbox.reference.auth.logins import LoginType
@@ -122,3 +123,4 @@ class PendingView(BaseModel):
     type: LoginType
     code: str | None
     expires_in: int
+    telegram_user: TelegramUserJson | None = None

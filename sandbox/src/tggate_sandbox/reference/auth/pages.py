@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from tggate.contract.auth import TelegramUserJson
+
 __all__ = [
     "DEMO_IDENTITIES",
     "DemoIdentity",
@@ -24,6 +26,7 @@ __all__ = [
     "layout",
     "result_page",
     "signin_page",
+    "telegram_name",
 ]
 
 Lang = Literal["ru", "en"]
@@ -93,6 +96,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "Чат Telegram просит доступ к системе от вашего имени. Разрешить?",
         "A Telegram chat asks for access to the system on your behalf. Allow it?",
     ),
+    "confirm.telegram": ("В Telegram", "In Telegram"),
     "confirm.chat": ("Чат", "Chat"),
     "confirm.type": ("Способ входа", "Login type"),
     "confirm.when": ("Запрошен", "Requested"),
@@ -356,14 +360,24 @@ def confirm_page(
     requested_at: float,
     identity: str,
     name: str,
+    telegram_user: TelegramUserJson | None = None,
 ) -> str:
     when = datetime.fromtimestamp(requested_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     kind = _LOGIN_TYPES.get(login_type, (login_type, login_type))[0 if lang == "ru" else 1]
     who = name if name == identity else f"{name} ({identity})"
+    # The names the person gave Telegram, so they recognise their own request (issue 9,
+    # finding 8). Anyone can choose any name: escaped like every value, and the chat id stays.
+    sender = (
+        ""
+        if telegram_user is None
+        else f"<dt>{_e(_t('confirm.telegram', lang))}</dt>"
+        f'<dd id="telegram-user">{_e(telegram_name(telegram_user))}</dd>'
+    )
     body = (
         f"<h1>{_e(_t('confirm.title', lang))}</h1>"
         f"<p>{_e(_t('confirm.question', lang))}</p>"
         "<dl>"
+        f"{sender}"
         f'<dt>{_e(_t("confirm.chat", lang))}</dt><dd id="chat-id">{_e(chat_id)}</dd>'
         f"<dt>{_e(_t('confirm.type', lang))}</dt>"
         f'<dd id="login-type" data-type="{_e(login_type)}">{_e(kind)}</dd>'
@@ -380,6 +394,12 @@ def confirm_page(
         "</form>"
     )
     return layout(_t("confirm.title", lang), body, lang=lang)
+
+
+def telegram_name(user: TelegramUserJson) -> str:
+    """ "Alice Smith (@alice)", as Telegram shows a person."""
+    full = " ".join(part for part in (user.first_name, user.last_name) if part)
+    return f"{full} (@{user.username})" if user.username else full
 
 
 def result_page(*, lang: Lang, granted: bool, note: str | None = None) -> str:

@@ -24,7 +24,8 @@ Stable hooks for browser tests (ids, names and values):
   `a#signin-yandex` (only when configured);
 - code entry (`GET /code`, signed in): `#whoami[data-identity]`, `form#code-form`, `input#code`,
   `button#submit-code`, `form#signout-form` / `button#signout`;
-- confirmation (`GET /confirm`): `#chat-id`, `#login-type[data-type]`, `#requested-at`,
+- confirmation (`GET /confirm`): `#chat-id`, `#telegram-user` (when Bot Logic sent the name),
+  `#login-type[data-type]`, `#requested-at`,
   `#confirm-identity[data-identity]`, `form#confirm-form`, `button#yes`
   (`button[name=decision][value=yes]`), `button#no` (`button[name=decision][value=no]`);
 - result: `#result[data-status=granted|denied]` ("You can return to Telegram");
@@ -251,6 +252,7 @@ def pages_router(
                 csrf=csrf,
                 ticket=ticket,
                 chat_id=login.chat_id,
+                telegram_user=login.telegram_user,
                 login_type=login.type,
                 requested_at=login.created_at,
                 identity=found.identity,

@@ -269,8 +269,8 @@ def test_pending_lists_logins_without_their_tokens(client: httpx.Client) -> None
     answer = client.get("/test/pending")
 
     assert answer.json() == [
-        {"chat_id": 1, "type": "code", "code": code, "expires_in": 600},
-        {"chat_id": 2, "type": "github", "code": None, "expires_in": 600},
+        {"chat_id": 1, "type": "code", "code": code, "expires_in": 600, "telegram_user": None},
+        {"chat_id": 2, "type": "github", "code": None, "expires_in": 600, "telegram_user": None},
     ]
     assert "secret-login-token" not in answer.text
 

@@ -144,6 +144,54 @@ def claims(token: str) -> dict[str, Any]:
     return decoded
 
 
+# ---- who asks (issue 9, finding 8) ----
+
+
+async def test_the_confirmation_names_who_asks_as_telegram_does_escaped(
+    bot: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    """A bare chat id means nothing to a person: the page shows the Telegram name and
+    @username Bot Logic passed on. Anyone may call themselves anything, so it is escaped."""
+    hostile = {
+        "first_name": '<script>alert("x")</script>',
+        "last_name": "</dd><img src=x onerror=alert(1)>",
+        "username": "ann&co",
+    }
+    started = await bot.post(
+        "/login",
+        json={
+            "login_token": "token-named",
+            "type": "code",
+            "chat_id": 4343,
+            "telegram_user": hostile,
+        },
+    )
+    code = started.json()["code"]
+    await sign_in(browser, demo="alice")
+    await enter_code(browser, code)
+
+    confirm = await browser.get("/confirm")
+    assert confirm.status_code == 200
+    shown = re.search(r'<dd id="telegram-user">(.*?)</dd>', confirm.text)
+    assert shown is not None
+    assert html.unescape(shown.group(1)) == (
+        '<script>alert("x")</script> </dd><img src=x onerror=alert(1)> (@ann&co)'
+    )
+    assert "<script>" not in confirm.text and "<img" not in confirm.text
+    assert 'id="chat-id">4343<' in confirm.text  # the id stays, for whoever knows it
+
+
+async def test_the_confirmation_without_a_telegram_name_shows_the_chat_id(
+    bot: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    code = await start_code_login(bot, "token-unnamed", chat_id=4344)
+    await sign_in(browser, demo="alice")
+    await enter_code(browser, code)
+    confirm = await browser.get("/confirm")
+    assert 'id="telegram-user"' not in confirm.text
+    assert 'id="chat-id">4344<' in confirm.text
+
+
 # ---- the happy paths ----
 
 
