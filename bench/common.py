@@ -23,7 +23,9 @@ from typing import Any
 import httpx
 import redis
 
+from tggate.adapters.redis_store import DEFAULT_BUCKETS, RedisKeys, SessionCodec
 from tggate.adapters.token_cipher import TokenCipher
+from tggate.core.session import Anonymous, Authorized, LoginPrompt, Session, Status
 from tggate_sandbox.reference.auth.tokens import TokenCodec
 from tggate_sandbox.topology import Topology, TopologyError, find_nginx
 
@@ -36,6 +38,7 @@ __all__ = [
     "busy_percent",
     "cipher_of",
     "cpu_jiffies",
+    "index_size",
     "machine_info",
     "mint_access_tokens",
     "percentiles",
@@ -334,15 +337,11 @@ class TelegramTestApi:
         self.http.close()
 
 
-# ---- sessions written straight into Redis, in the layout of tggate.adapters.redis_store ----
+# ---- sessions written straight into Redis, in the layout of tggate.adapters.redis_store
 
-
-def _session_key(chat_id: int) -> str:
-    return f"{_KEY_PREFIX}:{{{chat_id}}}:session"
-
-
-def _index_key(status: str) -> str:
-    return f"{_KEY_PREFIX}:index:{status}"
+# The store's own key builder and session encoding (the bucket count Bot Logic runs with by
+# default), so a benchmark writes exactly what Bot Logic would.
+KEYS = RedisKeys(_KEY_PREFIX, DEFAULT_BUCKETS)
 
 
 def _write_chunks(
@@ -355,6 +354,21 @@ def _write_chunks(
         pipe.execute()
 
 
+def _write_session(pipe: Any, chat_id: int, session: Session, data: str, ttl_s: int | None) -> None:
+    """What WRITE_SESSIONS writes for a new session: the hash, its TTL, the index entry."""
+    key = KEYS.session(chat_id)
+    bucket = KEYS.bucket(chat_id)
+    pipe.delete(key)
+    pipe.hset(
+        key, mapping={"status": session.status.value, "rev": secrets.token_hex(8), "data": data}
+    )
+    if ttl_s is not None:
+        pipe.pexpire(key, ttl_s * 1000)
+    other = Status.ANONYMOUS if session.status is Status.AUTHORIZED else Status.AUTHORIZED
+    pipe.sadd(KEYS.index(bucket, session.status), chat_id)
+    pipe.srem(KEYS.index(bucket, other), chat_id)
+
+
 def seed_authorized(
     redis_url: str,
     tokens: Mapping[int, tuple[str, str]],
@@ -362,28 +376,15 @@ def seed_authorized(
     language: str = "en",
     cipher: TokenCipher | None = None,
 ) -> None:
-    """Authorized sessions {chat: (access, refresh)}: the hash and the status index, as
-    `RedisSessionStore.replace` writes them (tokens sealed when `cipher` is given)."""
+    """Authorized sessions {chat: (access, refresh)}, as `RedisSessionStore.replace` writes
+    them (sealed when `cipher` is given)."""
     client = redis.Redis.from_url(redis_url)
+    codec = SessionCodec(cipher)
 
     def write(pipe: Any, chat_id: int) -> None:
         access, refresh = tokens[chat_id]
-        if cipher is not None:
-            access, refresh = cipher.seal_text(access), cipher.seal_text(refresh)
-        key = _session_key(chat_id)
-        pipe.delete(key)
-        pipe.hset(
-            key,
-            mapping={
-                "status": "authorized",
-                "rev": secrets.token_hex(8),
-                "language": language,
-                "access_token": access,
-                "refresh_token": refresh,
-            },
-        )
-        pipe.sadd(_index_key("authorized"), chat_id)
-        pipe.srem(_index_key("anonymous"), chat_id)
+        session = Authorized(access, refresh, language)
+        _write_session(pipe, chat_id, session, codec.encode(session), None)
 
     try:
         _write_chunks(client, list(tokens), write)
@@ -400,39 +401,32 @@ def seed_anonymous(
     public_url: str = "http://127.0.0.1:8081",
     cipher: TokenCipher | None = None,
 ) -> None:
-    """Anonymous sessions {chat: login token} of a pending code login, with their TTL (the
-    login token sealed when `cipher` is given)."""
+    """Anonymous sessions {chat: login token} of a pending code login, with their TTL (sealed
+    when `cipher` is given)."""
     client = redis.Redis.from_url(redis_url)
+    codec = SessionCodec(cipher)
 
     def write(pipe: Any, chat_id: int) -> None:
-        login_token = login_tokens[chat_id]
-        if cipher is not None:
-            login_token = cipher.seal_text(login_token)
         code = f"{secrets.randbelow(1000):03d}-{secrets.randbelow(1000):03d}"
-        key = _session_key(chat_id)
-        pipe.delete(key)
-        pipe.hset(
-            key,
-            mapping={
-                "status": "anonymous",
-                "rev": secrets.token_hex(8),
-                "language": language,
-                "login_token": login_token,
-                "login_type": "code",
-                "prompt_text": (
-                    f"Open {public_url}/code and enter the code {code}. "
-                    "The code is valid for 10 min."
-                ),
-                "prompt_url": "",
-                "prompt_code": code,
-            },
-        )
-        pipe.pexpire(key, ttl_s * 1000)
-        pipe.sadd(_index_key("anonymous"), chat_id)
-        pipe.srem(_index_key("authorized"), chat_id)
+        text = f"Open {public_url}/code and enter the code {code}. The code is valid for 10 min."
+        prompt = LoginPrompt(text=text, code=code)
+        session = Anonymous(login_tokens[chat_id], "code", prompt, language)
+        _write_session(pipe, chat_id, session, codec.encode(session), ttl_s)
 
     try:
         _write_chunks(client, list(login_tokens), write)
+    finally:
+        client.close()
+
+
+def index_size(redis_url: str, status: Status) -> int:
+    """How many chat ids the status index holds, over every bucket."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for bucket in range(KEYS.buckets):
+            pipe.scard(KEYS.index(bucket, status))
+        return sum(int(n) for n in pipe.execute())
     finally:
         client.close()
 

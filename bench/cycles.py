@@ -1,15 +1,20 @@
-"""Timer cycles at scale (issue 5, item 4): one login-check and one notification cycle over 1k,
-10k and 100k chats, called on one Bot Logic replica directly (`POST /v1/cycles/...`, one shard).
+"""Timer cycles at scale (issue 5 item 4, issue 11 item 4): one login-check and one notification
+cycle over 1k, 10k and 100k chats, called on Bot Logic replicas directly (`POST /v1/cycles/...`):
+on one replica with one shard (the figure of issue 5, comparable with it), and on two replicas
+at once, each with one of two shards (as the Telegram Client spreads a tick over a deployment).
 
 Sessions are written straight into Redis. Paths measured:
 - login, pending: every Anonymous chat's login is still pending (the steady state: the cycle
   reads each session, asks the Authorization module, writes nothing). The module is a stub that
-  answers at once (`bench.stub_auth`; see there why not the reference one).
+  answers at once (`bench.stub_modules`; see there why not the reference one).
 - login, unknown: every login token is unknown to the module, so each session is deleted (a Lua
-  compare-and-set per chat, L2); the sessions are written anew before each size.
-- notifications, none waiting: every Authorized chat asks the reference Main module's
-  `/notification` with its access token (a real JWT it verifies) and gets an empty list.
-Wall time is the HTTP call; CPU is per process over the call.
+  compare-and-set per chat, L2); the sessions are written anew before each run.
+- notifications, none waiting: every Authorized chat asks the Main module's `/notification`
+  with its access token and gets an empty list: the reference module (a real JWT it verifies;
+  the figure of issue 5), and the stub answering at once (what tggate itself costs: the
+  reference module alone needs ~250 µs of one core per call).
+Wall time is from the first call's start to the last one's answer; CPU is per process over the
+calls, Bot Logic's summed over the replicas.
 """
 
 from __future__ import annotations
@@ -17,17 +22,18 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 
 from bench.common import (
     ProcessSet,
     Result,
     cipher_of,
     cpu_delta,
+    index_size,
     mint_access_tokens,
     seed_anonymous,
     seed_authorized,
@@ -35,6 +41,7 @@ from bench.common import (
     topology_processes,
 )
 from tggate.adapters.embedded_redis import die_with_parent
+from tggate.core.session import Status
 from tggate_sandbox.topology import Topology, free_port
 
 __all__ = ["SIZES", "run_cycles"]
@@ -46,39 +53,43 @@ SIZES = tuple(
 _NOTIFIED_BASE = 5_000_000  # Authorized chats: ids apart from the Anonymous ones
 
 
-def _cycle(topology: Topology, kind: str, processes: ProcessSet) -> dict[str, Any]:
+REPLICAS = (1, 2)  # one replica with one shard; two replicas with a shard each
+LOGIC = ("logic-0", "logic-1")
+
+
+def _cycle(topology: Topology, kind: str, processes: ProcessSet, replicas: int) -> dict[str, Any]:
+    def call(shard: int) -> int:
+        response = httpx.post(
+            topology.url(LOGIC[shard]) + f"/v1/cycles/{kind}",
+            json={"shard": shard, "shards": replicas},
+            headers={"X-Internal-Token": topology.internal_token},
+            timeout=900,
+        )
+        response.raise_for_status()
+        return len(response.json()["messages"])
+
     before = processes.cpu()
     started = time.monotonic()
-    response = httpx.post(
-        topology.url("logic-0") + f"/v1/cycles/{kind}",
-        json={"shard": 0, "shards": 1},
-        headers={"X-Internal-Token": topology.internal_token},
-        timeout=900,
-    )
+    with ThreadPoolExecutor(replicas) as pool:
+        messages = sum(pool.map(call, range(replicas)))
     wall = time.monotonic() - started
-    response.raise_for_status()
     return {
         "wall_s": round(wall, 3),
-        "messages": len(response.json()["messages"]),
+        "messages": messages,
         "cpu_seconds": cpu_delta(before, processes.cpu()),
         "rss_mib": processes.rss_mib(),
     }
 
 
-def _index_size(redis_url: str, status: str) -> int:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return int(client.scard(f"tggate:index:{status}"))
-    finally:
-        client.close()
-
-
-def _row(kind: str, path: str, chats: int, measured: dict[str, Any]) -> dict[str, Any]:
-    logic_cpu = measured["cpu_seconds"].get("logic-0", 0.0)
+def _row(
+    kind: str, path: str, chats: int, replicas: int, measured: dict[str, Any]
+) -> dict[str, Any]:
+    logic_cpu = sum(measured["cpu_seconds"].get(name, 0.0) for name in LOGIC)
     return {
         "cycle": kind,
         "path": path,
         "chats": chats,
+        "replicas": replicas,
         **measured,
         "chats_per_s": round(chats / measured["wall_s"], 1),
         "logic_cpu_us_per_chat": round(logic_cpu * 1e6 / chats, 1),
@@ -88,7 +99,7 @@ def _row(kind: str, path: str, chats: int, measured: dict[str, Any]) -> dict[str
 def _start_stub() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.stub_auth", str(port)],
+        [sys.executable, "-m", "bench.stub_modules", str(port)],
         cwd=Path(__file__).resolve().parents[1],
         stdin=subprocess.DEVNULL,
         preexec_fn=die_with_parent(),
@@ -105,57 +116,82 @@ def _start_stub() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the stub Authorization module did not start")
 
 
+def _notifications(topology: Topology, measure: Any, path: str) -> None:
+    """Authorized chats, real access tokens, nothing waiting; each size adds those it lacks."""
+    assert topology.redis is not None
+    cipher = cipher_of(topology)
+    seeded = 0
+    for size in SIZES:
+        chats = range(_NOTIFIED_BASE + seeded, _NOTIFIED_BASE + size)
+        identities = {c: f"user{c}" for c in chats}
+        tokens = mint_access_tokens(topology.jwt_secret, identities)
+        seed_authorized(topology.redis.url, tokens, cipher=cipher)
+        seeded = size
+        for replicas in REPLICAS:
+            measure("notifications", path, size, replicas, topology)
+
+
 def run_cycles(result: Result) -> None:
     stub, stub_url = _start_stub()
     rows: list[dict[str, Any]] = []
     try:
-        options: dict[str, Any] = {"nginx": False, "client": False, "logic_replicas": 1}
+        options: dict[str, Any] = {"nginx": False, "client": False, "logic_replicas": 2}
         env = {"TGGATE_AUTH_URL": stub_url}
         with started_topology("cycles", extra_env=env, **options) as topology:
             assert topology.redis is not None
             url = topology.redis.url
             cipher = cipher_of(topology)
-            processes = topology_processes(topology, ("logic-0", "redis", "reference-main"))
-            processes.add("stub-auth", stub.pid)
+            processes = topology_processes(topology, (*LOGIC, "redis", "reference-main"))
+            processes.add("stub-modules", stub.pid)
 
-            # login, unknown tokens: each size on fresh sessions, all deleted by the cycle.
+            def measure(
+                kind: str, path: str, size: int, replicas: int, topology: Topology = topology
+            ) -> dict[str, Any]:
+                measured = _cycle(topology, kind, processes, replicas)
+                if path.startswith("unknown"):
+                    measured["left_in_index"] = index_size(url, Status.ANONYMOUS)
+                rows.append(_row(kind, path, size, replicas, measured))
+                label = f"{kind}/{path} {size} x{replicas}"
+                print(f"   {label}: {measured['wall_s']}s", flush=True)
+                return measured
+
+            # login, unknown tokens: each run on fresh sessions, all deleted by the cycle.
             for size in SIZES:
-                seed_anonymous(url, {c: f"unknown-{c}" for c in range(1, size + 1)}, cipher=cipher)
-                measured = _cycle(topology, "login", processes)
-                measured["left_in_index"] = _index_size(url, "anonymous")
-                rows.append(_row("login", "unknown (deletes)", size, measured))
-                print(f"   login/unknown {size}: {measured['wall_s']}s", flush=True)
+                for replicas in REPLICAS:
+                    logins = {c: f"unknown-{c}" for c in range(1, size + 1)}
+                    seed_anonymous(url, logins, cipher=cipher)
+                    measure("login", "unknown (deletes)", size, replicas)
 
             # login, pending: the sessions stay, so each size adds the chats it lacks.
             seeded = 0
             for size in SIZES:
-                seed_anonymous(
-                    url, {c: f"pending-{c}" for c in range(seeded + 1, size + 1)}, cipher=cipher
-                )
+                logins = {c: f"pending-{c}" for c in range(seeded + 1, size + 1)}
+                seed_anonymous(url, logins, cipher=cipher)
                 seeded = size
-                rows.append(_row("login", "pending", size, _cycle(topology, "login", processes)))
-                print(f"   login/pending {size}: {rows[-1]['wall_s']}s", flush=True)
+                for replicas in REPLICAS:
+                    measure("login", "pending", size, replicas)
 
-            # notifications: Authorized chats, real access tokens, nothing waiting.
-            seeded = 0
-            for size in SIZES:
-                chats = range(_NOTIFIED_BASE + seeded, _NOTIFIED_BASE + size)
-                identities = {c: f"user{c}" for c in chats}
-                seed_authorized(
-                    url, mint_access_tokens(topology.jwt_secret, identities), cipher=cipher
-                )
-                seeded = size
-                measured = _cycle(topology, "notifications", processes)
-                rows.append(_row("notifications", "none waiting", size, measured))
-                print(f"   notifications {size}: {measured['wall_s']}s", flush=True)
+            _notifications(topology, measure, "none waiting")
             peak = processes.peak_rss_mib()
+        # The same over a Main module that answers at once.
+        env["TGGATE_MAIN_URL"] = stub_url
+        with started_topology("cycles-stub", extra_env=env, **options) as topology:
+            processes = topology_processes(topology, (*LOGIC, "redis"))
+            processes.add("stub-modules", stub.pid)
+            _notifications(topology, measure, "none waiting, Main module stub")
+            peak = {n: max(v, processes.peak_rss_mib().get(n, 0.0)) for n, v in peak.items()}
     finally:
         stub.terminate()
         stub.wait(10)
     result.details = {"rows": rows, "peak_rss_mib": peak}
     for row in rows:
-        label = f"{row['cycle']} ({row['path']}) {row['chats'] // 1000}k"
+        replicas = "1 replica" if row["replicas"] == 1 else f"{row['replicas']} replicas"
+        label = f"{row['cycle']} ({row['path']}) {row['chats'] // 1000}k, {replicas}"
         result.add(f"{label}: wall", row["wall_s"], "s")
         result.add(f"{label}: chats/s", row["chats_per_s"], "1/s")
         result.add(f"{label}: Bot Logic CPU per chat", row["logic_cpu_us_per_chat"], "µs")
-    result.add("Bot Logic peak memory over all cycles", peak.get("logic-0", 0.0), "MiB")
+    result.add(
+        "Bot Logic peak memory over all cycles (per replica)",
+        max(peak.get(name, 0.0) for name in LOGIC),
+        "MiB",
+    )

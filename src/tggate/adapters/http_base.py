@@ -1,4 +1,4 @@
-"""What the HTTP adapters share: one injected aiohttp session, JSON calls, failures as values."""
+"""What the HTTP adapters share: one injected connection pool, JSON calls, failures as values."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
-import aiohttp
 from pydantic import BaseModel, ValidationError
+
+from tggate.adapters.http_pool import HttpPool, HttpPoolError
 
 __all__ = ["HttpAnswer", "JsonHttp", "misfit"]
 
@@ -35,7 +37,7 @@ class HttpAnswer:
 
 
 class JsonHttp:
-    """JSON over one shared `aiohttp.ClientSession`; a timeout or a refused connection is None.
+    """JSON over one module's `HttpPool`; a timeout or a failed connection is None.
 
     Tokens travel only in bodies and headers, never in URLs, and nothing here logs either.
     """
@@ -43,15 +45,11 @@ class JsonHttp:
     def __init__(
         self,
         *,
-        session: aiohttp.ClientSession,
-        base_url: str,
-        timeout_s: float,
+        pool: HttpPool,
         name: str,
         observe_seconds: Callable[[float], None] | None = None,
     ) -> None:
-        self._session = session
-        self._base = base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._pool = pool
         self.name = name
         # Given each call's wall time, answered or not (Bot Logic's module latency metric).
         self._observe_seconds = observe_seconds
@@ -71,23 +69,16 @@ class JsonHttp:
         data = body.model_dump_json().encode() if body is not None else content
         if data is not None:
             headers = {**headers, **_JSON_HEADERS} if headers else _JSON_HEADERS
+        target = f"{path}{'&' if '?' in path else '?'}{urlencode(params)}" if params else path
         started = time.monotonic()
         try:
-            async with self._session.request(
-                method,
-                self._base + path,
-                data=data,
-                headers=headers,
-                params=params,
-                timeout=self._timeout,
-            ) as response:
-                return HttpAnswer(status=response.status, content=await response.read())
+            answer = await self._pool.request(method, target, headers=headers, body=data)
         except TimeoutError:
             log.warning("%s: %s %s timed out", self.name, method, _route(path))
-        except aiohttp.ClientError as error:
-            log.warning(
-                "%s: %s %s failed: %s", self.name, method, _route(path), type(error).__name__
-            )
+        except HttpPoolError as error:
+            log.warning("%s: %s %s failed: %s", self.name, method, _route(path), error)
+        else:
+            return HttpAnswer(status=answer.status, content=answer.body)
         finally:
             if self._observe_seconds is not None:
                 self._observe_seconds(time.monotonic() - started)

@@ -14,7 +14,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from tggate.adapters.store_checks import require_positive, require_shard
-from tggate.core.ports import Clock, OutboxKind, OutboxMessage
+from tggate.core.ports import (
+    Clock,
+    OutboxKind,
+    OutboxMessage,
+    SessionChange,
+    SessionWrite,
+    UpdateAnswered,
+    UpdateBusy,
+    UpdateClaim,
+    UpdateClaimed,
+    outbox_chat_id,
+)
+from tggate.core.replies import Reply
 from tggate.core.session import Session, Status, StoredSession
 
 if TYPE_CHECKING:
@@ -22,9 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MemorySessionStore"]
 
-# Values of an update record, as RedisSessionStore writes them.
-_PENDING = "pending"
-_DONE = "done:"
+# Chats per batch of `sessions`, as the Redis store reads them.
+_BATCH = 200
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -51,9 +62,11 @@ class MemorySessionStore:
         self._clock = clock
         self._delivered_ttl_s = delivered_ttl_s
         self._sessions: dict[int, _Entry] = {}
-        # Like the Redis index sets, these keep ids of expired sessions until chats() prunes them.
+        # Like the Redis index sets, these keep ids of expired sessions until sessions() prunes
+        # them.
         self._index: dict[Status, set[int]] = {status: set() for status in Status}
-        self._updates: dict[tuple[int, int], _Expiring[str]] = {}
+        self._answers: dict[tuple[int, int], _Expiring[tuple[Reply, ...]]] = {}
+        self._claims: dict[tuple[int, int], _Expiring[str]] = {}
         self._locks: dict[tuple[int, str], _Expiring[str]] = {}
         self._outbox: dict[str, tuple[int, OutboxMessage]] = {}
         self._outbox_seq = 0
@@ -75,27 +88,17 @@ class MemorySessionStore:
         ttl_s: int | None = None,
         outbox: Sequence[OutboxMessage] = (),
     ) -> str | None:
-        if ttl_s is not None:
-            require_positive(ttl_s=ttl_s)
-        current = self._live_session(chat_id)
-        if (current.revision if current else "") != (expect or ""):
-            return None
-        for index in self._index.values():
-            index.discard(chat_id)
-        if session is None:
-            self._sessions.pop(chat_id, None)
-            revision = ""
-        else:
-            revision = secrets.token_hex(8)
-            expires_at = None if ttl_s is None else self._clock() + ttl_s
-            self._sessions[chat_id] = _Entry(session, revision, expires_at)
-            self._index[session.status].add(chat_id)
-        self._add(outbox)
-        return revision
+        return self._write(chat_id, SessionChange(session, expect, ttl_s), outbox)
 
-    async def chats(self, status: Status, *, shard: int = 0, shards: int = 1) -> AsyncIterator[int]:
+    async def write_sessions(self, writes: Sequence[SessionWrite]) -> list[str | None]:
+        return [self._write(w.chat_id, w.change, w.outbox) for w in writes]
+
+    async def sessions(
+        self, status: Status, *, shard: int = 0, shards: int = 1
+    ) -> AsyncIterator[Sequence[tuple[int, StoredSession]]]:
         require_shard(shard, shards)
         index = self._index[status]
+        batch: list[tuple[int, StoredSession]] = []
         for chat_id in sorted(index):  # a snapshot: the caller may write while iterating
             if chat_id % shards != shard:
                 continue
@@ -103,27 +106,63 @@ class MemorySessionStore:
             if entry is None or entry.session.status is not status:
                 index.discard(chat_id)
                 continue
-            yield chat_id
+            batch.append((chat_id, StoredSession(entry.session, entry.revision)))
+            if len(batch) == _BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     # -- idempotency of /v1/commands by update_id
 
-    async def claim_update(self, chat_id: int, update_id: int, *, ttl_s: int) -> bool | str:
-        require_positive(ttl_s=ttl_s)
+    async def begin_update(
+        self, chat_id: int, update_id: int, *, owner: str, ttl_ms: int
+    ) -> UpdateClaim:
+        require_positive(ttl_ms=ttl_ms)
         key = (chat_id, update_id)
-        found = self._live(self._updates, key)
-        if found is None:
-            self._updates[key] = _Expiring(_PENDING, self._clock() + ttl_s)
-            return True
-        return found.removeprefix(_DONE) if found.startswith(_DONE) else False
+        answered = self._live(self._answers, key)
+        if answered is not None:
+            return UpdateAnswered(answered)
+        if self._live(self._claims, key) is not None:
+            return UpdateBusy()
+        self._claims[key] = _Expiring(owner, self._clock() + ttl_ms / 1000)
+        return UpdateClaimed(await self.load(chat_id))
 
-    async def finish_update(self, chat_id: int, update_id: int, answer: str, *, ttl_s: int) -> None:
-        require_positive(ttl_s=ttl_s)
-        self._updates[(chat_id, update_id)] = _Expiring(_DONE + answer, self._clock() + ttl_s)
-
-    async def release_update(self, chat_id: int, update_id: int) -> None:
+    async def extend_update(self, chat_id: int, update_id: int, *, owner: str, ttl_ms: int) -> bool:
+        require_positive(ttl_ms=ttl_ms)
         key = (chat_id, update_id)
-        if self._live(self._updates, key) == _PENDING:
-            del self._updates[key]
+        if self._live(self._claims, key) != owner:
+            return False
+        self._claims[key] = _Expiring(owner, self._clock() + ttl_ms / 1000)
+        return True
+
+    async def finish_update(
+        self,
+        chat_id: int,
+        update_id: int,
+        replies: Sequence[Reply],
+        *,
+        owner: str,
+        ttl_s: int,
+        change: SessionChange | None = None,
+    ) -> str | None:
+        require_positive(ttl_s=ttl_s)
+        revision = ""
+        if change is not None:
+            written = self._write(chat_id, change, ())
+            if written is None:
+                return None
+            revision = written
+        key = (chat_id, update_id)
+        if self._live(self._answers, key) is None:  # the first answer stays
+            self._answers[key] = _Expiring(tuple(replies), self._clock() + ttl_s)
+        await self.release_update(chat_id, update_id, owner=owner)
+        return revision
+
+    async def release_update(self, chat_id: int, update_id: int, *, owner: str) -> None:
+        key = (chat_id, update_id)
+        if self._live(self._claims, key) == owner:
+            del self._claims[key]
 
     # -- single-flight refresh
 
@@ -162,6 +201,8 @@ class MemorySessionStore:
         forget_at = self._clock() + self._delivered_ttl_s
         removed = 0
         for message_id in ids:
+            if outbox_chat_id(message_id) is None:
+                continue  # not an id of a message, as in Redis
             removed += self._outbox.pop(message_id, None) is not None
             self._delivered[message_id] = forget_at
         return removed
@@ -180,6 +221,29 @@ class MemorySessionStore:
         return True
 
     # -- helpers
+
+    def _write(
+        self, chat_id: int, change: SessionChange, outbox: Sequence[OutboxMessage]
+    ) -> str | None:
+        if change.ttl_s is not None:
+            require_positive(ttl_s=change.ttl_s)
+        _require_own_ids(outbox)
+        current = self._live_session(chat_id)
+        if (current.revision if current else "") != (change.expect or ""):
+            return None
+        for index in self._index.values():
+            index.discard(chat_id)
+        session = change.session
+        if session is None:
+            self._sessions.pop(chat_id, None)
+            revision = ""
+        else:
+            revision = secrets.token_hex(8)
+            expires_at = None if change.ttl_s is None else self._clock() + change.ttl_s
+            self._sessions[chat_id] = _Entry(session, revision, expires_at)
+            self._index[session.status].add(chat_id)
+        self._add(outbox)
+        return revision
 
     def _expired(self, expires_at: float | None) -> bool:
         return expires_at is not None and self._clock() >= expires_at
@@ -201,6 +265,7 @@ class MemorySessionStore:
         return found.value
 
     def _add(self, messages: Sequence[OutboxMessage]) -> None:
+        _require_own_ids(messages)
         for message in messages:
             forget_at = self._delivered.get(message.id)
             if forget_at is not None and self._expired(forget_at):
@@ -209,6 +274,12 @@ class MemorySessionStore:
             if forget_at is None and message.id not in self._outbox:
                 self._outbox_seq += 1
                 self._outbox[message.id] = (self._outbox_seq, message)
+
+
+def _require_own_ids(messages: Sequence[OutboxMessage]) -> None:
+    for message in messages:
+        if outbox_chat_id(message.id) != message.chat_id:
+            raise ValueError(f"outbox message id {message.id!r} does not name its chat")
 
 
 if TYPE_CHECKING:

@@ -1,41 +1,62 @@
 """The Redis `SessionStore` (docs/scenarios.md: #sessions, #atomic, #idempotency, #outbox, #lease).
 
-Layout (prefix `tggate`; `{42}` is a hash tag, so one chat's keys share a Cluster slot):
+Layout (prefix `tggate`). A chat belongs to the bucket `chat_id % buckets`; every key of a chat
+and of its bucket carries the bucket's hash tag (`{b17}`), so one Lua script never spans two
+Cluster slots, and a timer cycle reads a shard as a set of buckets (`RedisKeys`):
 
-    tggate:{42}:session            hash: status, rev, and the session's fields
-    tggate:{42}:update:<update_id> "pending" while claimed, "done:<answer JSON>" once finished
-    tggate:{42}:lock:<name>        the owner of a short lock (single-flight refresh)
-    tggate:index:anonymous         set of chat ids (may hold expired ones: pruned while read)
-    tggate:index:authorized        set of chat ids
-    tggate:outbox                  hash: message id -> [seq, message JSON (with its kind)]
-    tggate:outbox:seq              counter giving outbox messages their order
-    tggate:delivered:<id>          "1" while an acked id is remembered
-    tggate:lease:<name>            the instance holding a lease
+    tggate:{b17}:session:42          hash: status, rev, data (the session's values, encoded below)
+    tggate:{b17}:updates:42          hash: update_id -> "<expiry minute>:<answer>" (idempotency)
+    tggate:{b17}:claim:42:<update>   the owner handling an update (a short TTL, renewed)
+    tggate:{b17}:lock:42:<name>      the owner of a short lock (single-flight refresh)
+    tggate:{b17}:index:anonymous     set of the bucket's chat ids (may hold expired ones: pruned
+    tggate:{b17}:index:authorized      while read)
+    tggate:{b17}:outbox              hash: message id -> [seq, message JSON (with its kind)]
+    tggate:{b17}:outbox:seq          counter giving the bucket's messages their order
+    tggate:{b17}:delivered:<id>      "1" while an acked id is remembered
+    tggate:lease:<name>              the instance holding a lease
+    tggate:meta                      hash: the layout's bucket count (checked at start)
 
-Every multi-key change is one Lua script (see `redis_scripts`). `replace` spans the chat's keys
-and the global index/outbox keys, so it needs a single Redis (or Sentinel), not Cluster.
+A session's `data` is a JSON array of its values; with a `TokenCipher` it is compressed and
+sealed as a whole ("s1:" + AES-GCM, `TokenCipher.seal_bytes`), which keeps an Authorized
+session with two JWTs under 1 KiB (bench/README.md, redis_memory). An answer is recorded
+compactly (`SessionCodec.encode_answer`), sealed like the session.
+Every multi-key change is one Lua script (`redis_scripts`); several scripts of one call go out
+in one round trip. Redis failing becomes the port's `StoreUnavailable`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import json
+import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from tggate.adapters import redis_scripts
 from tggate.adapters.store_checks import require_positive, require_shard
-from tggate.adapters.token_cipher import (
-    TokenCipher,
-    TokenCipherError,
-    open_sealed,
-    open_session_fields,
+from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
+from tggate.core.ports import (
+    OutboxKind,
+    OutboxMessage,
+    SessionChange,
+    SessionWrite,
+    StoreUnavailable,
+    UpdateAnswered,
+    UpdateBusy,
+    UpdateClaim,
+    UpdateClaimed,
+    outbox_chat_id,
 )
-from tggate.core.ports import OutboxKind, OutboxMessage
 from tggate.core.replies import Button, Reply
 from tggate.core.session import (
     Anonymous,
@@ -50,96 +71,206 @@ from tggate.core.session import (
 if TYPE_CHECKING:
     from tggate.core.ports import SessionStore
 
-__all__ = ["CorruptRecord", "RedisKeys", "RedisSessionStore"]
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "CorruptRecord",
+    "LayoutMismatch",
+    "RedisClient",
+    "RedisKeys",
+    "RedisSessionStore",
+    "SessionCodec",
+    "decode_outbox_entry",
+]
 
-_PENDING = "pending"
-_DONE = "done:"
+log = logging.getLogger("tggate.adapters.redis")
+
+RedisClient = Redis | RedisCluster
+
+# A power of two, so any power-of-two shard count reads only its own buckets; 256 spreads
+# evenly over the masters of a Cluster and keeps each bucket's index a compact intset at 100k
+# chats (~400 ids each, under set-max-intset-entries' 512).
+DEFAULT_BUCKETS = 256
+
+_SEALED = "s1:"
+_TIGHT = (",", ":")
+# Chats per LOAD_SESSIONS call, and buckets per pipelined read.
+_LOAD_BATCH = 200
+_PIPELINE_BUCKETS = 64
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class CorruptRecord(ValueError):
     """A stored value does not have the shape this store writes."""
 
 
+class LayoutMismatch(RuntimeError):
+    """The Redis database was laid out with another bucket count than this store's."""
+
+
 @dataclass(frozen=True, slots=True)
 class RedisKeys:
-    """The one place that names keys."""
+    """The one place that names keys. Other Redis users (the webhook intake) build a chat's keys
+    here too: `tag(chat_id)` puts a key into the chat's slot."""
 
     prefix: str = "tggate"
+    buckets: int = DEFAULT_BUCKETS
+
+    def bucket(self, chat_id: int) -> int:
+        return chat_id % self.buckets
+
+    def tag(self, chat_id: int) -> str:
+        """The hash tag shared by the chat's keys and its bucket's keys, e.g. "{b17}"."""
+        return self.bucket_tag(chat_id % self.buckets)
+
+    @staticmethod
+    def bucket_tag(bucket: int) -> str:
+        return f"{{b{bucket}}}"
+
+    def chat_key(self, chat_id: int, name: str, *rest: object) -> str:
+        """A key of the chat: `<prefix>:{b<bucket>}:<name>:<chat_id>[:<rest>…]`."""
+        tail = "".join(f":{part}" for part in rest)
+        return f"{self.prefix}:{self.tag(chat_id)}:{name}:{chat_id}{tail}"
+
+    def bucket_key(self, bucket: int, name: str) -> str:
+        """A key of a whole bucket: `<prefix>:{b<bucket>}:<name>`."""
+        return f"{self.prefix}:{self.bucket_tag(bucket)}:{name}"
 
     def session(self, chat_id: int) -> str:
-        return f"{self.prefix}:{{{chat_id}}}:session"
+        return f"{self.prefix}:{{b{chat_id % self.buckets}}}:session:{chat_id}"
 
-    def update(self, chat_id: int, update_id: int) -> str:
-        return f"{self.prefix}:{{{chat_id}}}:update:{update_id}"
+    def updates(self, chat_id: int) -> str:
+        return f"{self.prefix}:{{b{chat_id % self.buckets}}}:updates:{chat_id}"
+
+    def claim(self, chat_id: int, update_id: int) -> str:
+        return f"{self.prefix}:{{b{chat_id % self.buckets}}}:claim:{chat_id}:{update_id}"
 
     def lock(self, chat_id: int, name: str) -> str:
-        return f"{self.prefix}:{{{chat_id}}}:lock:{name}"
+        return f"{self.prefix}:{{b{chat_id % self.buckets}}}:lock:{chat_id}:{name}"
 
-    def index(self, status: Status) -> str:
-        return f"{self.prefix}:index:{status.value}"
+    def index(self, bucket: int, status: Status) -> str:
+        return self.bucket_key(bucket, f"index:{status.value}")
 
-    @property
-    def outbox(self) -> str:
-        return f"{self.prefix}:outbox"
+    def outbox(self, bucket: int) -> str:
+        return self.bucket_key(bucket, "outbox")
 
-    @property
-    def outbox_seq(self) -> str:
-        return f"{self.prefix}:outbox:seq"
+    def outbox_seq(self, bucket: int) -> str:
+        return self.bucket_key(bucket, "outbox:seq")
 
-    def delivered(self, message_id: str) -> str:
-        return f"{self.prefix}:delivered:{message_id}"
+    def delivered(self, bucket: int, message_id: str) -> str:
+        return self.bucket_key(bucket, f"delivered:{message_id}")
 
     def lease(self, name: str) -> str:
         return f"{self.prefix}:lease:{name}"
 
+    @property
+    def meta(self) -> str:
+        return f"{self.prefix}:meta"
+
+    def shard_buckets(self, shard: int, shards: int) -> range:
+        """The buckets that can hold chats with chat_id % shards == shard: every bucket when the
+        shard count does not divide the bucket count (those chats are then filtered)."""
+        step = shards if self.buckets % shards == 0 else 1
+        return range(shard % step, self.buckets, step)
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    text: str
+    sha: str
+
+    @classmethod
+    def of(cls, text: str) -> _Script:
+        return cls(text, hashlib.sha1(text.encode()).hexdigest())
+
+
+_WRITE_SESSIONS = _Script.of(redis_scripts.WRITE_SESSIONS)
+_BEGIN_UPDATE = _Script.of(redis_scripts.BEGIN_UPDATE)
+_FINISH_UPDATE = _Script.of(redis_scripts.FINISH_UPDATE)
+_LOAD_SESSIONS = _Script.of(redis_scripts.LOAD_SESSIONS)
+_ADD_OUTBOX = _Script.of(redis_scripts.ADD_OUTBOX)
+_ACK_OUTBOX = _Script.of(redis_scripts.ACK_OUTBOX)
+_DELETE_IF_EQUALS = _Script.of(redis_scripts.DELETE_IF_EQUALS)
+_DELETE_FIELD_IF_EQUALS = _Script.of(redis_scripts.DELETE_FIELD_IF_EQUALS)
+_EXTEND_IF_EQUALS = _Script.of(redis_scripts.EXTEND_IF_EQUALS)
+_LEASE = _Script.of(redis_scripts.LEASE)
+
+_Call = tuple[_Script, Sequence[str], Sequence[str | int]]
+
+
+def _unavailable_on_redis_error(
+    method: Callable[_P, Coroutine[Any, Any, _T]],
+) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """Redis failing (down, failing over, out of connections) becomes the port's
+    `StoreUnavailable`; the class name is enough for the log (messages may quote values)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisError, RedisClusterException) as error:
+            raise StoreUnavailable(type(error).__name__) from error
+
+    return wrapper
+
 
 class RedisSessionStore:
-    """Sessions, idempotency records, locks, the outbox and leases in one Redis.
+    """Sessions, idempotency records, claims, locks, the outbox and leases in Redis: one server,
+    a Sentinel-managed master or a Cluster (`tggate.adapters.redis_connect`).
 
     Works with clients built with or without `decode_responses`.
     """
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         prefix: str = "tggate",
+        buckets: int = DEFAULT_BUCKETS,
         delivered_ttl_s: int = 86400,
         ping_timeout_s: float = 2.0,
-        scan_count: int = 500,
+        scan_count: int = 1000,
         cipher: TokenCipher | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        require_positive(delivered_ttl_s=delivered_ttl_s, scan_count=scan_count)
+        require_positive(delivered_ttl_s=delivered_ttl_s, scan_count=scan_count, buckets=buckets)
         self._redis = redis
-        self._keys = RedisKeys(prefix)
+        self._keys = RedisKeys(prefix, buckets)
         self._delivered_ttl_s = delivered_ttl_s
         self._ping_timeout_s = ping_timeout_s
         self._scan_count = scan_count
-        self._cipher = cipher
-        self._replace = redis.register_script(redis_scripts.REPLACE_SESSION)
-        self._add_outbox = redis.register_script(redis_scripts.ADD_OUTBOX)
-        self._ack_outbox = redis.register_script(redis_scripts.ACK_OUTBOX)
-        self._claim_update = redis.register_script(redis_scripts.CLAIM_UPDATE)
-        self._delete_if_equals = redis.register_script(redis_scripts.DELETE_IF_EQUALS)
-        self._lease = redis.register_script(redis_scripts.LEASE)
-        self._prune_index = redis.register_script(redis_scripts.PRUNE_INDEX)
+        self._codec = SessionCodec(cipher)
+        self._clock = clock
 
     @property
     def keys(self) -> RedisKeys:
         return self._keys
 
+    # -- the layout
+
+    @_unavailable_on_redis_error
+    async def check_layout(self) -> None:
+        """Record this store's bucket count in a new database, or refuse one laid out with
+        another (its chats would be looked for in the wrong buckets)."""
+        key, field = self._keys.meta, "buckets"
+        await self._redis.hsetnx(key, field, self._keys.buckets)
+        found = await self._redis.hget(key, field)
+        if found is None or _int(found) != self._keys.buckets:
+            raise LayoutMismatch(
+                f"Redis holds tggate data in {_text(found)} buckets, this Bot Logic is set to "
+                f"{self._keys.buckets} (TGGATE_REDIS_BUCKETS must not change on a live database)"
+            )
+
     # -- sessions
 
+    @_unavailable_on_redis_error
     async def load(self, chat_id: int) -> StoredSession | None:
-        raw: Mapping[Any, Any] = await self._redis.hgetall(self._keys.session(chat_id))
-        if not raw:
+        found = await self._redis.hmget(self._keys.session(chat_id), ["status", "rev", "data"])
+        status, revision, data = found
+        if status is None:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
-        try:
-            opened = open_session_fields(self._cipher, fields)
-        except TokenCipherError:
-            return _lost_session(chat_id, fields)
-        return _decode_session(chat_id, opened)
+        return self._codec.decode(chat_id, _text(status), _text(revision), _text(data))
 
     async def replace(
         self,
@@ -150,144 +281,278 @@ class RedisSessionStore:
         ttl_s: int | None = None,
         outbox: Sequence[OutboxMessage] = (),
     ) -> str | None:
-        if ttl_s is not None:
-            require_positive(ttl_s=ttl_s)
-        revision = "" if session is None else secrets.token_hex(8)
-        if session is not None and self._cipher is not None:
-            session = self._cipher.seal_session(session)
-        fields = [] if session is None else _encode_session(session, revision)
-        own, other = (
-            (Status.ANONYMOUS, Status.AUTHORIZED)
-            if session is None or session.status is Status.ANONYMOUS
-            else (Status.AUTHORIZED, Status.ANONYMOUS)
-        )
-        keys = [
-            self._keys.session(chat_id),
-            self._keys.index(own),
-            self._keys.index(other),
-            self._keys.outbox,
-            self._keys.outbox_seq,
-            *(self._keys.delivered(m.id) for m in outbox),
-        ]
-        args: list[str | int] = [
-            expect or "",
-            chat_id,
-            0 if ttl_s is None or session is None else ttl_s * 1000,
-            len(fields) // 2,
-            *fields,
-            *_outbox_args(outbox),
-        ]
-        done = await self._replace(keys=keys, args=args)
-        return revision if done else None
+        change = SessionChange(session, expect, ttl_s)
+        [written] = await self.write_sessions([SessionWrite(chat_id, change, outbox)])
+        return written
 
-    async def chats(self, status: Status, *, shard: int = 0, shards: int = 1) -> AsyncIterator[int]:
+    @_unavailable_on_redis_error
+    async def write_sessions(self, writes: Sequence[SessionWrite]) -> list[str | None]:
+        by_bucket: dict[int, list[int]] = {}
+        encoded: list[tuple[list[str], list[str | int], str]] = []
+        for position, write in enumerate(writes):
+            keys: list[str] = [self._keys.session(write.chat_id)]
+            args, revision = self._change_args(write.chat_id, write.change)
+            bucket = self._keys.bucket(write.chat_id)
+            args.append(len(write.outbox))
+            for message in write.outbox:
+                self._require_own_id(message)
+                keys.append(self._keys.delivered(bucket, message.id))
+                args += (message.id, _encode_outbox_message(message))
+            encoded.append((keys, args, revision))
+            by_bucket.setdefault(bucket, []).append(position)
+        calls: list[_Call] = []
+        for bucket, positions in by_bucket.items():
+            keys = [
+                self._keys.index(bucket, Status.ANONYMOUS),
+                self._keys.index(bucket, Status.AUTHORIZED),
+                self._keys.outbox(bucket),
+                self._keys.outbox_seq(bucket),
+            ]
+            bucket_args: list[str | int] = []
+            for position in positions:
+                keys += encoded[position][0]
+                bucket_args += encoded[position][1]
+            calls.append((_WRITE_SESSIONS, keys, bucket_args))
+        results: list[str | None] = [None] * len(writes)
+        for positions, done in zip(by_bucket.values(), await self._run_many(calls), strict=True):
+            for position, ok in zip(positions, done, strict=True):
+                results[position] = encoded[position][2] if int(ok) else None
+        return results
+
+    def _change_args(self, chat_id: int, change: SessionChange) -> tuple[list[str | int], str]:
+        """ARGV of `write_session` (redis_scripts) for `change`, and the revision it writes."""
+        if change.ttl_s is not None:
+            require_positive(ttl_s=change.ttl_s)
+        session = change.session
+        if session is None:
+            return [chat_id, change.expect or "", 0, "", "", ""], ""
+        revision = _new_revision()
+        ttl_ms = 0 if change.ttl_s is None else change.ttl_s * 1000
+        status, data = session.status.value, self._codec.encode(session)
+        return [chat_id, change.expect or "", ttl_ms, status, revision, data], revision
+
+    async def sessions(
+        self, status: Status, *, shard: int = 0, shards: int = 1
+    ) -> AsyncIterator[Sequence[tuple[int, StoredSession]]]:
         require_shard(shard, shards)
-        index = self._keys.index(status)
+        buckets = self._keys.shard_buckets(shard, shards)
+        for start in range(0, len(buckets), _PIPELINE_BUCKETS):
+            group = buckets[start : start + _PIPELINE_BUCKETS]
+            pages = await self._first_pages(status, group)
+            for bucket, (cursor, members) in zip(group, pages, strict=True):
+                async for batch in self._bucket_sessions(
+                    status, bucket, cursor, members, shard, shards
+                ):
+                    yield batch
+
+    @_unavailable_on_redis_error
+    async def _first_pages(self, status: Status, buckets: range) -> list[tuple[int, list[Any]]]:
+        pipe = self._redis.pipeline(transaction=False)
+        for bucket in buckets:
+            pipe.sscan(self._keys.index(bucket, status), 0, count=self._scan_count)
+        return [(int(cursor), members) for cursor, members in await pipe.execute()]
+
+    async def _bucket_sessions(
+        self,
+        status: Status,
+        bucket: int,
+        cursor: int,
+        members: list[Any],
+        shard: int,
+        shards: int,
+    ) -> AsyncIterator[list[tuple[int, StoredSession]]]:
+        index = self._keys.index(bucket, status)
         seen: set[int] = set()
-        cursor = 0
         while True:
-            cursor, members = await self._redis.sscan(index, cursor, count=self._scan_count)
-            # SSCAN may repeat members; each chat is yielded once per iteration.
+            # SSCAN may repeat members; each chat is yielded once.
             candidates = sorted(
                 {c for c in map(_int, members) if c % shards == shard and c not in seen}
             )
-            if candidates:
-                live = await self._prune_index(
-                    keys=[index, *map(self._keys.session, candidates)],
-                    args=[status.value, *candidates],
+            seen.update(candidates)
+            for start in range(0, len(candidates), _LOAD_BATCH):
+                batch = await self._load_live(
+                    index, status, candidates[start : start + _LOAD_BATCH]
                 )
-                for chat_id in map(_int, live):
-                    seen.add(chat_id)
-                    yield chat_id
+                if batch:
+                    yield batch
             if cursor == 0:
                 return
+            cursor, members = await self._scan(index, cursor)
+
+    @_unavailable_on_redis_error
+    async def _scan(self, index: str, cursor: int) -> tuple[int, list[Any]]:
+        found, members = await self._redis.sscan(index, cursor, count=self._scan_count)
+        return int(found), members
+
+    @_unavailable_on_redis_error
+    async def _load_live(
+        self, index: str, status: Status, chats: Sequence[int]
+    ) -> list[tuple[int, StoredSession]]:
+        keys = [index, *map(self._keys.session, chats)]
+        flat = await self._run(_LOAD_SESSIONS, keys, [status.value, *chats])
+        batch: list[tuple[int, StoredSession]] = []
+        for i in range(0, len(flat), 3):
+            chat_id = _int(flat[i])
+            try:
+                stored = self._codec.decode(
+                    chat_id, status.value, _text(flat[i + 1]), _text(flat[i + 2])
+                )
+            except CorruptRecord as error:
+                # One unreadable session must not stop a cycle over all the others.
+                log.warning("session of chat %s skipped: %s", chat_id, error)
+                continue
+            batch.append((chat_id, stored))
+        return batch
 
     # -- idempotency of /v1/commands by update_id
 
-    async def claim_update(self, chat_id: int, update_id: int, *, ttl_s: int) -> bool | str:
-        require_positive(ttl_s=ttl_s)
-        key = self._keys.update(chat_id, update_id)
-        found = await self._claim_update(keys=[key], args=[_PENDING, ttl_s])
-        if isinstance(found, int):
-            return True
-        value = "" if found is None else _text(found)
-        if not value.startswith(_DONE):
-            return False
-        try:
-            # Sealed like the tokens: an answer may list personal data (issue 9, finding 7).
-            return open_sealed(self._cipher, value.removeprefix(_DONE))
-        except TokenCipherError:
-            # Sealed with a key we no longer have: the answer is lost. Handled anew rather than
-            # refused on every retry (docs/state-machine.md#lost-sessions).
-            await self._delete_if_equals(keys=[key], args=[value])
-            return await self.claim_update(chat_id, update_id, ttl_s=ttl_s)
+    @_unavailable_on_redis_error
+    async def begin_update(
+        self, chat_id: int, update_id: int, *, owner: str, ttl_ms: int
+    ) -> UpdateClaim:
+        require_positive(ttl_ms=ttl_ms)
+        keys = [
+            self._keys.updates(chat_id),
+            self._keys.claim(chat_id, update_id),
+            self._keys.session(chat_id),
+        ]
+        found = await self._run(_BEGIN_UPDATE, keys, [update_id, owner, ttl_ms])
+        state = int(found[0])
+        if state == 0:
+            record = _text(found[1])
+            try:
+                return UpdateAnswered(self._codec.decode_answer(record.partition(":")[2]))
+            except TokenCipherError:
+                # Sealed with a key no longer configured: the answer is lost. The update is
+                # handled anew rather than refused on every retry (docs/state-machine.md).
+                await self._run(_DELETE_FIELD_IF_EQUALS, keys[:1], [update_id, record])
+                return await self.begin_update(chat_id, update_id, owner=owner, ttl_ms=ttl_ms)
+        if state == 2:
+            return UpdateBusy()
+        if len(found) == 1:
+            return UpdateClaimed(None)
+        status, revision, data = (_text(value) for value in found[1:4])
+        return UpdateClaimed(self._codec.decode(chat_id, status, revision, data))
 
-    async def finish_update(self, chat_id: int, update_id: int, answer: str, *, ttl_s: int) -> None:
-        require_positive(ttl_s=ttl_s)
-        if self._cipher is not None:
-            answer = self._cipher.seal_text(answer)
-        await self._redis.set(self._keys.update(chat_id, update_id), _DONE + answer, ex=ttl_s)
+    @_unavailable_on_redis_error
+    async def extend_update(self, chat_id: int, update_id: int, *, owner: str, ttl_ms: int) -> bool:
+        require_positive(ttl_ms=ttl_ms)
+        keys = [self._keys.claim(chat_id, update_id)]
+        return bool(await self._run(_EXTEND_IF_EQUALS, keys, [owner, ttl_ms]))
 
-    async def release_update(self, chat_id: int, update_id: int) -> None:
-        await self._delete_if_equals(keys=[self._keys.update(chat_id, update_id)], args=[_PENDING])
+    @_unavailable_on_redis_error
+    async def finish_update(
+        self,
+        chat_id: int,
+        update_id: int,
+        replies: Sequence[Reply],
+        *,
+        owner: str,
+        ttl_s: int,
+        change: SessionChange | None = None,
+    ) -> str | None:
+        require_positive(ttl_s=ttl_s)
+        bucket = self._keys.bucket(chat_id)
+        keys = [
+            self._keys.updates(chat_id),
+            self._keys.claim(chat_id, update_id),
+            self._keys.session(chat_id),
+            self._keys.index(bucket, Status.ANONYMOUS),
+            self._keys.index(bucket, Status.AUTHORIZED),
+        ]
+        now_minute = int(self._clock() // 60)
+        # The record expires at the end of the minute ttl_s ends in: never earlier than asked.
+        record = f"{now_minute + -(-ttl_s // 60)}:{self._codec.encode_answer(replies)}"
+        args: list[str | int] = [update_id, owner, record, ttl_s * 1000, now_minute]
+        revision = ""
+        if change is None:
+            args.append(0)
+        else:
+            change_args, revision = self._change_args(chat_id, change)
+            args += [1, *change_args]
+        done = await self._run(_FINISH_UPDATE, keys, args)
+        return revision if int(done) else None
+
+    @_unavailable_on_redis_error
+    async def release_update(self, chat_id: int, update_id: int, *, owner: str) -> None:
+        await self._run(_DELETE_IF_EQUALS, [self._keys.claim(chat_id, update_id)], [owner])
 
     # -- single-flight refresh
 
+    @_unavailable_on_redis_error
     async def acquire_lock(self, chat_id: int, name: str, *, owner: str, ttl_ms: int) -> bool:
         require_positive(ttl_ms=ttl_ms)
         acquired = await self._redis.set(self._keys.lock(chat_id, name), owner, nx=True, px=ttl_ms)
         return bool(acquired)
 
+    @_unavailable_on_redis_error
     async def release_lock(self, chat_id: int, name: str, *, owner: str) -> None:
-        await self._delete_if_equals(keys=[self._keys.lock(chat_id, name)], args=[owner])
+        await self._run(_DELETE_IF_EQUALS, [self._keys.lock(chat_id, name)], [owner])
 
     # -- the outbox
 
+    @_unavailable_on_redis_error
     async def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
-        if not messages:
-            return
-        keys = [
-            self._keys.outbox,
-            self._keys.outbox_seq,
-            *(self._keys.delivered(m.id) for m in messages),
-        ]
-        await self._add_outbox(keys=keys, args=_outbox_args(messages))
+        by_bucket: dict[int, list[OutboxMessage]] = {}
+        for message in messages:
+            self._require_own_id(message)
+            by_bucket.setdefault(self._keys.bucket(message.chat_id), []).append(message)
+        calls: list[_Call] = []
+        for bucket, found in by_bucket.items():
+            keys = [
+                self._keys.outbox(bucket),
+                self._keys.outbox_seq(bucket),
+                *(self._keys.delivered(bucket, m.id) for m in found),
+            ]
+            calls.append((_ADD_OUTBOX, keys, _outbox_args(found)))
+        await self._run_many(calls)
 
+    @_unavailable_on_redis_error
     async def pending_outbox(
         self, *, kind: OutboxKind | None = None, shard: int = 0, shards: int = 1
     ) -> list[OutboxMessage]:
         require_shard(shard, shards)
-        found: dict[str, tuple[int, OutboxMessage]] = {}
-        cursor = 0
-        while True:
-            cursor, entries = await self._redis.hscan(
-                self._keys.outbox, cursor, count=self._scan_count
-            )
-            if not isinstance(entries, dict):  # a list only with no_values=True
-                raise CorruptRecord("HSCAN answered without values")
-            for value in entries.values():
-                seq, message = _decode_outbox_entry(_text(value))
-                if message.chat_id % shards == shard and kind in (None, message.kind):
-                    found[message.id] = (seq, message)
-            if cursor == 0:
-                break
-        return [message for _, message in sorted(found.values(), key=lambda e: e[0])]
+        buckets = self._keys.shard_buckets(shard, shards)
+        found: list[OutboxMessage] = []
+        for start in range(0, len(buckets), _PIPELINE_BUCKETS):
+            pipe = self._redis.pipeline(transaction=False)
+            for bucket in buckets[start : start + _PIPELINE_BUCKETS]:
+                pipe.hgetall(self._keys.outbox(bucket))
+            for entries in await pipe.execute():
+                messages = sorted(
+                    (decode_outbox_entry(_text(v)) for v in entries.values()),
+                    key=lambda entry: entry[0],
+                )
+                found += (
+                    message
+                    for _, message in messages
+                    if message.chat_id % shards == shard and kind in (None, message.kind)
+                )
+        return found
 
+    @_unavailable_on_redis_error
     async def ack_outbox(self, ids: Sequence[str]) -> int:
-        if not ids:
-            return 0
-        removed = await self._ack_outbox(
-            keys=[self._keys.outbox, *map(self._keys.delivered, ids)],
-            args=[self._delivered_ttl_s, *ids],
-        )
-        return int(removed)
+        by_bucket: dict[int, list[str]] = {}
+        for message_id in dict.fromkeys(ids):
+            chat_id = outbox_chat_id(message_id)
+            if chat_id is not None:  # not an id this store ever handed out
+                by_bucket.setdefault(self._keys.bucket(chat_id), []).append(message_id)
+        calls: list[_Call] = [
+            (
+                _ACK_OUTBOX,
+                [self._keys.outbox(bucket), *(self._keys.delivered(bucket, i) for i in found)],
+                [self._delivered_ttl_s, *found],
+            )
+            for bucket, found in by_bucket.items()
+        ]
+        return sum(int(removed) for removed in await self._run_many(calls))
 
     # -- the poller lease
 
+    @_unavailable_on_redis_error
     async def lease(self, name: str, *, instance: str, ttl_ms: int) -> bool:
         require_positive(ttl_ms=ttl_ms)
-        granted = await self._lease(keys=[self._keys.lease(name)], args=[instance, ttl_ms])
-        return bool(granted)
+        return bool(await self._run(_LEASE, [self._keys.lease(name)], [instance, ttl_ms]))
 
     async def ping(self) -> bool:
         """True if Redis answers within `ping_timeout_s`; never raises (for /readyz)."""
@@ -297,8 +562,48 @@ class RedisSessionStore:
         except Exception:
             return False
 
+    # -- scripts
+
+    async def _run(self, script: _Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """EVALSHA, loading the script once if the server does not know it (a restart, a new
+        master or Cluster node)."""
+        try:
+            return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self._redis.script_load(script.text)
+            return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+
+    async def _run_many(self, calls: Sequence[_Call]) -> list[Any]:
+        """Several scripts in one round trip (a pipeline; on a Cluster, concurrent calls); any
+        the server did not know are loaded and run again."""
+        if len(calls) <= 1:
+            return [await self._run(*call) for call in calls]
+        if isinstance(self._redis, RedisCluster):
+            # A Cluster pipeline refuses scripts; each goes to its node, all at once.
+            return list(await asyncio.gather(*(self._run(*call) for call in calls)))
+        pipe = self._redis.pipeline(transaction=False)
+        for script, keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        for position, result in enumerate(results):
+            if isinstance(result, NoScriptError):
+                results[position] = await self._run(*calls[position])
+            elif isinstance(result, Exception):
+                raise result
+        return results
+
+    def _require_own_id(self, message: OutboxMessage) -> None:
+        if outbox_chat_id(message.id) != message.chat_id:
+            raise ValueError(
+                f"outbox message id {message.id!r} does not name chat {message.chat_id}"
+            )
+
 
 # ---- encoding
+
+
+def _new_revision() -> str:
+    return secrets.token_hex(8)
 
 
 def _text(value: object) -> str:
@@ -313,62 +618,102 @@ def _int(value: object) -> int:
     return int(value) if isinstance(value, int) else int(_text(value))
 
 
-def _encode_session(session: Session, revision: str) -> list[str]:
-    """Field/value pairs of the session hash; an absent optional value is stored as ""."""
-    fields = {"status": session.status.value, "rev": revision, "language": session.language}
-    match session:
-        case Anonymous(login_token=token, login_type=login_type, prompt=prompt):
-            fields |= {
-                "login_token": token,
-                "login_type": login_type,
-                "prompt_text": prompt.text,
-                "prompt_url": prompt.url or "",
-                "prompt_code": prompt.code or "",
-            }
-        case Authorized(access_token=access, refresh_token=refresh):
-            fields |= {"access_token": access, "refresh_token": refresh}
-    return [item for pair in fields.items() for item in pair]
+class SessionCodec:
+    """A session's values, and a kept answer, as strings: JSON, or with a cipher that JSON
+    sealed ("s1:", `TokenCipher.seal_bytes`). A session is compressed before sealing, which leaks
+    nothing here (nobody who can read the stored lengths can also choose part of what is sealed)
+    and keeps an Authorized session with two JWTs under 1 KiB; its language stays readable, so a
+    session no key opens can still be told apart and answered in it (`LostSession`)."""
 
+    def __init__(self, cipher: TokenCipher | None) -> None:
+        self._cipher = cipher
 
-def _lost_session(chat_id: int, fields: Mapping[str, str]) -> StoredSession:
-    """A session whose sealed fields no configured key opens; status, language and revision are
-    never sealed, so it can still be deleted by a compare-and-set and the chat told so."""
-    try:
-        was = Status(fields["status"])
-        revision = fields["rev"]
-    except (KeyError, ValueError):
-        raise CorruptRecord(f"session of chat {chat_id} has no valid status") from None
-    return StoredSession(LostSession(was, fields.get("language") or "ru"), revision)
+    def encode(self, session: Session) -> str:
+        values: list[str]
+        match session:
+            case Anonymous(login_token=token, login_type=login_type, prompt=prompt):
+                values = [token, login_type, prompt.text, prompt.url or "", prompt.code or ""]
+            case Authorized(access_token=access, refresh_token=refresh):
+                values = [access, refresh]
+        if self._cipher is None:
+            return json.dumps([session.language, *values], ensure_ascii=False, separators=_TIGHT)
+        text = json.dumps(values, ensure_ascii=False, separators=_TIGHT)
+        sealed = self._cipher.seal_bytes(zlib.compress(text.encode(), 6))
+        return f"{_SEALED}{session.language}:{sealed}"
 
+    def decode(self, chat_id: int, status: str, revision: str, data: str) -> StoredSession:
+        try:
+            if data.startswith(_SEALED):
+                language, _, sealed = data[len(_SEALED) :].partition(":")
+                try:
+                    values = [language, *json.loads(self._open(sealed, compressed=True))]
+                except TokenCipherError:
+                    # No configured key opens it (docs/state-machine.md#lost-sessions).
+                    return StoredSession(LostSession(Status(status), language or "ru"), revision)
+            else:
+                values = json.loads(data)
+            session: Session
+            if status == Status.AUTHORIZED.value:
+                language, access, refresh = values
+                session = Authorized(access, refresh, language)
+            elif status == Status.ANONYMOUS.value:
+                language, token, login_type, text, url, code = values
+                prompt = LoginPrompt(text=text, url=url or None, code=code or None)
+                session = Anonymous(token, login_type, prompt, language)
+            else:
+                raise CorruptRecord(f"session of chat {chat_id} has unknown status {status!r}")
+        except (ValueError, TypeError, zlib.error):
+            # Not the values themselves: they are tokens and must not reach a log.
+            raise CorruptRecord(f"session of chat {chat_id} is malformed") from None
+        return StoredSession(session=session, revision=revision)
 
-def _decode_session(chat_id: int, fields: Mapping[str, str]) -> StoredSession:
-    try:
-        status = fields["status"]
-        revision = fields["rev"]
-        session: Session
-        if status == Status.ANONYMOUS.value:
-            session = Anonymous(
-                login_token=fields["login_token"],
-                login_type=fields["login_type"],
-                prompt=LoginPrompt(
-                    text=fields["prompt_text"],
-                    url=fields.get("prompt_url") or None,
-                    code=fields.get("prompt_code") or None,
-                ),
-                language=fields.get("language") or "ru",
-            )
-        elif status == Status.AUTHORIZED.value:
-            session = Authorized(
-                access_token=fields["access_token"],
-                refresh_token=fields["refresh_token"],
-                language=fields.get("language") or "ru",
-            )
-        else:
-            raise CorruptRecord(f"session of chat {chat_id} has unknown status {status!r}")
-    except KeyError as missing:
-        # Field names only: the values are tokens and must not reach a log.
-        raise CorruptRecord(f"session of chat {chat_id} lacks field {missing}") from None
-    return StoredSession(session=session, revision=revision)
+    def encode_answer(self, replies: Sequence[Reply]) -> str:
+        """An answer, compactly: the chat is the key's, a reply without buttons is its text
+        alone, a button is [text, url] or [text, null, command]; sealed like the session, since
+        an answer may show personal data (docs/contract.md#secrets)."""
+        encoded: list[object] = []
+        for reply in replies:
+            if not reply.buttons:
+                encoded.append(reply.text)
+                continue
+            rows = [
+                [[b.text, b.url] if b.url is not None else [b.text, None, b.command] for b in row]
+                for row in reply.buttons
+            ]
+            encoded.append([reply.text, rows])
+        text = json.dumps(encoded, ensure_ascii=False, separators=_TIGHT)
+        if self._cipher is None:
+            return text
+        return _SEALED + self._cipher.seal_bytes(text.encode())
+
+    def decode_answer(self, payload: str) -> tuple[Reply, ...]:
+        """The replies of an answer; `TokenCipherError` when no configured key opens it."""
+        if payload.startswith(_SEALED):
+            payload = self._open(payload[len(_SEALED) :], compressed=False)
+        try:
+            replies: list[Reply] = []
+            for item in json.loads(payload):
+                if isinstance(item, str):
+                    replies.append(Reply(item))
+                    continue
+                text, rows = item
+                keyboard = tuple(
+                    tuple(
+                        Button(b[0], url=b[1]) if b[1] is not None else Button(b[0], command=b[2])
+                        for b in row
+                    )
+                    for row in rows
+                )
+                replies.append(Reply(text, keyboard))
+        except (ValueError, TypeError, IndexError):
+            raise CorruptRecord("malformed answer record") from None
+        return tuple(replies)
+
+    def _open(self, sealed: str, *, compressed: bool) -> str:
+        if self._cipher is None:
+            raise TokenCipherError("a stored value is sealed, and no keys are configured")
+        data = self._cipher.open_bytes(sealed)
+        return (zlib.decompress(data) if compressed else data).decode()
 
 
 def _encode_outbox_message(message: OutboxMessage) -> str:
@@ -420,7 +765,8 @@ def _decode_outbox_message(data: Any) -> OutboxMessage:
     )
 
 
-def _decode_outbox_entry(value: str) -> tuple[int, OutboxMessage]:
+def decode_outbox_entry(value: str) -> tuple[int, OutboxMessage]:
+    """An outbox hash value: `[seq, message JSON]`."""
     try:
         seq, data = json.loads(value)
     except (TypeError, ValueError) as error:
@@ -430,7 +776,7 @@ def _decode_outbox_entry(value: str) -> tuple[int, OutboxMessage]:
     return seq, _decode_outbox_message(data)
 
 
-def _outbox_args(messages: Sequence[OutboxMessage]) -> list[str]:
+def _outbox_args(messages: Iterable[OutboxMessage]) -> list[str | int]:
     return [item for m in messages for item in (m.id, _encode_outbox_message(m))]
 
 

@@ -28,8 +28,16 @@ __all__ = [
     "OutboxMessage",
     "RefreshRejected",
     "Refreshed",
+    "SessionChange",
     "SessionStore",
+    "SessionWrite",
+    "StoreUnavailable",
     "TelegramUser",
+    "UpdateAnswered",
+    "UpdateBusy",
+    "UpdateClaim",
+    "UpdateClaimed",
+    "outbox_chat_id",
 ]
 
 
@@ -132,12 +140,25 @@ class OutboxMessage:
     """A message a cycle produced; it stays in the outbox until the client acknowledges it.
 
     `id` is its idempotency key: unique across kinds, the same when a retried cycle produces the
-    same message again (docs/state-machine.md)."""
+    same message again (docs/state-machine.md). It reads `<prefix>:<chat_id>:<rest>`: the client
+    acknowledges ids alone, and a store finds the chat's part of the outbox by them
+    (`outbox_chat_id`)."""
 
     id: str
     chat_id: int
     kind: OutboxKind
     reply: Reply
+
+
+def outbox_chat_id(message_id: str) -> int | None:
+    """The chat an outbox message id names (`OutboxMessage`), or None for an id of no message."""
+    parts = message_id.split(":", 2)
+    if len(parts) < 3:
+        return None
+    try:
+        return int(parts[1])
+    except ValueError:
+        return None
 
 
 class AuthModule(Protocol):
@@ -183,11 +204,63 @@ class MainModule(Protocol):
     ) -> ActionDone | ModuleUnavailable | None: ...
 
 
+class StoreUnavailable(Exception):
+    """The session store did not answer (Redis down, failing over, out of connections).
+
+    The chat is told the service is temporarily unavailable (docs/scenarios.md#unavailable);
+    nothing was decided."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChange:
+    """A compare-and-set of one chat's session: write `session` (None: delete it) if the stored
+    revision is still `expect` (None: the chat must be Unknown). `ttl_s` makes the session expire
+    (an Anonymous session expires with its login token)."""
+
+    session: Session | None
+    expect: str | None
+    ttl_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionWrite:
+    """One chat's `SessionChange` and the outbox messages written in the same atomic step."""
+
+    chat_id: int
+    change: SessionChange
+    outbox: Sequence[OutboxMessage] = ()
+
+
+# ---- what claiming an update_id found (docs/scenarios.md#idempotency) ----
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateClaimed:
+    """The update is ours to handle; `stored` is the chat's session, read in the same step."""
+
+    stored: StoredSession | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateAnswered:
+    """The update was handled before: its first answer."""
+
+    replies: tuple[Reply, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateBusy:
+    """Another request holds the update's claim and is still handling it."""
+
+
+UpdateClaim = UpdateClaimed | UpdateAnswered | UpdateBusy
+
+
 class SessionStore(Protocol):
     """Per-chat sessions with atomic compare-and-set transitions (docs/scenarios.md#atomic).
 
-    `expect` names the revision the caller read; `None` means "the chat must be Unknown".
-    Every write maintains the status index sets in the same atomic step.
+    Every write maintains the status indexes in the same atomic step. A store that cannot reach
+    its database raises `StoreUnavailable`.
     """
 
     async def load(self, chat_id: int) -> StoredSession | None: ...
@@ -209,23 +282,49 @@ class SessionStore(Protocol):
         """
         ...
 
-    def chats(self, status: Status, *, shard: int = 0, shards: int = 1) -> AsyncIterator[int]:
-        """Chats in `status` whose chat_id % shards == shard, read from the index (SSCAN)."""
+    async def write_sessions(self, writes: Sequence[SessionWrite]) -> list[str | None]:
+        """Several chats' `replace`, each atomic on its own, in as few round trips as the store
+        can; the results in the order of `writes`."""
+        ...
+
+    def sessions(
+        self, status: Status, *, shard: int = 0, shards: int = 1
+    ) -> AsyncIterator[Sequence[tuple[int, StoredSession]]]:
+        """The sessions in `status` of chats whose chat_id % shards == shard, in batches read
+        from the status index; each chat once."""
         ...
 
     # -- idempotency of /v1/commands by update_id (docs/scenarios.md#idempotency)
 
-    async def claim_update(self, chat_id: int, update_id: int, *, ttl_s: int) -> bool | str:
-        """Claim an update for processing: True if claimed now, else the stored answer JSON,
-        or False while another request still processes it."""
+    async def begin_update(
+        self, chat_id: int, update_id: int, *, owner: str, ttl_ms: int
+    ) -> UpdateClaim:
+        """Claim an update for `owner` for `ttl_ms` and read the chat's session in one step, or
+        find its first answer, or find it busy."""
+        ...
+
+    async def extend_update(self, chat_id: int, update_id: int, *, owner: str, ttl_ms: int) -> bool:
+        """Renew `owner`'s claim (the holder works on); False if it is no longer `owner`'s."""
         ...
 
     async def finish_update(
-        self, chat_id: int, update_id: int, answer: str, *, ttl_s: int
-    ) -> None: ...
+        self,
+        chat_id: int,
+        update_id: int,
+        replies: Sequence[Reply],
+        *,
+        owner: str,
+        ttl_s: int,
+        change: SessionChange | None = None,
+    ) -> str | None:
+        """Apply `change` (if any), remember `replies` as the update's answer for `ttl_s` and
+        drop `owner`'s claim, in one atomic step. Returns the new revision ("" with no change or
+        after a delete), or None when the session changed meanwhile: then nothing is written and
+        the claim is kept."""
+        ...
 
-    async def release_update(self, chat_id: int, update_id: int) -> None:
-        """Forget an unfinished claim (processing failed; a retry may claim it again)."""
+    async def release_update(self, chat_id: int, update_id: int, *, owner: str) -> None:
+        """Drop `owner`'s unfinished claim (processing failed; a retry may claim it again)."""
         ...
 
     # -- single-flight refresh (docs/scenarios.md#single-flight)
@@ -243,8 +342,8 @@ class SessionStore(Protocol):
     async def pending_outbox(
         self, *, kind: OutboxKind | None = None, shard: int = 0, shards: int = 1
     ) -> list[OutboxMessage]:
-        """Undelivered messages of `kind` (None: every kind) in the shard, in the order they
-        were added."""
+        """Undelivered messages of `kind` (None: every kind) in the shard, each chat's in the
+        order they were added."""
         ...
 
     async def ack_outbox(self, ids: Sequence[str]) -> int:

@@ -1,22 +1,31 @@
 """Commands (C7 onwards, docs/scenarios.md): idempotent by update_id, decided by the pure machine.
 
-`handle_update` claims the update_id in the store, runs the command and stores its answer, so a
-repeated request (the client retrying after a timeout) gets the first answer and repeats no side
-effect. `run_command` loads the session, lets `core.machine.decide` choose each request,
-performs it, and writes the outcome as a compare-and-set; a session that changed meanwhile (a
-timer cycle wrote) is decided again from the new one.
+`handle_update` claims the update_id and reads the chat's session in one step, runs the command,
+and writes the session change with the answer and the end of the claim in another: two Redis
+round trips for a command (issue 11), however many module calls it makes. A repeated request
+(the client retrying after a timeout) gets the first answer and repeats no side effect. The pure
+`core.machine.decide` chooses each request; a session that changed meanwhile (a timer cycle
+wrote) is read and decided again.
+
+The claim is short and renewed by its holder while it works (`_ClaimKeeper`): if the replica
+dies mid-command, its claim lapses within `claim_ttl_s` and the client's retry is handled by
+another replica (issue 9).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import suppress
 
 from tggate.contract.logic import REPLIES_ANSWER, replies_answer
 from tggate.core.commands import CommandTable
 from tggate.core.machine import (
+    KEEP,
     CallAction,
     CheckLogin,
     Command,
@@ -28,7 +37,17 @@ from tggate.core.machine import (
     StartLogin,
     decide,
 )
-from tggate.core.ports import ActionDone, AuthModule, MainModule, SessionStore
+from tggate.core.ports import (
+    ActionDone,
+    AuthModule,
+    MainModule,
+    SessionChange,
+    SessionStore,
+    StoreUnavailable,
+    UpdateAnswered,
+    UpdateBusy,
+    UpdateClaimed,
+)
 from tggate.core.replies import Reply
 from tggate.core.session import LostSession, Session, StoredSession
 from tggate.core.texts import Text, say
@@ -43,6 +62,10 @@ log = logging.getLogger("tggate.logic")
 # from the new session, at most this many times.
 _MAX_ATTEMPTS = 4
 
+# Writes the outcome of a command decided from a session of some revision; False when the
+# session changed meanwhile (nothing written).
+_Commit = Callable[[Outcome, str | None], Awaitable[bool]]
+
 
 class UpdateInProgress(Exception):
     """Another request is still processing this update_id; the caller should retry later."""
@@ -51,6 +74,55 @@ class UpdateInProgress(Exception):
 def answer_json(chat_id: int, replies: Iterable[Reply]) -> str:
     """The JSON answer to a command of `chat_id` (tggate.contract.logic.RepliesAnswer)."""
     return REPLIES_ANSWER.dump_json(replies_answer(chat_id, replies)).decode()
+
+
+def _change(outcome: Outcome, revision: str | None) -> SessionChange | None:
+    """The session write an outcome asks for, decided from `revision`; None: nothing to write."""
+    if isinstance(outcome.session, Keep):
+        return None
+    if outcome.session is None and revision is None:
+        return None  # already Unknown
+    return SessionChange(outcome.session, revision, outcome.ttl_s)
+
+
+class _ClaimKeeper:
+    """Renews an update's claim every third of its TTL while the command runs (issue 9): a live
+    holder keeps it, a dead one lets it lapse. A timer, not a task, per command: most commands
+    finish before it first fires."""
+
+    def __init__(
+        self, store: SessionStore, chat_id: int, update_id: int, owner: str, ttl_ms: int
+    ) -> None:
+        self._store = store
+        self._key = (chat_id, update_id)
+        self._owner = owner
+        self._ttl_ms = ttl_ms
+        self._loop = asyncio.get_running_loop()
+        self._stopped = False
+        self._renewal: asyncio.Task[None] | None = None
+        self._timer = self._loop.call_later(ttl_ms / 3000, self._renew)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._timer.cancel()
+
+    def _renew(self) -> None:
+        self._renewal = self._loop.create_task(self._extend())
+
+    async def _extend(self) -> None:
+        if self._stopped:
+            return
+        chat_id, update_id = self._key
+        try:
+            kept = await self._store.extend_update(
+                chat_id, update_id, owner=self._owner, ttl_ms=self._ttl_ms
+            )
+        except StoreUnavailable:
+            kept = True  # try again at the next tick; Redis may be back by then
+        if not kept:
+            log.warning("chat %s lost the claim of update %s while handling it", *self._key)
+        elif not self._stopped:
+            self._timer = self._loop.call_later(self._ttl_ms / 3000, self._renew)
 
 
 class Commands:
@@ -65,7 +137,7 @@ class Commands:
         metrics: LogicMetrics,
         new_login_token: Callable[[], str],
         update_ttl_s: int,
-        claim_ttl_s: int,
+        claim_ttl_s: float,
         in_progress_wait_s: float,
     ) -> None:
         self._store = store
@@ -76,48 +148,105 @@ class Commands:
         self._metrics = metrics
         self._new_login_token = new_login_token
         self._update_ttl_s = update_ttl_s
-        # A claim outlives one processing attempt only briefly: if this replica dies mid-way,
-        # the client's retry can claim the update again instead of waiting a day.
-        self._claim_ttl_s = claim_ttl_s
+        self._claim_ttl_ms = max(1, int(claim_ttl_s * 1000))
         self._in_progress_wait_s = in_progress_wait_s
+        # Claim owners: unique across replicas (the random part) and requests (the counter).
+        self._owner_prefix = secrets.token_hex(6)
+        self._owner_serial = itertools.count()
 
     async def handle_update(self, update_id: int, command: Command) -> str:
         """The JSON answer to one update; a repeated update_id gets the stored first answer."""
-        deadline = time.monotonic() + self._in_progress_wait_s
-        while True:
-            claim = await self._store.claim_update(
-                command.chat_id, update_id, ttl_s=self._claim_ttl_s
-            )
-            if isinstance(claim, str):
-                self._metrics.replayed.inc()
-                return claim
-            if claim:
-                break
-            if time.monotonic() > deadline:
-                raise UpdateInProgress(update_id)
-            await asyncio.sleep(0.05)
+        chat_id = command.chat_id
+        owner = f"{self._owner_prefix}:{next(self._owner_serial)}"
         try:
-            replies = await self.run_command(command)
-        except BaseException:
-            await self._store.release_update(command.chat_id, update_id)
-            raise
-        answer = answer_json(command.chat_id, replies)
-        await self._store.finish_update(
-            command.chat_id, update_id, answer, ttl_s=self._update_ttl_s
-        )
-        return answer
+            claim = await self._claim(update_id, command, owner)
+            if isinstance(claim, UpdateAnswered):
+                self._metrics.replayed.inc()
+                return answer_json(chat_id, claim.replies)
+            replies = await self._handle_claimed(update_id, command, owner, claim.stored)
+        except StoreUnavailable as error:
+            # A clear reply, never a 5xx (docs/scenarios.md#unavailable); nothing was recorded, so
+            # a retry runs anew.
+            log.warning("Redis unavailable during /%s: %s", command.name, error)
+            self._metrics.commands.labels(command.name, "store_unavailable").inc()
+            return answer_json(chat_id, [Reply(text=say(Text.UNAVAILABLE, command.language))])
+        return answer_json(chat_id, replies)
 
     async def run_command(self, command: Command) -> tuple[Reply, ...]:
-        outcome: Outcome | None = None
-        for _attempt in range(_MAX_ATTEMPTS):
-            stored = await self._store.load(command.chat_id)
+        """The replies to one command, without idempotency (for tests and benchmarks)."""
+
+        async def commit(outcome: Outcome, revision: str | None) -> bool:
+            change = _change(outcome, revision)
+            if change is None:
+                return True
+            written = await self._store.replace(
+                command.chat_id, change.session, expect=change.expect, ttl_s=change.ttl_s
+            )
+            return written is not None
+
+        return await self._run(command, await self._store.load(command.chat_id), commit)
+
+    async def _claim(
+        self, update_id: int, command: Command, owner: str
+    ) -> UpdateClaimed | UpdateAnswered:
+        deadline: float | None = None
+        while True:
+            claim = await self._store.begin_update(
+                command.chat_id, update_id, owner=owner, ttl_ms=self._claim_ttl_ms
+            )
+            if not isinstance(claim, UpdateBusy):
+                return claim
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self._in_progress_wait_s
+            elif now > deadline:
+                raise UpdateInProgress(update_id)
+            await asyncio.sleep(0.05)
+
+    async def _handle_claimed(
+        self, update_id: int, command: Command, owner: str, stored: StoredSession | None
+    ) -> tuple[Reply, ...]:
+        chat_id = command.chat_id
+
+        async def commit(outcome: Outcome, revision: str | None) -> bool:
+            written = await self._store.finish_update(
+                chat_id,
+                update_id,
+                outcome.replies,
+                owner=owner,
+                ttl_s=self._update_ttl_s,
+                change=_change(outcome, revision),
+            )
+            return written is not None
+
+        keeper = _ClaimKeeper(self._store, chat_id, update_id, owner, self._claim_ttl_ms)
+        self._metrics.in_progress.inc()
+        try:
+            return await self._run(command, stored, commit)
+        except BaseException:
+            keeper.stop()
+            with suppress(StoreUnavailable):
+                await self._store.release_update(chat_id, update_id, owner=owner)
+            raise
+        finally:
+            keeper.stop()
+            self._metrics.in_progress.dec()
+
+    async def _run(
+        self, command: Command, stored: StoredSession | None, commit: _Commit
+    ) -> tuple[Reply, ...]:
+        for attempt in range(_MAX_ATTEMPTS):
+            if attempt:
+                stored = await self._store.load(command.chat_id)
             outcome, revision = await self._decide(stored, command)
-            if await self._write(command.chat_id, outcome, revision):
+            if await commit(outcome, revision):
                 self._metrics.commands.labels(command.name, _result_label(stored, outcome)).inc()
                 return outcome.replies
             log.info("chat %s changed during /%s; deciding again", command.chat_id, command.name)
         self._metrics.commands.labels(command.name, "conflict").inc()
-        return (Reply(text=say(Text.UNAVAILABLE, command.language)),)
+        gave_up = Outcome(KEEP, (Reply(text=say(Text.UNAVAILABLE, command.language)),))
+        await commit(gave_up, None)
+        return gave_up.replies
 
     async def _decide(
         self, stored: StoredSession | None, command: Command
@@ -133,16 +262,6 @@ class Commands:
             performed = await self._perform(step, command, session, revision)
             answers.append(performed.answer)
             revision = performed.revision
-
-    async def _write(self, chat_id: int, outcome: Outcome, revision: str | None) -> bool:
-        if isinstance(outcome.session, Keep):
-            return True
-        if outcome.session is None and revision is None:
-            return True  # already Unknown
-        written = await self._store.replace(
-            chat_id, outcome.session, expect=revision, ttl_s=outcome.ttl_s
-        )
-        return written is not None
 
     async def _perform(
         self,

@@ -1,10 +1,12 @@
 """The two timer cycles (L2, N2) and the durable outbox they fill (docs/scenarios.md#outbox).
 
-A cycle walks the status index of its shard with a bounded pool of workers; for each chat the
-pure machine decides (`decide_login_check`, `decide_notifications`) and this module performs:
-module calls, the outbox, the session write. A chat's transition and its message are written in
-one atomic step, so a crash cannot lose "logged in". The cycle then answers every undelivered
-message of its kind; they stay in the outbox until the client acknowledges them.
+A cycle reads the sessions of its shard from the status indexes in batches (one Redis round trip
+for some hundred chats) and hands them to a bounded pool of workers; for each chat the pure
+machine decides (`decide_login_check`, `decide_notifications`) and this module performs: module
+calls, the outbox, the session write. A chat's transition and its message are written in one
+atomic step, so a crash cannot lose "logged in"; writes that workers make at about the same time
+go to the store together (`_WriteBatcher`). The cycle then answers every undelivered message of
+its kind; they stay in the outbox until the client acknowledges them.
 """
 
 from __future__ import annotations
@@ -26,8 +28,16 @@ from tggate.core.machine import (
     decide_lost_session,
     decide_notifications,
 )
-from tggate.core.ports import AuthModule, MainModule, OutboxKind, OutboxMessage, SessionStore
-from tggate.core.session import Anonymous, Authorized, LostSession, Status
+from tggate.core.ports import (
+    AuthModule,
+    MainModule,
+    OutboxKind,
+    OutboxMessage,
+    SessionChange,
+    SessionStore,
+    SessionWrite,
+)
+from tggate.core.session import Anonymous, Authorized, LostSession, Status, StoredSession
 from tggate.logic.metrics import LogicMetrics
 from tggate.logic.refresh import SingleFlightRefresh, Step
 
@@ -59,6 +69,45 @@ def _lost_message_id(chat_id: int, revision: str) -> str:
     return f"n:{chat_id}:lost:{revision}"
 
 
+class _WriteBatcher:
+    """Session writes of many workers in few round trips: the writes made during one turn of the
+    event loop (module answers that arrived together) go to the store as one batch."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self._store = store
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[tuple[SessionWrite, asyncio.Future[str | None]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def write(self, write: SessionWrite) -> str | None:
+        written: asyncio.Future[str | None] = self._loop.create_future()
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append((write, written))
+        return await written
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = self._loop.create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[SessionWrite, asyncio.Future[str | None]]]) -> None:
+        try:
+            results = await self._store.write_sessions([write for write, _ in batch])
+        except Exception as error:
+            for _, written in batch:
+                if not written.done():
+                    written.set_exception(error)
+            return
+        for (_, written), result in zip(batch, results, strict=True):
+            if not written.done():
+                written.set_result(result)
+
+
+_Handle = Callable[[int, StoredSession, _WriteBatcher], Awaitable[None]]
+
+
 class Cycles:
     def __init__(
         self,
@@ -80,14 +129,14 @@ class Cycles:
     async def login_cycle(self, *, shard: int = 0, shards: int = 1) -> list[OutboxMessage]:
         """L2: check every Anonymous chat of the shard; return all undelivered login messages."""
         started = time.monotonic()
-        await self._for_each_chat(Status.ANONYMOUS, shard, shards, self._check_login)
+        await self._for_each_session(Status.ANONYMOUS, shard, shards, self._check_login)
         self._metrics.cycle_seconds.labels("login").observe(time.monotonic() - started)
         return await self._pending(OutboxKind.LOGIN, shard, shards, "login")
 
     async def notification_cycle(self, *, shard: int = 0, shards: int = 1) -> list[OutboxMessage]:
         """N2: fetch every Authorized chat's notifications; return all undelivered ones."""
         started = time.monotonic()
-        await self._for_each_chat(Status.AUTHORIZED, shard, shards, self._collect_notifications)
+        await self._for_each_session(Status.AUTHORIZED, shard, shards, self._collect_notifications)
         self._metrics.cycle_seconds.labels("notifications").observe(time.monotonic() - started)
         return await self._pending(OutboxKind.NOTIFICATION, shard, shards, "notifications")
 
@@ -97,34 +146,37 @@ class Cycles:
     async def _pending(
         self, kind: OutboxKind, shard: int, shards: int, label: str
     ) -> list[OutboxMessage]:
-        # In the store's order, the order they were produced in (a chat's notifications as the
-        # Main module listed them).
+        # Each chat's in the order they were produced (its notifications as the Main module
+        # listed them).
         messages = await self._store.pending_outbox(kind=kind, shard=shard, shards=shards)
         self._metrics.cycle_messages.labels(label).inc(len(messages))
         self._metrics.outbox_backlog.labels(label, str(shard)).set(len(messages))
         return messages
 
-    async def _for_each_chat(
-        self,
-        status: Status,
-        shard: int,
-        shards: int,
-        handle: Callable[[int], Awaitable[None]],
+    async def _for_each_session(
+        self, status: Status, shard: int, shards: int, handle: _Handle
     ) -> None:
-        # A bounded pool of workers over the index: memory stays flat at 100k chats.
-        queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=self._concurrency * 2)
+        # A bounded pool of workers over batches of sessions: memory stays flat at 100k chats. A
+        # session may wait a moment in the queue; its write names the revision it was read at,
+        # so one that changed meanwhile is left alone and decided again next tick.
+        queue: asyncio.Queue[tuple[int, StoredSession] | None] = asyncio.Queue(
+            maxsize=self._concurrency * 4
+        )
+        writes = _WriteBatcher(self._store)
 
         async def worker() -> None:
-            while (chat_id := await queue.get()) is not None:
+            while (item := await queue.get()) is not None:
+                chat_id, stored = item
                 try:
-                    await handle(chat_id)
+                    await handle(chat_id, stored, writes)
                 except Exception:
                     log.exception("cycle step failed for chat %s", chat_id)
 
         workers = [asyncio.create_task(worker()) for _ in range(self._concurrency)]
         try:
-            async for chat_id in self._store.chats(status, shard=shard, shards=shards):
-                await queue.put(chat_id)
+            async for batch in self._store.sessions(status, shard=shard, shards=shards):
+                for item in batch:
+                    await queue.put(item)
         finally:
             for _ in workers:
                 await queue.put(None)
@@ -132,6 +184,7 @@ class Cycles:
 
     async def _write(
         self,
+        writes: _WriteBatcher,
         chat_id: int,
         outcome: CycleOutcome,
         revision: str | None,
@@ -150,24 +203,32 @@ class Cycles:
         outbox: tuple[OutboxMessage, ...] = ()
         if outcome.message is not None:
             outbox = (OutboxMessage(message_id(chat_id, revision), chat_id, kind, outcome.message),)
-        await self._store.replace(chat_id, outcome.session, expect=revision, outbox=outbox)
+        change = SessionChange(outcome.session, revision)
+        await writes.write(SessionWrite(chat_id, change, outbox))
 
     # ---- L2 ----
 
-    async def _check_login(self, chat_id: int) -> None:
-        stored = await self._store.load(chat_id)
-        if stored is not None and isinstance(stored.session, LostSession):
+    async def _check_login(
+        self, chat_id: int, stored: StoredSession, writes: _WriteBatcher
+    ) -> None:
+        if isinstance(stored.session, LostSession):
             lost = decide_lost_session(stored.session)
             await self._write(
-                chat_id, lost, stored.revision, kind=OutboxKind.LOGIN, message_id=_login_message_id
+                writes,
+                chat_id,
+                lost,
+                stored.revision,
+                kind=OutboxKind.LOGIN,
+                message_id=_login_message_id,
             )
             return
-        if stored is None or not isinstance(stored.session, Anonymous):
+        if not isinstance(stored.session, Anonymous):
             return
         answer = await self._auth.check_login(login_token=stored.session.login_token)
         self._metrics.module_call("login_check", answer)
         outcome = decide_login_check(stored.session, answer)
         await self._write(
+            writes,
             chat_id,
             outcome,
             stored.revision,
@@ -177,11 +238,13 @@ class Cycles:
 
     # ---- N2 (401: Z7–Z9) ----
 
-    async def _collect_notifications(self, chat_id: int) -> None:
-        stored = await self._store.load(chat_id)
-        if stored is not None and isinstance(stored.session, LostSession):
+    async def _collect_notifications(
+        self, chat_id: int, stored: StoredSession, writes: _WriteBatcher
+    ) -> None:
+        if isinstance(stored.session, LostSession):
             lost = decide_lost_session(stored.session)
             await self._write(
+                writes,
                 chat_id,
                 lost,
                 stored.revision,
@@ -189,7 +252,7 @@ class Cycles:
                 message_id=_lost_message_id,
             )
             return
-        if stored is None or not isinstance(stored.session, Authorized):
+        if not isinstance(stored.session, Authorized):
             return
         session = stored.session
         revision: str | None = stored.revision
@@ -199,6 +262,7 @@ class Cycles:
             answers.append(performed.answer)
             revision = performed.revision
         await self._write(
+            writes,
             chat_id,
             step,
             revision,

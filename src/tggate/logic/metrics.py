@@ -18,6 +18,11 @@ class LogicMetrics:
             ["command", "result"],
             registry=self.registry,
         )
+        self.in_progress = Gauge(
+            "tggate_commands_in_progress",
+            "Commands this process is handling now (claimed, not yet answered)",
+            registry=self.registry,
+        )
         self.replayed = Counter(
             "tggate_commands_replayed_total",
             "Repeated update_ids answered from the stored first answer",

@@ -33,7 +33,7 @@ class BotLogic:
         table: CommandTable,
         metrics: LogicMetrics | None = None,
         update_ttl_s: int = 86_400,
-        claim_ttl_s: int = 30,
+        claim_ttl_s: float = 3.0,
         refresh_lock_ttl_ms: int = 10_000,
         cycle_concurrency: int = 32,
         new_login_token: Callable[[], str] = lambda: secrets.token_urlsafe(32),

@@ -13,18 +13,17 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import aiohttp
 import httpx
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tests.integration.conformance.modules import JWT_SECRET, wrapped_in_auth
+from tests.support.module_http import ModuleHttp
 from tests.support.sandbox import TEST_API, TEST_API_SECRET
 from tests.support.second_auth import API_DOCS_ANCHOR, create_second_auth, example_toml
 from tests.support.servers import run_asgi
 
 from tggate.adapters.auth_api import AuthApi, load_auth_api, parse_auth_api
 from tggate.adapters.auth_http import HttpAuthModule
-from tggate.adapters.http_base import JsonHttp
 from tggate.contract.auth import LoginCheckRequest, LoginRequest, LogoutRequest, RefreshRequest
 from tggate.core.ports import (
     LoginDenied,
@@ -71,9 +70,10 @@ def reference() -> Iterator[tuple[Recorder, str]]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
+async def session() -> AsyncIterator[ModuleHttp]:
+    found = ModuleHttp()
+    yield found
+    await found.aclose()
 
 
 def resolve(url: str, chat_id: int, decision: str = "granted") -> None:
@@ -108,12 +108,12 @@ async def a_session(auth: HttpAuthModule, url: str, chat_id: int) -> list[object
 
 
 async def test_the_default_from_a_file_is_todays_contract_exactly(
-    reference: tuple[Recorder, str], session: aiohttp.ClientSession, tmp_path: Path
+    reference: tuple[Recorder, str], session: ModuleHttp, tmp_path: Path
 ) -> None:
     recorder, url = reference
     copy = tmp_path / "auth-api.toml"
     copy.write_text(resources.files("tggate").joinpath("auth_api.toml").read_text("utf-8"))
-    http = JsonHttp(session=session, base_url=url, timeout_s=5, name="auth")
+    http = session.json_http(url, "auth")
 
     without_file = await a_session(HttpAuthModule(http), url, 100)
     sent_without = list(recorder.calls)
@@ -166,12 +166,12 @@ async def test_the_default_from_a_file_is_todays_contract_exactly(
     ],
 )
 async def test_each_worked_example_carries_a_whole_session(
-    anchor: str, server: object, session: aiohttp.ClientSession
+    anchor: str, server: object, session: ModuleHttp
 ) -> None:
     api: AuthApi = parse_auth_api(example_toml(anchor), source=f"{anchor}.toml")
     assert callable(server)
     with run_asgi(server()) as url:
-        http = JsonHttp(session=session, base_url=url, timeout_s=5, name="auth")
+        http = session.json_http(url, "auth")
         results = await a_session(HttpAuthModule(http, api), url, 300)
 
     assert results == [

@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 from starlette.types import Receive, Scope, Send
 from tests.support.servers import run_asgi
 
 from tggate.adapters.auth_http import HttpAuthModule
 from tggate.adapters.http_base import JsonHttp
+from tggate.adapters.http_pool import HttpPool
 from tggate.adapters.main_http import HttpMainModule
 from tggate.contract.main import MAX_IDS_PER_DELETE
 from tggate.core.ports import (
@@ -109,8 +109,11 @@ def module(served: tuple[ScriptedModule, str]) -> ScriptedModule:
 
 @pytest.fixture
 async def http(served: tuple[ScriptedModule, str]) -> AsyncIterator[JsonHttp]:
-    async with aiohttp.ClientSession() as session:
-        yield JsonHttp(session=session, base_url=served[1], timeout_s=5, name="scripted")
+    pool = HttpPool(served[1], limit=8, timeout_s=5)
+    try:
+        yield JsonHttp(pool=pool, name="scripted")
+    finally:
+        await pool.aclose()
 
 
 # ---- the Authorization module ----

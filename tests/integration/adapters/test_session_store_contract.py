@@ -1,27 +1,51 @@
-"""One contract for every SessionStore (STYLE §7): the in-memory store and the Redis store.
+"""One contract for every SessionStore (STYLE §7): the in-memory store, the Redis store on one
+server, and the Redis store on a real three-master Cluster (which refuses a script or command
+over two slots with CROSSSLOT).
 
-Time-based cases move a fake clock for the memory store and sleep for Redis, so the Redis run
-takes about a second more.
+On one server every test also runs under MONITOR, and fails if any command, or any command a
+script ran, touched keys of two hash slots: the proof, on the server, that the layout is
+Cluster-safe (issue 10).
+
+Time-based cases move a fake clock for the memory store and sleep for Redis, so the Redis runs
+take about a second more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from tests.support.clock import FakeClock
+from tests.support.redis_monitor import cross_slot_commands, watch_redis
 
 from tggate.adapters.memory_store import MemorySessionStore
-from tggate.adapters.redis_store import RedisSessionStore
-from tggate.core.ports import OutboxKind, OutboxMessage, SessionStore
+from tggate.adapters.redis_store import LayoutMismatch, RedisSessionStore
+from tggate.core.ports import (
+    OutboxKind,
+    OutboxMessage,
+    SessionChange,
+    SessionStore,
+    SessionWrite,
+    UpdateAnswered,
+    UpdateBusy,
+    UpdateClaimed,
+)
 from tggate.core.replies import Button, Reply
-from tggate.core.session import Anonymous, Authorized, LoginPrompt, Session, Status
+from tggate.core.session import (
+    Anonymous,
+    Authorized,
+    LoginPrompt,
+    Session,
+    Status,
+    StoredSession,
+)
 
 ANON = Anonymous(
     login_token="lt-1",
@@ -33,16 +57,28 @@ ANON_CODE = Anonymous(
 )
 AUTH = Authorized(access_token="access-1", refresh_token="refresh-1")
 AUTH_2 = Authorized(access_token="access-2", refresh_token="refresh-2")
+ANSWER = (
+    Reply("Профиль: Алиса"),
+    Reply("Log in:", ((Button("GitHub", command="/login github"), Button("Open", url="u")),)),
+)
 
 
 def message(
-    message_id: str,
+    name: str,
     chat_id: int = 42,
     text: str = "hi",
     kind: OutboxKind = OutboxKind.NOTIFICATION,
 ) -> OutboxMessage:
     buttons = ((Button("GitHub", command="/login github"), Button("Код", url="u")),)
-    return OutboxMessage(message_id, chat_id, kind, Reply(text, buttons))
+    return OutboxMessage(f"n:{chat_id}:{name}", chat_id, kind, Reply(text, buttons))
+
+
+def by_chat(messages: list[OutboxMessage]) -> dict[int, list[OutboxMessage]]:
+    """Messages per chat, in order: the order the contract promises."""
+    found: dict[int, list[OutboxMessage]] = {}
+    for m in messages:
+        found.setdefault(m.chat_id, []).append(m)
+    return found
 
 
 @dataclass
@@ -61,12 +97,26 @@ def memory_backend() -> Backend:
     return Backend(MemorySessionStore(clock=clock), advance)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
+async def redis_backend(redis_client: Redis, redis_url: str) -> AsyncIterator[Backend]:
+    """One server, watched: no command or script may touch two slots."""
+    async with watch_redis(redis_url) as watch:
+        yield Backend(RedisSessionStore(redis_client, buckets=16), asyncio.sleep)
+        await watch.mark()
+        assert await cross_slot_commands(redis_client, watch.seen) == []
+
+
+@pytest.fixture
+def cluster_backend(cluster_client: RedisCluster) -> Backend:
+    return Backend(RedisSessionStore(cluster_client, buckets=16), asyncio.sleep)
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "memory":
         return memory_backend()
-    client: Redis = request.getfixturevalue("redis_client")
-    return Backend(RedisSessionStore(client), asyncio.sleep)
+    found: Backend = request.getfixturevalue(f"{request.param}_backend")
+    return found
 
 
 @pytest.fixture
@@ -74,12 +124,20 @@ def store(backend: Backend) -> SessionStore:
     return backend.store
 
 
+async def all_sessions(
+    store: SessionStore, status: Status, shard: int = 0, shards: int = 1
+) -> dict[int, StoredSession]:
+    found = [
+        item async for batch in store.sessions(status, shard=shard, shards=shards) for item in batch
+    ]
+    assert len(found) == len({chat for chat, _ in found}), "a chat was listed twice"
+    return dict(found)
+
+
 async def all_chats(
     store: SessionStore, status: Status, shard: int = 0, shards: int = 1
 ) -> set[int]:
-    found = [chat async for chat in store.chats(status, shard=shard, shards=shards)]
-    assert len(found) == len(set(found)), "a chat was listed twice"
-    return set(found)
+    return set(await all_sessions(store, status, shard, shards))
 
 
 class TestSessionStoreContract:
@@ -177,6 +235,32 @@ class TestSessionStoreContract:
 
         assert await all_chats(store, Status.AUTHORIZED) == set(range(1, 1201))
 
+    async def test_sessions_are_read_with_their_revision(self, store: SessionStore) -> None:
+        first = await store.replace(1, ANON, expect=None)
+        second = await store.replace(2, AUTH, expect=None)
+
+        assert await all_sessions(store, Status.ANONYMOUS) == {1: StoredSession(ANON, first)}
+        assert await all_sessions(store, Status.AUTHORIZED) == {2: StoredSession(AUTH, second)}
+
+    async def test_many_writes_at_once_each_on_its_own(self, store: SessionStore) -> None:
+        revision = await store.replace(1, ANON, expect=None)
+        await store.replace(2, ANON, expect=None)
+        writes = [
+            SessionWrite(1, SessionChange(AUTH, revision), [message("in", chat_id=1)]),
+            SessionWrite(2, SessionChange(None, "stale"), [message("lost", chat_id=2)]),
+            SessionWrite(17, SessionChange(ANON_CODE, None, ttl_s=600)),
+            SessionWrite(33, SessionChange(None, None)),
+        ]
+
+        written = await store.write_sessions(writes)
+
+        assert written[0] and written[2] and written[3] == ""
+        assert written[1] is None
+        assert await all_chats(store, Status.AUTHORIZED) == {1}
+        assert await all_chats(store, Status.ANONYMOUS) == {2, 17}
+        assert await store.pending_outbox() == [message("in", chat_id=1)]
+        assert await store.write_sessions([]) == []
+
     async def test_outbox_is_added_with_the_session_change_only(self, store: SessionStore) -> None:
         revision = await store.replace(42, ANON, expect=None, outbox=[message("m1")])
         assert await store.replace(42, None, expect="stale", outbox=[message("m2")]) is None
@@ -192,8 +276,7 @@ class TestSessionStoreContract:
         logged_in = await store.replace(2, ANON, expect=None, ttl_s=1)
         await store.replace(2, AUTH, expect=logged_in)  # Authorized sessions do not expire
         await store.replace(3, ANON_CODE, expect=None)
-        assert await store.claim_update(1, 10, ttl_s=1) is True
-        await store.finish_update(1, 11, '{"replies": []}', ttl_s=1)
+        assert isinstance(await store.begin_update(1, 10, owner="a", ttl_ms=1000), UpdateClaimed)
         assert await store.acquire_lock(1, "refresh", owner="a", ttl_ms=1000)
         assert await store.lease("poller", instance="a", ttl_ms=1000)
 
@@ -207,8 +290,7 @@ class TestSessionStoreContract:
         assert await all_chats(store, Status.AUTHORIZED) == {2}
         assert await store.replace(1, ANON, expect=None)  # Unknown again
         assert await all_chats(store, Status.ANONYMOUS) == {1, 3}
-        assert await store.claim_update(1, 10, ttl_s=1) is True
-        assert await store.claim_update(1, 11, ttl_s=1) is True
+        assert isinstance(await store.begin_update(1, 10, owner="b", ttl_ms=1000), UpdateClaimed)
         assert await store.acquire_lock(1, "refresh", owner="b", ttl_ms=1000)
         assert await store.lease("poller", instance="b", ttl_ms=1000)
 
@@ -219,21 +301,80 @@ class TestSessionStoreContract:
 
     # -- idempotency of updates
 
-    async def test_claim_finish_release_update(self, store: SessionStore) -> None:
-        assert await store.claim_update(42, 10, ttl_s=60) is True
-        assert await store.claim_update(42, 10, ttl_s=60) is False  # still being processed
-        assert await store.claim_update(43, 10, ttl_s=60) is True  # update ids are per chat
+    async def test_claim_reads_the_session_and_finish_keeps_the_answer(
+        self, store: SessionStore
+    ) -> None:
+        revision = await store.replace(42, AUTH, expect=None)
 
-        await store.finish_update(42, 10, '{"replies": [1]}', ttl_s=60)
-        await store.release_update(42, 10)  # a finished answer is kept
+        claim = await store.begin_update(42, 10, owner="a", ttl_ms=60_000)
 
-        assert await store.claim_update(42, 10, ttl_s=60) == '{"replies": [1]}'
+        assert claim == UpdateClaimed(StoredSession(AUTH, revision or ""))
+        assert await store.begin_update(42, 10, owner="b", ttl_ms=60_000) == UpdateBusy()
+        assert await store.begin_update(43, 10, owner="b", ttl_ms=60_000) == UpdateClaimed(None)
+        assert await store.finish_update(42, 10, ANSWER, owner="a", ttl_s=60) == ""
+        assert await store.begin_update(42, 10, owner="b", ttl_ms=60_000) == UpdateAnswered(ANSWER)
+        # A later finish (a holder whose claim lapsed) does not replace the first answer.
+        await store.finish_update(42, 10, (Reply("second"),), owner="c", ttl_s=60)
+        assert await store.begin_update(42, 10, owner="b", ttl_ms=60_000) == UpdateAnswered(ANSWER)
 
-    async def test_released_claim_can_be_claimed_again(self, store: SessionStore) -> None:
-        assert await store.claim_update(42, 11, ttl_s=60) is True
-        await store.release_update(42, 11)
+    async def test_finish_writes_the_session_with_the_answer(self, store: SessionStore) -> None:
+        revision = await store.replace(42, ANON, expect=None)
+        assert await store.begin_update(42, 1, owner="a", ttl_ms=60_000) == UpdateClaimed(
+            StoredSession(ANON, revision or "")
+        )
 
-        assert await store.claim_update(42, 11, ttl_s=60) is True
+        written = await store.finish_update(
+            42, 1, ANSWER, owner="a", ttl_s=60, change=SessionChange(AUTH, revision)
+        )
+
+        assert written
+        assert await store.load(42) == StoredSession(AUTH, written)
+        assert await all_chats(store, Status.AUTHORIZED) == {42}
+        assert await all_chats(store, Status.ANONYMOUS) == set()
+
+    async def test_finish_after_a_conflict_writes_nothing_and_keeps_the_claim(
+        self, store: SessionStore
+    ) -> None:
+        revision = await store.replace(42, ANON, expect=None)
+        await store.begin_update(42, 1, owner="a", ttl_ms=60_000)
+        await store.replace(42, None, expect=revision)  # a timer cycle ended the login
+
+        written = await store.finish_update(
+            42, 1, ANSWER, owner="a", ttl_s=60, change=SessionChange(AUTH, revision)
+        )
+
+        assert written is None
+        assert await store.load(42) is None
+        assert await store.begin_update(42, 1, owner="b", ttl_ms=60_000) == UpdateBusy()
+        assert await store.finish_update(42, 1, ANSWER, owner="a", ttl_s=60) == ""
+        assert await store.begin_update(42, 1, owner="b", ttl_ms=60_000) == UpdateAnswered(ANSWER)
+
+    async def test_released_claim_can_be_claimed_again_by_its_owner_only(
+        self, store: SessionStore
+    ) -> None:
+        assert isinstance(await store.begin_update(42, 11, owner="a", ttl_ms=60_000), UpdateClaimed)
+        await store.release_update(42, 11, owner="b")
+        assert await store.begin_update(42, 11, owner="b", ttl_ms=60_000) == UpdateBusy()
+
+        await store.release_update(42, 11, owner="a")
+
+        assert isinstance(await store.begin_update(42, 11, owner="b", ttl_ms=60_000), UpdateClaimed)
+
+    async def test_a_renewed_claim_holds_and_a_lapsed_one_is_taken_over(
+        self, backend: Backend
+    ) -> None:
+        store = backend.store
+        await store.begin_update(42, 12, owner="a", ttl_ms=600)
+        await store.begin_update(42, 13, owner="dead", ttl_ms=600)
+        await backend.advance(0.4)
+        assert await store.extend_update(42, 12, owner="a", ttl_ms=600) is True
+        assert await store.extend_update(42, 12, owner="b", ttl_ms=600) is False
+
+        await backend.advance(0.4)  # 0.8 s: past the first TTL, within the renewed one
+
+        assert await store.begin_update(42, 12, owner="b", ttl_ms=600) == UpdateBusy()
+        assert isinstance(await store.begin_update(42, 13, owner="b", ttl_ms=600), UpdateClaimed)
+        assert await store.extend_update(42, 13, owner="dead", ttl_ms=600) is False
 
     # -- locks
 
@@ -256,17 +397,26 @@ class TestSessionStoreContract:
         await store.add_outbox([message("m1", text="changed"), message("m3")])
         await store.add_outbox([])
 
-        assert await store.pending_outbox() == [
-            message("m1"),
-            message("m2", chat_id=7),
-            message("m3"),
-        ]
+        assert by_chat(await store.pending_outbox()) == {
+            42: [message("m1"), message("m3")],
+            7: [message("m2", chat_id=7)],
+        }
+
+    async def test_outbox_ids_name_their_chat(self, store: SessionStore) -> None:
+        wrong = OutboxMessage("n:7:x", 42, OutboxKind.NOTIFICATION, Reply("hi"))
+        with pytest.raises(ValueError):
+            await store.add_outbox([wrong])
+        with pytest.raises(ValueError):
+            await store.replace(42, ANON, expect=None, outbox=[wrong])
+        assert await store.load(42) is None
+        # Ids naming no chat were never handed out: acknowledging them does nothing.
+        assert await store.ack_outbox(["m1", "n:x:y", "n:42"]) == 0
 
     async def test_acked_messages_are_not_added_again(self, store: SessionStore) -> None:
         await store.add_outbox([message("m1"), message("m2")])
 
-        assert await store.ack_outbox(["m1", "unknown"]) == 1
-        assert await store.ack_outbox(["m1"]) == 0
+        assert await store.ack_outbox([message("m1").id, "n:42:unknown"]) == 1
+        assert await store.ack_outbox([message("m1").id]) == 0
         assert await store.ack_outbox([]) == 0
         await store.add_outbox([message("m1")])
         await store.replace(42, ANON, expect=None, outbox=[message("m1")])
@@ -274,13 +424,14 @@ class TestSessionStoreContract:
         assert await store.pending_outbox() == [message("m2")]
 
     async def test_pending_outbox_by_shard(self, store: SessionStore) -> None:
-        messages = [message(f"m{chat}", chat_id=chat) for chat in (-5, 1, 2, 3, 4, 5, 6)]
+        messages = [message("m", chat_id=chat) for chat in (-5, 1, 2, 3, 4, 5, 6, 10**15)]
         await store.add_outbox(messages)
 
-        for shard in range(2):
-            assert await store.pending_outbox(shard=shard, shards=2) == [
-                m for m in messages if m.chat_id % 2 == shard
-            ]
+        for shards in (2, 3):
+            for shard in range(shards):
+                assert by_chat(await store.pending_outbox(shard=shard, shards=shards)) == by_chat(
+                    [m for m in messages if m.chat_id % shards == shard]
+                )
         with pytest.raises(ValueError):
             await store.pending_outbox(shard=0, shards=0)
 
@@ -331,7 +482,7 @@ class TestSessionStoreContract:
 
 # ---- the same observable behaviour, for random sequences of operations
 
-CHATS = st.sampled_from([1, 2, 3])
+CHATS = st.sampled_from([1, 2, 3, 18])  # 2 and 18 share a bucket of 16
 SESSIONS = st.sampled_from([ANON, ANON_CODE, AUTH, AUTH_2, None])
 EXPECTS = st.sampled_from(["latest", "previous", "none", "bogus"])
 OPERATIONS = st.lists(
@@ -340,13 +491,13 @@ OPERATIONS = st.lists(
         st.tuples(st.just("load"), CHATS),
         st.tuples(st.just("chats"), st.sampled_from(list(Status)), st.integers(0, 1)),
         st.tuples(st.just("add"), st.lists(st.sampled_from("abc"), max_size=3), CHATS),
-        st.tuples(st.just("ack"), st.lists(st.sampled_from("abcd"), max_size=3)),
+        st.tuples(st.just("ack"), st.lists(st.sampled_from("abcd"), max_size=3), CHATS),
         st.tuples(st.just("pending"), st.sampled_from([None, *OutboxKind]), st.integers(0, 1)),
         st.tuples(st.just("lock"), CHATS, st.sampled_from("xy")),
         st.tuples(st.just("unlock"), CHATS, st.sampled_from("xy")),
-        st.tuples(st.just("claim"), CHATS, st.integers(1, 2)),
-        st.tuples(st.just("finish"), CHATS, st.integers(1, 2)),
-        st.tuples(st.just("release"), CHATS, st.integers(1, 2)),
+        st.tuples(st.just("claim"), CHATS, st.integers(1, 2), st.sampled_from("pq")),
+        st.tuples(st.just("finish"), CHATS, st.integers(1, 2), st.sampled_from("pq"), EXPECTS),
+        st.tuples(st.just("release"), CHATS, st.integers(1, 2), st.sampled_from("pq")),
     ),
     max_size=25,
 )
@@ -384,21 +535,34 @@ async def run(store: SessionStore, operations: list[tuple[object, ...]]) -> list
                 await store.add_outbox(
                     [message(i, chat_id=chat, kind=kinds.get(i, OutboxKind.LOGIN)) for i in ids]
                 )
-            case ("ack", list(ids)):
-                observed.append(await store.ack_outbox([str(i) for i in ids]))
+            case ("ack", list(ids), int(chat)):
+                observed.append(await store.ack_outbox([f"n:{chat}:{i}" for i in ids]))
             case ("pending", kind, int(shard)):
                 assert kind is None or isinstance(kind, OutboxKind)
-                observed.append(await store.pending_outbox(kind=kind, shard=shard, shards=2))
+                pending = await store.pending_outbox(kind=kind, shard=shard, shards=2)
+                observed.append(by_chat(pending))
             case ("lock", int(chat), str(owner)):
                 observed.append(await store.acquire_lock(chat, "l", owner=owner, ttl_ms=60_000))
             case ("unlock", int(chat), str(owner)):
                 await store.release_lock(chat, "l", owner=owner)
-            case ("claim", int(chat), int(update)):
-                observed.append(await store.claim_update(chat, update, ttl_s=60))
-            case ("finish", int(chat), int(update)):
-                await store.finish_update(chat, update, f'"{chat}/{update}"', ttl_s=60)
-            case ("release", int(chat), int(update)):
-                await store.release_update(chat, update)
+            case ("claim", int(chat), int(update), str(owner)):
+                claim = await store.begin_update(chat, update, owner=owner, ttl_ms=60_000)
+                if isinstance(claim, UpdateClaimed) and claim.stored is not None:
+                    claim = UpdateClaimed(StoredSession(claim.stored.session, "-"))
+                observed.append(claim)
+            case ("finish", int(chat), int(update), str(owner), str(mode)):
+                revisions = history.setdefault(chat, [])
+                expect = revisions[-1] if mode == "latest" and revisions else None
+                change = SessionChange(AUTH, expect) if mode != "none" else None
+                answer = (Reply(f"{chat}/{update}"),)
+                revision = await store.finish_update(
+                    chat, update, answer, owner=owner, ttl_s=60, change=change
+                )
+                if revision:
+                    revisions.append(revision)
+                observed.append(revision is not None)
+            case ("release", int(chat), int(update), str(owner)):
+                await store.release_update(chat, update, owner=owner)
             case _:
                 raise AssertionError(operation)
     return observed
@@ -417,7 +581,7 @@ async def test_memory_and_redis_stores_agree(
     await redis_client.flushdb()
 
     expected = await run(MemorySessionStore(clock=FakeClock()), operations)
-    actual = await run(RedisSessionStore(redis_client), operations)
+    actual = await run(RedisSessionStore(redis_client, buckets=16), operations)
 
     assert actual == expected
 
@@ -426,45 +590,82 @@ async def test_memory_and_redis_stores_agree(
 
 
 async def test_redis_key_layout(redis_client: Redis) -> None:
-    store = RedisSessionStore(redis_client, prefix="tg")
+    store = RedisSessionStore(redis_client, prefix="tg", buckets=16)
     revision = await store.replace(42, ANON, expect=None, ttl_s=600)
 
     assert revision
-    assert await redis_client.hgetall("tg:{42}:session") == {
+    assert store.keys.session(42) == "tg:{b10}:session:42"  # 42 % 16 == 10
+    assert await redis_client.hgetall("tg:{b10}:session:42") == {
         b"status": b"anonymous",
         b"rev": revision.encode(),
-        b"language": b"ru",
-        b"login_token": b"lt-1",
-        b"login_type": b"github",
-        b"prompt_text": b"Open the link",
-        b"prompt_url": b"https://example.test/login",
-        b"prompt_code": b"",
+        b"data": b'["ru","lt-1","github","Open the link","https://example.test/login",""]',
     }
-    assert 0 < await redis_client.ttl("tg:{42}:session") <= 600
-    assert await redis_client.smembers("tg:index:anonymous") == {b"42"}
+    assert 0 < await redis_client.ttl("tg:{b10}:session:42") <= 600
+    assert await redis_client.smembers("tg:{b10}:index:anonymous") == {b"42"}
 
     await store.replace(42, AUTH, expect=revision)
 
-    assert await redis_client.ttl("tg:{42}:session") == -1  # no expiry once Authorized
-    assert await redis_client.hgetall("tg:{42}:session") == {
-        b"status": b"authorized",
-        b"rev": await redis_client.hget("tg:{42}:session", "rev"),
-        b"language": b"ru",
-        b"access_token": b"access-1",
-        b"refresh_token": b"refresh-1",
-    }
-    assert await redis_client.smembers("tg:index:anonymous") == set()
-    assert await redis_client.smembers("tg:index:authorized") == {b"42"}
+    assert await redis_client.ttl("tg:{b10}:session:42") == -1  # no expiry once Authorized
+    assert (
+        await redis_client.hget("tg:{b10}:session:42", "data") == b'["ru","access-1","refresh-1"]'
+    )
+    assert await redis_client.smembers("tg:{b10}:index:anonymous") == set()
+    assert await redis_client.smembers("tg:{b10}:index:authorized") == {b"42"}
+
+    await store.begin_update(42, 7, owner="o", ttl_ms=60_000)
+    assert await redis_client.get("tg:{b10}:claim:42:7") == b"o"
+    await store.finish_update(42, 7, ANSWER, owner="o", ttl_s=3600)
+    record = await redis_client.hget("tg:{b10}:updates:42", "7")
+    assert record is not None
+    assert record.decode().partition(":")[2] == (
+        '["Профиль: Алиса",["Log in:",[[["GitHub",null,"/login github"],["Open","u"]]]]]'
+    )
+    assert await redis_client.exists("tg:{b10}:claim:42:7") == 0
+    assert 0 < await redis_client.ttl("tg:{b10}:updates:42") <= 3600
+
+
+async def test_redis_refuses_a_database_laid_out_with_another_bucket_count(
+    redis_client: Redis,
+) -> None:
+    await RedisSessionStore(redis_client, buckets=16).check_layout()
+    await RedisSessionStore(redis_client, buckets=16).check_layout()
+
+    with pytest.raises(LayoutMismatch, match="16 buckets"):
+        await RedisSessionStore(redis_client, buckets=64).check_layout()
 
 
 async def test_redis_index_drops_expired_sessions_when_listed(redis_client: Redis) -> None:
-    store = RedisSessionStore(redis_client)
+    store = RedisSessionStore(redis_client, buckets=16)
     await store.replace(1, ANON, expect=None)
-    await store.replace(2, ANON, expect=None)
+    await store.replace(17, ANON, expect=None)
     await redis_client.delete(store.keys.session(1))  # as if its TTL ran out
 
-    assert await all_chats(store, Status.ANONYMOUS) == {2}
-    assert await redis_client.smembers(store.keys.index(Status.ANONYMOUS)) == {b"2"}
+    assert await all_chats(store, Status.ANONYMOUS) == {17}
+    assert await redis_client.smembers(store.keys.index(1, Status.ANONYMOUS)) == {b"17"}
+
+
+async def test_redis_answers_of_a_chat_are_dropped_once_expired(redis_client: Redis) -> None:
+    clock = FakeClock()
+    store = RedisSessionStore(redis_client, buckets=16, clock=clock)
+
+    async def answer(update: int) -> None:
+        await store.begin_update(42, update, owner="o", ttl_ms=60_000)
+        await store.finish_update(42, update, ANSWER, owner="o", ttl_s=60)
+
+    for update in range(40):
+        await answer(update)
+    clock.advance(3600)  # all 40 expired, by their stamps; the hash lives while it is written
+    for update in range(100, 116):
+        await answer(update)  # the hash reaches 48 records: its expired ones are dropped
+
+    assert set(await redis_client.hkeys(store.keys.updates(42))) <= {
+        str(u).encode() for u in range(100, 116)
+    }
+    # And the answers not yet expired are all there.
+    for update in range(100, 116):
+        assert isinstance(
+            await store.begin_update(42, update, owner="x", ttl_ms=1000), UpdateAnswered
+        )
 
 
 async def test_redis_store_works_with_decoded_responses(
@@ -479,9 +680,11 @@ async def test_redis_store_works_with_decoded_responses(
         assert (stored.session, stored.revision) == (ANON, revision)
         assert await all_chats(store, Status.ANONYMOUS) == {42}
         assert await store.pending_outbox() == [message("m1")]
-        assert await store.claim_update(42, 1, ttl_s=60) is True
-        await store.finish_update(42, 1, "{}", ttl_s=60)
-        assert await store.claim_update(42, 1, ttl_s=60) == "{}"
+        assert await store.begin_update(42, 1, owner="o", ttl_ms=60_000) == UpdateClaimed(
+            StoredSession(ANON, revision or "")
+        )
+        await store.finish_update(42, 1, ANSWER, owner="o", ttl_s=60)
+        assert await store.begin_update(42, 1, owner="o", ttl_ms=60_000) == UpdateAnswered(ANSWER)
     finally:
         await client.aclose()
 
@@ -490,7 +693,7 @@ async def test_redis_outbox_entries_written_before_kinds_are_still_delivered(
     redis_client: Redis,
 ) -> None:
     # An upgrade finds entries whose kind was their id's prefix ("l:" login, "n:" notification).
-    store = RedisSessionStore(redis_client, prefix="legacy")
+    store = RedisSessionStore(redis_client, prefix="legacy", buckets=16)
     old = [
         {"id": "l:42:rev1", "chat_id": 42, "text": "Logged in."},
         {"id": "n:42:n7", "chat_id": 42, "text": "🔔 hi", "buttons": []},
@@ -505,7 +708,7 @@ async def test_redis_outbox_entries_written_before_kinds_are_still_delivered(
     ]
     for seq, entry in enumerate(old, start=1):
         value = json.dumps([seq, entry], ensure_ascii=False)
-        await redis_client.hset(store.keys.outbox, entry["id"], value)
+        await redis_client.hset(store.keys.outbox(store.keys.bucket(42)), entry["id"], value)
 
     assert await store.pending_outbox(kind=OutboxKind.LOGIN) == [
         OutboxMessage("l:42:rev1", 42, OutboxKind.LOGIN, Reply("Logged in."))

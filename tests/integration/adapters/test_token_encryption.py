@@ -7,7 +7,14 @@ from redis.asyncio import Redis
 
 from tggate.adapters.redis_store import RedisSessionStore
 from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
-from tggate.core.session import Anonymous, Authorized, LoginPrompt
+from tggate.core.session import (
+    Anonymous,
+    Authorized,
+    LoginPrompt,
+    LostSession,
+    Status,
+    StoredSession,
+)
 
 ACCESS = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
 
@@ -16,15 +23,28 @@ async def test_tokens_are_unreadable_in_redis_and_read_back(redis_client: Redis)
     cipher = TokenCipher([TokenCipher.generate_key()])
     store = RedisSessionStore(redis_client, cipher=cipher)
     await store.replace(1, Authorized(ACCESS, "refresh-secret"), expect=None)
-    raw = await redis_client.hgetall("tggate:{1}:session")
+    raw = await redis_client.hgetall(store.keys.session(1))
     assert ACCESS.encode() not in b"".join(raw.values())
     assert b"refresh-secret" not in b"".join(raw.values())
     loaded = await store.load(1)
     assert loaded is not None and loaded.session == Authorized(ACCESS, "refresh-secret")
     await store.replace(2, Anonymous("login-secret", "code", LoginPrompt("x")), expect=None)
     assert b"login-secret" not in b"".join(
-        (await redis_client.hgetall("tggate:{2}:session")).values()
+        (await redis_client.hgetall(store.keys.session(2))).values()
     )
+
+
+async def test_a_sealed_session_no_key_opens_is_read_as_lost(redis_client: Redis) -> None:
+    """Not garbage and not an error: the chat is told to log in again, in its language
+    (docs/state-machine.md#lost-sessions)."""
+    cipher = TokenCipher([TokenCipher.generate_key()])
+    revision = await RedisSessionStore(redis_client, cipher=cipher).replace(
+        1, Authorized("a", "r", "en"), expect=None
+    )
+    lost = StoredSession(LostSession(Status.AUTHORIZED, "en"), revision or "")
+    assert await RedisSessionStore(redis_client).load(1) == lost
+    other = TokenCipher([TokenCipher.generate_key()])
+    assert await RedisSessionStore(redis_client, cipher=other).load(1) == lost
 
 
 async def test_keys_rotate_and_plaintext_from_before_still_reads(redis_client: Redis) -> None:

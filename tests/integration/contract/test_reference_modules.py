@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 import yaml
@@ -20,11 +19,11 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from tests.support.module_http import ModuleHttp
 from tests.support.sandbox import ADMIN, ADMIN_SECRET, TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
 from tggate.adapters.auth_http import HttpAuthModule
-from tggate.adapters.http_base import JsonHttp
 from tggate.adapters.main_http import HttpMainModule
 from tggate.contract.auth import (
     CHECK_LOGIN,
@@ -330,22 +329,23 @@ def _has_every_field_the_reply_reads(path: str, body: Any) -> None:
 
 
 @pytest.fixture
-async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+async def http_session() -> AsyncIterator[ModuleHttp]:
+    found = ModuleHttp()
+    yield found
+    await found.aclose()
 
 
 def _adapters(
-    session: aiohttp.ClientSession, auth_url: str, main_url: str
+    session: ModuleHttp, auth_url: str, main_url: str
 ) -> tuple[HttpAuthModule, HttpMainModule]:
     return (
-        HttpAuthModule(JsonHttp(session=session, base_url=auth_url, timeout_s=5, name="auth")),
-        HttpMainModule(JsonHttp(session=session, base_url=main_url, timeout_s=5, name="main")),
+        HttpAuthModule(session.json_http(auth_url, "auth")),
+        HttpMainModule(session.json_http(main_url, "main")),
     )
 
 
 async def test_the_auth_adapter_reads_every_answer_of_the_reference_module(
-    http_session: aiohttp.ClientSession, auth_url: str, main_url: str, auth: httpx.Client
+    http_session: ModuleHttp, auth_url: str, main_url: str, auth: httpx.Client
 ) -> None:
     module, _ = _adapters(http_session, auth_url, main_url)
 
@@ -378,7 +378,7 @@ async def test_the_auth_adapter_reads_every_answer_of_the_reference_module(
 
 
 async def test_the_main_adapter_reads_every_answer_of_the_reference_module(
-    http_session: aiohttp.ClientSession,
+    http_session: ModuleHttp,
     auth_url: str,
     main_url: str,
     auth: httpx.Client,

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from tests.support.processes import run_component
 from tests.support.sandbox import ADMIN, ADMIN_SECRET, TEST_API, TEST_API_SECRET
 from tests.support.servers import run_asgi
 
+from tggate.adapters.redis_store import RedisSessionStore
 from tggate.bootstrap import build_logic_app
+from tggate.core.session import Anonymous, Authorized, LostSession, Status
 from tggate.settings import load_settings
 from tggate_sandbox.reference.auth.app import create_app as create_auth_app
 from tggate_sandbox.reference.main.app import create_app as create_main_app
@@ -44,7 +48,7 @@ def modules() -> Iterator[ModuleUrls]:
         yield ModuleUrls(auth=auth_url, main=main_url)
 
 
-def _logic_app(modules: ModuleUrls, redis_url: str) -> Any:
+def logic_app(modules: ModuleUrls, redis_url: str) -> Any:
     settings = load_settings(
         redis_url=redis_url,
         auth_url=modules.auth,
@@ -57,7 +61,7 @@ def _logic_app(modules: ModuleUrls, redis_url: str) -> Any:
 
 @pytest.fixture(scope="module")
 def logic_url(modules: ModuleUrls, redis_url: str) -> Iterator[str]:
-    with run_asgi(_logic_app(modules, redis_url)) as url:
+    with run_asgi(logic_app(modules, redis_url)) as url:
         yield url
 
 
@@ -101,7 +105,7 @@ class Bot:
     logic: httpx.AsyncClient
     auth: httpx.AsyncClient
     main: httpx.AsyncClient
-    redis: Redis
+    redis: Redis | RedisCluster
     sent_update_ids: list[int] = field(default_factory=list)
 
     async def command(
@@ -153,9 +157,39 @@ class Bot:
         await self.resolve(chat_id, "granted", identity=identity, **extra)
         assert "logged in" in await self.texts(chat_id, "login")
 
+    @property
+    def store(self) -> RedisSessionStore:
+        """The store as Bot Logic lays it out (no session keys in these tests)."""
+        return RedisSessionStore(self.redis)
+
     async def session(self, chat_id: int) -> dict[str, str]:
-        raw = await self.redis.hgetall(f"tggate:{{{chat_id}}}:session")
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        """The chat's session as named fields ({} when Unknown)."""
+        stored = await self.store.load(chat_id)
+        if stored is None:
+            return {}
+        if isinstance(stored.session, LostSession):
+            return {"status": "lost", "was": stored.session.was.value, "rev": stored.revision}
+        fields = {"status": stored.session.status.value, "rev": stored.revision}
+        match stored.session:
+            case Anonymous(login_token=token, login_type=login_type):
+                fields |= {"login_token": token, "login_type": login_type}
+            case Authorized(access_token=access, refresh_token=refresh):
+                fields |= {"access_token": access, "refresh_token": refresh}
+        return fields
+
+    async def forget_login(self, chat_id: int, login_token: str) -> None:
+        """Store a login token the Authorization module does not know (as after it expired)."""
+        stored = await self.store.load(chat_id)
+        assert stored is not None and isinstance(stored.session, Anonymous)
+        session = replace(stored.session, login_token=login_token)
+        assert await self.store.replace(chat_id, session, expect=stored.revision, ttl_s=600)
+
+    async def indexed(self, chat_id: int, status: Status) -> bool:
+        index = self.store.keys.index(self.store.keys.bucket(chat_id), status)
+        return bool(await self.redis.sismember(index, str(chat_id)))
+
+    async def session_ttl(self, chat_id: int) -> int:
+        return int(await self.redis.ttl(self.store.keys.session(chat_id)))
 
     async def auth_stats(self) -> dict[str, int]:
         stats: dict[str, int] = (await self.auth.get("/test/stats")).json()
@@ -196,6 +230,15 @@ class Bot:
 
 @pytest.fixture
 async def bot(logic_url: str, modules: ModuleUrls, redis_client: Redis) -> AsyncIterator[Bot]:
+    async with open_bot(logic_url, modules, redis_client) as found:
+        yield found
+
+
+@asynccontextmanager
+async def open_bot(
+    logic_url: str, modules: ModuleUrls, redis: Redis | RedisCluster
+) -> AsyncIterator[Bot]:
+    """A `Bot` on Bot Logic at `logic_url`, whose Redis (one server or a Cluster) is `redis`."""
     headers = {"X-Internal-Token": INTERNAL_TOKEN}
     async with (
         httpx.AsyncClient(base_url=logic_url, headers=headers, timeout=30) as logic,
@@ -207,7 +250,7 @@ async def bot(logic_url: str, modules: ModuleUrls, redis_client: Redis) -> Async
         await main.post("/test/stats/reset")
         await auth.post("/test/delay", json={"seconds": 0})
         await main.post("/test/delay", json={"seconds": 0})
-        yield Bot(logic=logic, auth=auth, main=main, redis=redis_client)
+        yield Bot(logic=logic, auth=auth, main=main, redis=redis)
 
 
 _chat_ids = itertools.count(1000)

@@ -170,7 +170,11 @@ async def test_modules_down_give_unavailable_and_keep_the_session(
     assert await bot.session(chat) == before
 
 
-async def test_redis_down_is_503_with_a_message(modules: ModuleUrls, tmp_path: object) -> None:
+async def test_redis_down_is_a_clear_reply_to_a_command_and_a_503_elsewhere(
+    modules: ModuleUrls, tmp_path: object
+) -> None:
+    """docs/scenarios.md#unavailable and issue 10: the person is told, never a 5xx for a
+    command; the internal endpoints answer 503 with a message (the client retries them)."""
     dead = f"redis://127.0.0.1:{_closed_port()}/0"
     settings = load_settings(
         redis_url=dead,
@@ -182,8 +186,11 @@ async def test_redis_down_is_503_with_a_message(modules: ModuleUrls, tmp_path: o
     headers = {"X-Internal-Token": INTERNAL_TOKEN}
     with run_asgi(build_logic_app(settings, redis_url=dead)) as url:
         async with httpx.AsyncClient(base_url=url, headers=headers) as client:
-            body = {"update_id": 1, "chat_id": 1, "command": "help"}
+            body = {"update_id": 1, "chat_id": 1, "command": "help", "language": "en"}
             response = await client.post("/v1/commands", json=body)
+            assert response.status_code == 200
+            assert "temporarily unavailable" in response.json()["replies"][0]["text"]
+            response = await client.post("/v1/cycles/login", json={})
             assert response.status_code == 503
             assert response.json() == {"detail": "temporarily unavailable"}
             assert (await client.get("/readyz")).status_code == 503

@@ -17,7 +17,9 @@ from starlette.types import Receive, Scope, Send
 from tests.integration.logic.conftest import INTERNAL_TOKEN, ModuleUrls
 from tests.support.servers import run_asgi
 
+from tggate.adapters.redis_store import RedisSessionStore
 from tggate.bootstrap import build_logic_app
+from tggate.core.session import Anonymous, Status
 from tggate.settings import load_settings
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
@@ -94,6 +96,11 @@ BAD_GRANTS = {
 }
 
 
+async def indexed(redis: Redis, chat: int, status: Status) -> bool:
+    keys = RedisSessionStore(redis).keys
+    return bool(await redis.sismember(keys.index(keys.bucket(chat), status), str(chat)))
+
+
 @pytest.mark.parametrize("grant", BAD_GRANTS.values(), ids=BAD_GRANTS.keys())
 async def test_A5_a_grant_without_two_jwts_logs_nobody_in(
     scripted: tuple[ScriptedAuth, str],
@@ -109,10 +116,9 @@ async def test_A5_a_grant_without_two_jwts_logs_nobody_in(
     finally:
         scripted[0].grant = {"status": "pending"}
     assert replies == ["The service is temporarily unavailable, please try again later."]
-    session = await redis_client.hgetall(f"tggate:{{{chat}}}:session")
-    assert session[b"status"] == b"anonymous"
-    assert b"access_token" not in session and b"refresh_token" not in session
-    assert not await redis_client.sismember("tggate:index:authorized", str(chat))
+    stored = await RedisSessionStore(redis_client).load(chat)
+    assert stored is not None and isinstance(stored.session, Anonymous)
+    assert not await indexed(redis_client, chat, Status.AUTHORIZED)
 
 
 @pytest.mark.parametrize("grant", BAD_GRANTS.values(), ids=BAD_GRANTS.keys())
@@ -131,9 +137,9 @@ async def test_L2_a_grant_without_two_jwts_logs_nobody_in(
         scripted[0].grant = {"status": "pending"}
     assert response.status_code == 200
     assert [m for m in response.json()["messages"] if m["chat_id"] == chat] == []
-    session = await redis_client.hgetall(f"tggate:{{{chat}}}:session")
-    assert session[b"status"] == b"anonymous"
-    assert not await redis_client.sismember("tggate:index:authorized", str(chat))
+    stored = await RedisSessionStore(redis_client).load(chat)
+    assert stored is not None and isinstance(stored.session, Anonymous)
+    assert not await indexed(redis_client, chat, Status.AUTHORIZED)
 
 
 async def test_A5_L2_two_jwts_do_log_in(
@@ -150,4 +156,4 @@ async def test_A5_L2_two_jwts_do_log_in(
         scripted[0].grant = {"status": "pending"}
     assert [m["text"] for m in messages if m["chat_id"] == 4301] == ["You are logged in."]
     for chat in (4300, 4301):
-        assert await redis_client.sismember("tggate:index:authorized", str(chat))
+        assert await indexed(redis_client, chat, Status.AUTHORIZED)

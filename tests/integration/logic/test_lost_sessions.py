@@ -20,6 +20,7 @@ from tests.support.servers import run_asgi
 
 from tggate.adapters.token_cipher import TokenCipher
 from tggate.bootstrap import build_logic_app
+from tggate.core.session import Status
 from tggate.settings import load_settings
 
 OLD_KEY = TokenCipher.generate_key()
@@ -89,7 +90,7 @@ async def test_a_session_sealed_with_another_key_is_lost_and_said_so_once(
             "/login code",
         ]
         assert await restarted.session(chat) == {}  # the key is gone, with its index entry
-        assert not await restarted.redis.sismember("tggate:index:authorized", str(chat))
+        assert not await restarted.indexed(chat, Status.AUTHORIZED)
         # Every later command is answered as for any chat that is not logged in…
         assert "not logged in" in await restarted.texts(chat, "logout")
         # …and logging in again works, sealed with the new key from now on.
@@ -154,14 +155,21 @@ async def test_a_login_prompt_and_a_kept_answer_are_sealed_at_rest(
     pending = (await sealing.auth.get("/test/pending")).json()
     code = next(p["code"] for p in pending if p["chat_id"] == chat)
     assert code in replies[0]["text"]
-    session = await sealing.session(chat)
-    for field in ("login_token", "prompt_text", "prompt_code"):
-        assert session[field].startswith("f1:"), field
-    kept = await redis_client.get(f"tggate:{{{chat}}}:update:{8_100_000 + chat}")
-    assert kept is not None and kept.startswith(b"done:f1:")
+    keys = sealing.store.keys
+    # The session's values are one sealed blob; only its status, revision and language show.
+    data = await redis_client.hget(keys.session(chat), "data")
+    assert data is not None and data.startswith(b"s1:")
+    kept = await redis_client.hget(keys.updates(chat), str(8_100_000 + chat))
+    assert kept is not None and kept.split(b":", 1)[1].startswith(b"s1:")
     everything = b"".join(
-        [str(await redis_client.hgetall(k)).encode() for k in await redis_client.keys("*session")]
-        + [await redis_client.get(k) or b"" for k in await redis_client.keys("*:update:*")]
+        [
+            str(await redis_client.hgetall(k)).encode()
+            for k in await redis_client.keys("*:session:*")
+        ]
+        + [
+            str(await redis_client.hgetall(k)).encode()
+            for k in await redis_client.keys("*:updates:*")
+        ]
     )
     assert code.encode() not in everything
     # The kept answer still opens: a repeated update gets the first answer.

@@ -9,6 +9,8 @@ import httpx
 from tests.integration.logic.conftest import INTERNAL_TOKEN, Bot
 from tests.support.waiting import eventually
 
+from tggate.core.session import Status
+
 COMMANDS = 50
 
 
@@ -29,7 +31,7 @@ async def test_logout_racing_a_login_check_cycle_never_leaves_the_chat_authorize
         replies, _messages = await asyncio.gather(logout(), bot.cycle("login"))
         outcomes.add(str(replies[-1]["text"]))
         assert await bot.session(chat) == {}, f"round {round_}: the chat is not Unknown"
-        assert not await bot.redis.sismember("tggate:index:authorized", str(chat))
+        assert not await bot.indexed(chat, Status.AUTHORIZED)
         await bot.logic.post(
             "/v1/messages/ack", json={"ids": [m["id"] for m in await bot.cycle("login")]}
         )

@@ -8,11 +8,13 @@ import asyncio
 from tests.integration.logic.conftest import AUTH_PUBLIC_URL, Bot, next_update_id
 from tests.support.waiting import eventually
 
+from tggate.core.session import Status
+
 
 async def test_C7_bot_logic_reads_the_chat_key_from_redis(bot: Bot, chat: int) -> None:
     await bot.command(chat, "login", {"type": "github"})
     assert (await bot.session(chat))["status"] == "anonymous"
-    assert await bot.redis.sismember("tggate:index:anonymous", str(chat))
+    assert await bot.indexed(chat, Status.ANONYMOUS)
 
 
 async def test_U1_not_logged_in_offers_login(bot: Bot, chat: int) -> None:
@@ -41,7 +43,7 @@ async def test_U2_login_with_type_stores_anonymous_and_relays_the_link(bot: Bot,
     url = replies[0]["buttons"][0][0]["url"]
     assert url.startswith(f"{AUTH_PUBLIC_URL}/oauth/github/start?ref=")
     assert session["login_token"] not in url and session["login_token"] not in replies[0]["text"]
-    assert await bot.redis.ttl(f"tggate:{{{chat}}}:session") > 0  # expires with the login
+    assert await bot.session_ttl(chat) > 0  # expires with the login
 
 
 async def test_U2_code_login_shows_a_code(bot: Bot, chat: int) -> None:
@@ -81,7 +83,7 @@ async def test_A2_A6_other_command_checks_and_pending_repeats_the_link(bot: Bot,
 async def test_A3_expired_login_deletes_the_key(bot: Bot, chat: int) -> None:
     await bot.command(chat, "login", {"type": "code"})
     # A token the module does not know (as after it expired there): the check says unknown.
-    await bot.redis.hset(f"tggate:{{{chat}}}:session", "login_token", "forgotten-token")
+    await bot.forget_login(chat, "forgotten-token")
     text = await bot.texts(chat, "me")
     assert "not logged in" in text
     assert await bot.session(chat) == {}
@@ -104,9 +106,9 @@ async def test_A5_granted_stores_jwts_and_runs_the_command(bot: Bot, chat: int) 
     assert session["status"] == "authorized"
     assert session["access_token"].count(".") == 2 and session["refresh_token"].count(".") == 2
     assert "login_token" not in session or not session["login_token"]
-    assert await bot.redis.ttl(f"tggate:{{{chat}}}:session") == -1
-    assert await bot.redis.sismember("tggate:index:authorized", str(chat))
-    assert not await bot.redis.sismember("tggate:index:anonymous", str(chat))
+    assert await bot.session_ttl(chat) == -1
+    assert await bot.indexed(chat, Status.AUTHORIZED)
+    assert not await bot.indexed(chat, Status.ANONYMOUS)
 
 
 async def test_Z1_already_logged_in(bot: Bot, chat: int) -> None:
@@ -119,7 +121,7 @@ async def test_Z2_logout_deletes_the_key(bot: Bot, chat: int) -> None:
     await bot.login(chat)
     assert await bot.texts(chat, "logout") == "Session ended."
     assert await bot.session(chat) == {}
-    assert not await bot.redis.sismember("tggate:index:authorized", str(chat))
+    assert not await bot.indexed(chat, Status.AUTHORIZED)
 
 
 async def test_Z3_logout_all_revokes_every_refresh_token(bot: Bot, chat: int) -> None:
@@ -185,7 +187,7 @@ async def test_L1_L3_login_cycle_granted_denied_expired(bot: Bot) -> None:
         await bot.command(chat, "login", {"type": "code"})
     await bot.resolve(granted, "granted")
     await bot.resolve(denied, "denied")
-    await bot.redis.hset(f"tggate:{{{gone}}}:session", "login_token", "unknown-to-the-module")
+    await bot.forget_login(gone, "unknown-to-the-module")
     messages = await bot.cycle("login")
     by_chat = {m["chat_id"]: m["text"] for m in messages}
     assert by_chat == {granted: "You are logged in.", denied: "Login failed."}

@@ -4,6 +4,7 @@ how the cycles perform what the core decides (the outbox, its kinds, Z8 in the N
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,7 +27,10 @@ from tggate.core.ports import (
     OutboxKind,
     Refreshed,
     RefreshRejected,
+    StoreUnavailable,
     TelegramUser,
+    UpdateClaim,
+    UpdateClaimed,
 )
 from tggate.core.session import Anonymous, Authorized, LoginPrompt, Status
 from tggate.logic.service import BotLogic
@@ -81,11 +85,15 @@ class FakeMain:
     notes: list[Notification] = field(default_factory=list)
     # Runs before /notification answers: what another request does meanwhile.
     meanwhile: Callable[[], Awaitable[None]] | None = None
+    # Runs before an action answers.
+    before_action: Callable[[], Awaitable[object]] | None = None
 
     async def call(
         self, *, method: str, path: str, access_token: str, query: object = None
     ) -> ActionResult:
         self.calls.append(f"{method} {path} {access_token}")
+        if self.before_action is not None:
+            await self.before_action()
         if access_token != "access-2":
             return ActionDone(401, {"detail": "expired"})
         return ActionDone(200, {"id": "alice", "name": "Alice", "role": "student"})
@@ -117,6 +125,10 @@ def make(
     return logic, store, auth, main
 
 
+async def chats(store: MemorySessionStore, status: Status) -> list[int]:
+    return [chat async for batch in store.sessions(status) for chat, _ in batch]
+
+
 def me(chat_id: int = 42) -> Command:
     return Command(chat_id=chat_id, name="me", args={}, language="en")
 
@@ -133,7 +145,8 @@ async def test_an_abandoned_claim_expires_and_the_update_is_handled() -> None:
     clock = FakeClock()
     logic, store, _auth, _ = make(MemorySessionStore(clock=clock), in_progress_wait_s=0.05)
     # A replica claimed update 9 and died before answering.
-    assert await store.claim_update(42, 9, ttl_s=30) is True
+    claim = await store.begin_update(42, 9, owner="dead", ttl_ms=30_000)
+    assert isinstance(claim, UpdateClaimed)
     try:
         await logic.handle_update(9, me())
         raise AssertionError("expected UpdateInProgress")
@@ -148,22 +161,69 @@ class StoreDown(Exception):
     pass
 
 
-class SessionsUnreadable(MemorySessionStore):
-    """A store whose session reads fail, as when Redis drops mid-command."""
+class AnswersUnwritable(MemorySessionStore):
+    """A store that fails to write an answer, as when a bug or a full disk strikes mid-command."""
 
-    async def load(self, chat_id: int) -> None:
+    async def finish_update(self, *args: object, **kwargs: object) -> str | None:
         raise StoreDown
 
 
 async def test_a_failing_command_releases_its_claim() -> None:
-    store = SessionsUnreadable(clock=FakeClock())
+    store = AnswersUnwritable(clock=FakeClock())
     logic, _, _, _ = make(store)
     try:
         await logic.handle_update(11, me())
         raise AssertionError("expected StoreDown")
     except StoreDown:
         pass
-    assert await store.claim_update(42, 11, ttl_s=30) is True
+    assert isinstance(await store.begin_update(42, 11, owner="x", ttl_ms=30_000), UpdateClaimed)
+
+
+class RedisGone(MemorySessionStore):
+    """A store whose database does not answer (Redis down or failing over)."""
+
+    async def begin_update(self, *args: object, **kwargs: object) -> UpdateClaim:
+        raise StoreUnavailable("ConnectionError")
+
+
+async def test_a_store_outage_is_a_temporarily_unavailable_reply_not_an_error() -> None:
+    logic, _, _, main = make(RedisGone(clock=FakeClock()))
+    answer = json.loads(await logic.handle_update(12, me()))
+    assert answer == {
+        "replies": [
+            {
+                "chat_id": 42,
+                "text": "The service is temporarily unavailable, please try again later.",
+                "buttons": [],
+            }
+        ]
+    }
+    assert main.calls == []
+
+
+class ClaimWatch(MemorySessionStore):
+    """Records the holder renewing its claim."""
+
+    def __init__(self) -> None:
+        super().__init__(clock=FakeClock())
+        self.renewed = asyncio.Event()
+
+    async def extend_update(self, chat_id: int, update_id: int, *, owner: str, ttl_ms: int) -> bool:
+        kept = await super().extend_update(chat_id, update_id, owner=owner, ttl_ms=ttl_ms)
+        if kept:
+            self.renewed.set()
+        return kept
+
+
+async def test_the_holder_renews_its_claim_while_the_command_runs() -> None:
+    """Issue 9: a short claim, kept alive by the live holder (a dead one lets it lapse)."""
+    store = ClaimWatch()
+    logic, _, _, main = make(store, claim_ttl_s=0.3)
+    await store.replace(42, Authorized("access-2", "refresh-2"), expect=None)
+    main.before_action = store.renewed.wait  # the Main module answers once it was renewed
+    answer = await asyncio.wait_for(logic.handle_update(13, me()), timeout=30)
+    assert "Alice" in answer
+    assert store.renewed.is_set()
 
 
 async def test_refresh_is_single_flight_within_a_replica() -> None:
@@ -191,7 +251,7 @@ async def test_a_grant_during_a_command_is_stored_once() -> None:
     assert next(r.text for r in replies) == "You are logged in."
     stored = await store.load(42)
     assert stored is not None and isinstance(stored.session, Authorized)
-    assert [c async for c in store.chats(Status.AUTHORIZED)] == [42]
+    assert await chats(store, Status.AUTHORIZED) == [42]
 
 
 async def test_Z4_path_arguments_are_url_encoded() -> None:
@@ -280,7 +340,7 @@ async def test_N2_Z8_a_rejected_refresh_in_the_cycle_ends_the_session_with_a_log
         "/login yandex",
         "/login code",
     ]
-    assert [c async for c in store.chats(Status.AUTHORIZED)] == []
+    assert await chats(store, Status.AUTHORIZED) == []
 
 
 async def test_N2_Z8_says_nothing_to_a_chat_that_logged_out_meanwhile() -> None:
