@@ -152,6 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--markdown", action="store_true", help="print the last results as a table; run nothing"
     )
+    parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="PROCESS",
+        help="e2e and baseline: profile this process with py-spy over the measured phases "
+        "(client, logic-0, nginx, fake-telegram, aiogram …; repeatable); the top entries go "
+        "into the JSON, the raw stacks into bench/results/profiles/",
+    )
     args = parser.parse_args(argv)
     if args.markdown:
         print(_markdown())
@@ -160,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     names = args.names or list(BENCHMARKS)
+    if args.profile:
+        from bench.e2e import profile
+
+        profile(args.profile)
     results: list[Result] = []
     failed = []
     try:
