@@ -165,21 +165,20 @@ async def run_client(settings: Settings, stop: asyncio.Event) -> None:
     """Build the Telegram Client from `settings` and run it until `stop` (the CLI's entry)."""
     from tggate.client.logic_api import HttpLogicApi
     from tggate.client.service import TelegramClient
-    from tggate.client.telegram import AiogramTelegram
+    from tggate.client.telegram import HttpTelegramApi
 
     token = settings.require_bot_token()
     internal_token = settings.require_internal_token()
     table = command_table(settings)
     options = client_options(settings)
-    telegram = AiogramTelegram.connect(token=token, api_url=str(settings.telegram_api_url))
-    try:
-        async with HttpLogicApi.open(
+    async with (
+        HttpTelegramApi.open(token=token, api_url=str(settings.telegram_api_url)) as telegram,
+        HttpLogicApi.open(
             base_url=str(settings.logic_url),
             internal_token=internal_token,
             timeout_s=settings.logic_timeout_s,
             max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
-        ) as logic:
-            client = TelegramClient(telegram=telegram, logic=logic, table=table, options=options)
-            await client.run(stop)
-    finally:
-        await telegram.close()
+        ) as logic,
+    ):
+        client = TelegramClient(telegram=telegram, logic=logic, table=table, options=options)
+        await client.run(stop)

@@ -26,6 +26,7 @@ class Sent:
     chat_id: int
     text: str
     buttons: Keyboard = ()
+    paid: bool = False
 
 
 class FakeTelegram:
@@ -77,13 +78,15 @@ class FakeTelegram:
                 await asyncio.wait_for(self._arrived.wait(), long_poll_s)
         return self.queue[:limit]
 
-    async def send_message(self, *, chat_id: int, text: str, buttons: Keyboard = ()) -> None:
+    async def send_message(
+        self, *, chat_id: int, text: str, buttons: Keyboard = (), paid: bool = False
+    ) -> None:
         if self.send_delay_s:
             await asyncio.sleep(self.send_delay_s)
         errors = self.send_errors.get(chat_id)
         if errors:
             raise errors.pop(0)
-        self.sent.append(Sent(chat_id, text, buttons))
+        self.sent.append(Sent(chat_id, text, buttons, paid))
 
     async def answer_callback(self, *, callback_id: str) -> None:
         self.answered.append(callback_id)
