@@ -158,6 +158,8 @@ def client_options(settings: Settings) -> ClientOptions:
         cycle_shards=settings.cycle_shards,
         send_global_per_s=settings.send_global_per_s,
         send_per_chat_interval_s=settings.send_per_chat_interval_s,
+        send_group_per_minute=settings.send_group_per_minute,
+        send_paid_broadcast_per_s=settings.send_paid_broadcast_per_s,
     )
 
 

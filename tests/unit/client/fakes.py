@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tggate.client.base import Incoming, IncomingMessage, LogicUnavailable
+from tggate.client.base import Incoming, IncomingMessage, LogicUnavailable, Rejected
 from tggate.core.ports import OutboxKind, OutboxMessage
 from tggate.core.replies import ChatReply, Keyboard, Reply
 from tggate.core.texts import Language
@@ -32,7 +32,8 @@ class Sent:
 class FakeTelegram:
     """getUpdates with the Bot API's offset semantics; records everything sent.
 
-    `send_errors[chat_id]` and `fetch_errors` are raised, one per call, before succeeding.
+    `send_errors[chat_id]` and `fetch_errors` are raised, one per call, before succeeding;
+    `refuse_paid` refuses every paid broadcast; with a `clock`, `sent_at` has each send's time.
     """
 
     def __init__(self) -> None:
@@ -45,6 +46,9 @@ class FakeTelegram:
         self.send_errors: dict[int, list[Exception]] = {}
         self.fetch_errors: list[Exception] = []
         self.send_delay_s = 0.0
+        self.refuse_paid = False
+        self.clock: Callable[[], float] | None = None
+        self.sent_at: list[float] = []
         self._arrived = asyncio.Event()
         self._next_id = 1
 
@@ -86,7 +90,11 @@ class FakeTelegram:
         errors = self.send_errors.get(chat_id)
         if errors:
             raise errors.pop(0)
+        if paid and self.refuse_paid:
+            raise Rejected("Bad Request: not enough Telegram Stars for a paid broadcast")
         self.sent.append(Sent(chat_id, text, buttons, paid))
+        if self.clock is not None:
+            self.sent_at.append(self.clock())
 
     async def answer_callback(self, *, callback_id: str) -> None:
         self.answered.append(callback_id)
