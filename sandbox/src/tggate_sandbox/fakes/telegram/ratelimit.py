@@ -6,8 +6,7 @@ Per chat: a token bucket of size 1 (no burst). Per group (a chat with a negative
 numbers groups): at most `group_per_minute` messages in any one-minute window. Overall: at most
 `global_per_s` free messages in any one-second window, and at most `paid_per_s` messages of
 either kind; a message marked paid goes when the second holds fewer than `paid_per_s`, and is
-counted as paid (`Verdict.paid`), and as paid for nothing when it would have gone free
-(`Verdict.paid_with_free_left`: a client that pays for what it had for free). A refused message
+counted as paid (`Verdict.paid`). A refused message
 gets `retry_after` (whole seconds, at least 1); a message to the same chat before that time has
 passed is refused again and counted as a violation, because a client that does not honour
 `retry_after` is what the limits are there to catch (docs/contract.md#limits).
@@ -30,12 +29,11 @@ GROUP_WINDOW_S = 60.0
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """`retry_after` is None when the message may go; `ignored_retry_after` marks a violation;
-    `paid` a paid broadcast, `paid_with_free_left` one that the free limit would have let go."""
+    `paid` a paid broadcast that went."""
 
     retry_after: int | None = None
     ignored_retry_after: bool = False
     paid: bool = False
-    paid_with_free_left: bool = False
 
 
 class _Window:
@@ -121,8 +119,7 @@ class RateLimiter:
             if group is None:
                 group = self._groups[chat_id] = _Window(self._group_per_minute, GROUP_WINDOW_S)
             wait = max(wait, group.wait(now))
-        free_wait = self._free.wait(now)
-        wait = max(wait, self._all.wait(now), 0.0 if paid else free_wait)
+        wait = max(wait, self._all.wait(now), 0.0 if paid else self._free.wait(now))
         if wait > _TOLERANCE_S:
             retry_after = _whole_seconds(wait)
             self._retry_until[chat_id] = now + retry_after
@@ -134,7 +131,7 @@ class RateLimiter:
         self._all.events.append(now)
         if not paid:
             self._free.events.append(now)
-        return Verdict(paid=paid, paid_with_free_left=paid and free_wait <= _TOLERANCE_S)
+        return Verdict(paid=paid)
 
 
 def _whole_seconds(seconds: float) -> int:

@@ -222,7 +222,6 @@ class FakeTelegram:
         self._rate_limited = 0
         self._retry_after_violations = 0
         self._paid_broadcasts = 0
-        self._paid_with_free_left = 0
 
     # ---- the bot's identity ----
 
@@ -474,7 +473,6 @@ class FakeTelegram:
         verdict = self._limiter.check(chat_id, paid=paid)
         if verdict.retry_after is None:
             self._paid_broadcasts += verdict.paid
-            self._paid_with_free_left += verdict.paid_with_free_left
             return
         self._rate_limited += 1
         if verdict.ignored_retry_after:
@@ -691,10 +689,8 @@ class FakeTelegram:
             "calls": dict(self._calls),
             "rate_limited": self._rate_limited,
             "retry_after_violations": self._retry_after_violations,
-            # sendMessage with allow_paid_broadcast that went (0.1 Telegram Stars each), and
-            # those of them the free limit would have let go as well.
+            # sendMessage with allow_paid_broadcast that went (0.1 Telegram Stars each).
             "paid_broadcasts": self._paid_broadcasts,
-            "paid_with_free_left": self._paid_with_free_left,
             "pending_updates": len(self._updates),
             "next_update_id": self._next_update_id,
             "webhook_url": self._webhook_url,
