@@ -1,11 +1,12 @@
-"""`TelegramApi` over the Bot API's HTTP interface: one aiohttp session, JSON by orjson.
+"""`TelegramApi` over the Bot API's HTTP interface: keep-alive connections (http.py), JSON by
+orjson.
 
 The client makes four Bot API calls, written out here with the Bot API's own method and field
 names. aiogram's `Bot` did them before, and a profile showed what that cost (bench/README.md,
 "Profiles", issue 11): every request built as a pydantic model and every answer validated into
 one (a whole `Message` per reply sent), and ~3.5 CPU-seconds at each start importing its ~690
-models. Nothing here is aiogram's; tests/unit/client check the requests against aiogram's method
-models, and the fake Telegram validates every call against the Bot API's api.json.
+models. Nothing here is aiogram's; the tests check the requests against aiogram's method models,
+and the fake Telegram validates every call against the Bot API's api.json.
 
 Offsets are the poller's (poller.py): this module only passes them on. Errors become the
 `TelegramFailure` family, classified as aiogram classifies them, with the bot token scrubbed from
@@ -19,7 +20,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import orjson
 
 from tggate.core.replies import Keyboard
@@ -37,12 +37,12 @@ from .base import (
     TelegramFailure,
     Unavailable,
 )
+from .http import HttpFailure, HttpPool
 
 __all__ = ["ALLOWED_UPDATES", "HttpTelegramApi", "incoming_from_json", "inline_keyboard"]
 
 ALLOWED_UPDATES = ("message", "callback_query")
 
-_HEADERS = {"Content-Type": "application/json"}
 # Refusals of this one request (aiogram: TelegramBadRequest, Forbidden, NotFound, EntityTooLarge).
 _REJECTED_STATUSES = frozenset({400, 403, 404, 413})
 _MAX_ERROR_TEXT = 500
@@ -129,20 +129,11 @@ def _failure(status: int, parameters: object, text: str) -> TelegramFailure:
 class HttpTelegramApi:
     """The Bot API at `api_url` (the real one, or the fake Telegram in tests)."""
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        token: str,
-        api_url: str,
-        request_timeout_s: float = 30.0,
-    ) -> None:
-        self._session = session
+    def __init__(self, pool: HttpPool, *, token: str, request_timeout_s: float = 30.0) -> None:
+        """`pool`: connections to the Bot API server at `…/bot<token>` (see `open`)."""
+        self._pool = pool
         self._token = token
-        self._base_url = f"{api_url.rstrip('/')}/bot{token}/"
         self._request_timeout_s = request_timeout_s
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
-        self._poll_timeouts: dict[int, aiohttp.ClientTimeout] = {}
 
     @classmethod
     @asynccontextmanager
@@ -154,13 +145,12 @@ class HttpTelegramApi:
         request_timeout_s: float = 30.0,
         max_connections: int = 100,
     ) -> AsyncIterator[HttpTelegramApi]:
-        """A client with its own session, closed on exit."""
-        connector = aiohttp.TCPConnector(limit=max_connections)
-        # No cookies: the Bot API sets none, and the jar would be consulted on every request.
-        async with aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar()
-        ) as session:
-            yield cls(session, token=token, api_url=api_url, request_timeout_s=request_timeout_s)
+        """A client with its own connections, closed on exit."""
+        pool = HttpPool(f"{api_url.rstrip('/')}/bot{token}", max_connections=max_connections)
+        try:
+            yield cls(pool, token=token, request_timeout_s=request_timeout_s)
+        finally:
+            await pool.close()
 
     async def get_updates(
         self, *, offset: int | None, long_poll_s: int, limit: int
@@ -172,12 +162,8 @@ class HttpTelegramApi:
         }
         if offset is not None:
             params["offset"] = offset
-        timeout = self._poll_timeouts.get(long_poll_s)
-        if timeout is None:
-            # Longer than the long poll itself, so the server answers first.
-            timeout = aiohttp.ClientTimeout(total=long_poll_s + self._request_timeout_s)
-            self._poll_timeouts[long_poll_s] = timeout
-        updates = await self._call("getUpdates", params, timeout)
+        # Longer than the long poll itself, so the server answers first.
+        updates = await self._call("getUpdates", params, long_poll_s + self._request_timeout_s)
         if not isinstance(updates, list):
             raise Unavailable("getUpdates answered something other than a list")
         try:
@@ -194,10 +180,11 @@ class HttpTelegramApi:
             params["reply_markup"] = inline_keyboard(buttons)
         if paid:
             params["allow_paid_broadcast"] = True
-        await self._call("sendMessage", params, self._timeout)
+        await self._call("sendMessage", params, self._request_timeout_s)
 
     async def answer_callback(self, *, callback_id: str) -> None:
-        await self._call("answerCallbackQuery", {"callback_query_id": callback_id}, self._timeout)
+        params = {"callback_query_id": callback_id}
+        await self._call("answerCallbackQuery", params, self._request_timeout_s)
 
     async def set_commands(
         self, commands: Sequence[tuple[str, str]], *, language: str | None
@@ -207,21 +194,17 @@ class HttpTelegramApi:
         }
         if language is not None:
             params["language_code"] = language
-        await self._call("setMyCommands", params, self._timeout)
+        await self._call("setMyCommands", params, self._request_timeout_s)
 
-    async def _call(
-        self, method: str, params: Mapping[str, object], limit: aiohttp.ClientTimeout
-    ) -> Any:
-        """POST the method with a JSON body within `limit`; its `result`, or a
-        `TelegramFailure`."""
+    async def _call(self, method: str, params: Mapping[str, object], within_s: float) -> Any:
+        """POST the method with a JSON body; its `result`, or a `TelegramFailure`."""
         try:
-            async with self._session.post(
-                self._base_url + method, data=orjson.dumps(params), headers=_HEADERS, timeout=limit
-            ) as response:
-                status = response.status
-                raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            raise Unavailable(self._scrub(f"{method}: {type(error).__name__}: {error}")) from None
+            answer_http = await self._pool.post(
+                "/" + method, orjson.dumps(params), timeout_s=within_s
+            )
+        except HttpFailure as error:
+            raise Unavailable(self._scrub(f"{method}: {error}")) from None
+        status, raw = answer_http.status, answer_http.body
         try:
             answer = orjson.loads(raw)
         except orjson.JSONDecodeError:
