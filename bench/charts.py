@@ -57,6 +57,9 @@ def _footer(figure: Any, data: dict[str, Any]) -> None:
             f"; machine busy {load.get('busy_pct_before')}% before the run, "
             f"{load.get('busy_pct_during')}% during it (both cores)"
         )
+    other = data.get("details", {}).get("other_work_pct")
+    if other is not None:
+        text += f", {other}% of it other sessions' work"
     figure.text(0.01, 0.01, text, fontsize=7, color="#666666")
 
 

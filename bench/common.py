@@ -308,7 +308,7 @@ class Profiler:
                 found.append((stack.split(";"), int(count)))
         return found
 
-    def top(self, count: int = 15) -> dict[str, Any]:
+    def top(self, count: int = 20) -> dict[str, Any]:
         """The functions most often on the stack (inclusive) and at its top (self), as shares
         of the samples; a function is named as py-spy names a frame: "name (module.py:line)"."""
         stacks = self.stacks()
@@ -321,7 +321,9 @@ class Profiler:
             own[frames[-1]] = own.get(frames[-1], 0) + n
 
         def ranked(counts: Mapping[str, int]) -> list[dict[str, object]]:
-            best = sorted(counts.items(), key=lambda item: -item[1])[:count]
+            # Frames on (nearly) every stack are the process's entry and its event loop.
+            useful = [(f, n) for f, n in counts.items() if n < 0.99 * total]
+            best = sorted(useful, key=lambda item: -item[1])[:count]
             return [{"function": f, "share_pct": round(100 * n / total, 1)} for f, n in best]
 
         return {"samples": total, "inclusive": ranked(inclusive), "self": ranked(own)}
