@@ -58,6 +58,12 @@ def _webhook(result: Result) -> None:
     run_webhook(result)
 
 
+def _startup(result: Result) -> None:
+    from bench.startup import run_startup
+
+    run_startup(result)
+
+
 def _redis_memory(result: Result) -> None:
     from bench.redis_memory import run_redis_memory
 
@@ -73,6 +79,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Result], None], str]] = {
     "delivery": (_delivery, "3,000 notifications to 1,000 chats at Telegram's limits"),
     "redis_memory": (_redis_memory, "Redis memory per Anonymous and Authorized session"),
     "webhook": (_webhook, "webhook mode with 1, 2, 3 intake replicas, and polling beside it"),
+    "startup": (_startup, "`tggate demo` from its start to its Ready line, 3 runs"),
 }
 
 
@@ -153,11 +160,34 @@ def _run_measured(name: str, run: Callable[[Result], None]) -> Result:
     return kept
 
 
+def _draw_charts() -> None:
+    """The charts of whatever results exist (bench/charts.py)."""
+    try:
+        from bench.charts import draw_all
+
+        drawn = draw_all()
+    except Exception:
+        traceback.print_exc()
+        print("could not draw the charts", file=sys.stderr)
+        return
+    if drawn:
+        print("\ncharts: " + ", ".join(str(path) for path in drawn))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
     parser.add_argument(
         "--markdown", action="store_true", help="print the last results as a table; run nothing"
+    )
+    parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="PROCESS",
+        help="e2e and baseline: profile this process with py-spy over the measured phases "
+        "(client, logic-0, nginx, fake-telegram, aiogram …; repeatable); the top entries go "
+        "into the JSON, the raw stacks into bench/results/profiles/",
     )
     args = parser.parse_args(argv)
     if args.markdown:
@@ -167,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     names = args.names or list(BENCHMARKS)
+    if args.profile:
+        from bench.e2e import profile
+
+        profile(args.profile)
     results: list[Result] = []
     failed = []
     try:
@@ -197,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         close_shared()
     print()
     _print_table(results)
+    _draw_charts()
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
         return 1

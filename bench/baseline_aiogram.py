@@ -10,7 +10,8 @@ update_id, per-chat order, sending limits, the Redis compare-and-set, replicas b
 
 Run as a process: `python -m bench.baseline_aiogram` with BENCH_TELEGRAM_URL, BENCH_BOT_TOKEN,
 BENCH_REDIS_URL, BENCH_MAIN_URL, BENCH_AUTH_URL and optionally BENCH_TASKS_LIMIT (aiogram's
-`tasks_concurrency_limit`; unset = aiogram's default, no limit).
+`tasks_concurrency_limit`; unset = aiogram's default, no limit, and redis-py's default pool; set =
+a blocking pool of 64 connections, as tggate's).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.fsm.storage.base import StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from tggate.core.commands import (
     ActionSpec,
@@ -163,12 +165,20 @@ async def seed_sessions(
         await storage.close()
 
 
+def _redis(url: str, *, blocking: bool) -> Redis:
+    """Without a task limit: the default pool, as a plain aiogram bot has it (redis-py: at most
+    100 connections, then MaxConnectionsError rather than a wait, and the update is lost).
+    With one: a blocking pool of tggate's size (TGGATE_REDIS_MAX_CONNECTIONS' default, 64), so
+    a burst waits for a connection and loses nothing, as in tggate (bootstrap.open_redis)."""
+    if not blocking:
+        return Redis.from_url(url)
+    return Redis.from_pool(BlockingConnectionPool.from_url(url, max_connections=64, timeout=10))
+
+
 async def main() -> None:
     env = os.environ
     limit = int(env["BENCH_TASKS_LIMIT"]) if env.get("BENCH_TASKS_LIMIT") else None
-    # The default pool, as a plain aiogram bot has it (redis-py: at most 100 connections, and
-    # MaxConnectionsError rather than a wait beyond that).
-    storage = RedisStorage.from_url(env["BENCH_REDIS_URL"])
+    storage = RedisStorage(redis=_redis(env["BENCH_REDIS_URL"], blocking=limit is not None))
     session = AiohttpSession(api=TelegramAPIServer.from_base(env["BENCH_TELEGRAM_URL"]))
     bot = Bot(env["BENCH_BOT_TOKEN"], session=session)
     table = load_command_table()

@@ -10,6 +10,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ __all__ = [
     "RESULTS_DIR",
     "Figure",
     "ProcessSet",
+    "Profiler",
     "Result",
     "TelegramTestApi",
     "busy_percent",
@@ -255,6 +257,79 @@ def topology_processes(topology: Topology, names: Iterable[str] | None = None) -
     if topology.redis is not None and (names is None or "redis" in names):
         found.add("redis", topology.redis.pid)
     return found
+
+
+# ---- profiles: py-spy attached to a running process ----
+
+
+@dataclass(slots=True)
+class Profiler:
+    """`py-spy record` attached to one process while a phase runs (`with profiler.recording()`).
+
+    py-spy samples only while the process runs Python (idle event-loop waits are left out), so
+    the shares are shares of the process's CPU. `top()` reads the raw collapsed stacks back."""
+
+    name: str  # the process's, as in `ProcessSet`
+    pid: int
+    output: Path
+    rate: int = 250
+    _process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("py-spy", path=str(Path(sys.executable).parent)) is not None
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        argv = [py_spy, "record", "--pid", str(self.pid), "--format", "raw", "--function"]
+        argv += ["--rate", str(self.rate), "--output", str(self.output)]
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        process = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+        )
+        time.sleep(0.5)  # attached before the phase starts
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+    def stacks(self) -> list[tuple[list[str], int]]:
+        found = []
+        try:
+            lines = self.output.read_text("utf-8", errors="replace").splitlines()
+        except OSError:
+            return []
+        for line in lines:
+            stack, _, count = line.rpartition(" ")
+            if stack and count.isdigit():
+                found.append((stack.split(";"), int(count)))
+        return found
+
+    def top(self, count: int = 20) -> dict[str, Any]:
+        """The functions most often on the stack (inclusive) and at its top (self), as shares
+        of the samples; a function is named as py-spy names a frame: "name (module.py:line)"."""
+        stacks = self.stacks()
+        total = sum(n for _, n in stacks) or 1
+        inclusive: dict[str, int] = {}
+        own: dict[str, int] = {}
+        for frames, n in stacks:
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + n
+            own[frames[-1]] = own.get(frames[-1], 0) + n
+
+        def ranked(counts: Mapping[str, int]) -> list[dict[str, object]]:
+            # Frames on (nearly) every stack are the process's entry and its event loop.
+            useful = [(f, n) for f, n in counts.items() if n < 0.99 * total]
+            best = sorted(useful, key=lambda item: -item[1])[:count]
+            return [{"function": f, "share_pct": round(100 * n / total, 1)} for f, n in best]
+
+        return {"samples": total, "inclusive": ranked(inclusive), "self": ranked(own)}
 
 
 # ---- the topology ----

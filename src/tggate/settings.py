@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 from urllib.parse import unquote
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -375,6 +382,19 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
     )
+    send_group_per_minute: int = _setting(
+        20, "messages per minute to one group chat (Telegram's limit is 20)", CLIENT, ge=1
+    )
+    send_paid_broadcast_per_s: float = _setting(
+        0.0,
+        "messages per second overall with Telegram's paid broadcasts (sendMessage's "
+        "allow_paid_broadcast): those beyond TGGATE_SEND_GLOBAL_PER_S go as paid ones, 0.1 "
+        "Telegram Stars each from the bot's balance; 0: off (Telegram's limit is 1000, for bots "
+        "it admits to paid broadcasts)",
+        CLIENT,
+        ge=0,
+        le=1000,
+    )
 
     log_level: LogLevel = _setting(
         "INFO",
@@ -385,6 +405,14 @@ class Settings(BaseSettings):
         WEBHOOK,
         CHECK,
     )
+
+    @field_validator("send_paid_broadcast_per_s")
+    @classmethod
+    def _paid_above_free(cls, value: float, info: ValidationInfo) -> float:
+        free = info.data.get("send_global_per_s")
+        if value and free is not None and value <= free:
+            raise ValueError("must be 0 (off) or above TGGATE_SEND_GLOBAL_PER_S")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

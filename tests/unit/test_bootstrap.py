@@ -19,10 +19,13 @@ def test_client_options_come_from_the_settings(tmp_path: Path) -> None:
         max_concurrent_chats=7,
         cycle_shards=3,
         send_global_per_s=20.0,
+        send_group_per_minute=10,
+        send_paid_broadcast_per_s=500.0,
     )
     options = client_options(settings)
     assert (options.max_concurrent_chats, options.cycle_shards) == (7, 3)
     assert options.send_global_per_s == 20.0
+    assert (options.send_group_per_minute, options.send_paid_broadcast_per_s) == (10, 500.0)
     # One journal per bot, named by its public id, never by the token's secret part.
     assert options.journal_path == tmp_path / "client-123456-deliveries.log"
 

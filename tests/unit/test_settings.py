@@ -50,3 +50,12 @@ def test_a_command_refuses_to_start_without_what_it_requires() -> None:
         no_bot.check_required("client")
     load_settings(internal_token="a-shared-secret", bot_token="1:token").check_required("client")
     nothing.check_required("demo")  # the sandbox's commands require none of these
+
+
+def test_paid_broadcasts_are_off_or_above_the_free_rate() -> None:
+    assert load_settings(send_paid_broadcast_per_s=0).send_paid_broadcast_per_s == 0
+    assert load_settings(send_paid_broadcast_per_s=1000).send_paid_broadcast_per_s == 1000
+    with pytest.raises(SettingsError, match=r"TGGATE_SEND_PAID_BROADCAST_PER_S: .*above"):
+        load_settings(send_global_per_s=30, send_paid_broadcast_per_s=20)
+    with pytest.raises(SettingsError, match="TGGATE_SEND_PAID_BROADCAST_PER_S"):
+        load_settings(send_paid_broadcast_per_s=5000)  # beyond Telegram's 1,000

@@ -7,11 +7,14 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tggate.cli import CommandKit
 from tggate.logs import configure_logging
 from tggate.settings import Settings, SettingsError
-from tggate_sandbox.settings import SandboxSettings, load_sandbox_settings
+
+if TYPE_CHECKING:
+    from tggate_sandbox.settings import SandboxSettings
 
 __all__ = ["DEFAULT_PORTS", "add_commands"]
 
@@ -26,6 +29,10 @@ DEFAULT_PORTS = {
 
 def _sandbox_settings(settings: Settings, args: argparse.Namespace) -> SandboxSettings:
     """Read the sandbox's settings once, and redact its secrets from the logs too."""
+    # Imported here, not with the plugin: every tggate process (the Telegram Client's too)
+    # declares the sandbox's commands, and these settings bring FastAPI along (issue 11).
+    from tggate_sandbox.settings import load_sandbox_settings
+
     sandbox = load_sandbox_settings()
     configure_logging(
         component=args.command,

@@ -1,9 +1,9 @@
 """The Telegram Client's ports: what it needs from Telegram and from Bot Logic, as Protocols.
 
-The real implementations are `telegram.AiogramTelegram` and `logic_api.HttpLogicApi`; unit tests
+The real implementations are `telegram.HttpTelegramApi` and `logic_api.HttpLogicApi`; unit tests
 use hand-written fakes. Both sides speak in plain values (the updates below, the core's
-`ChatReply`, `Keyboard` and `OutboxMessage`), never in aiogram or aiohttp types, and raise only
-the errors below.
+`ChatReply`, `Keyboard` and `OutboxMessage`), never in aiohttp types, and raise only the errors
+below.
 """
 
 from __future__ import annotations
@@ -116,8 +116,11 @@ class TelegramApi(Protocol):
         self, *, offset: int | None, long_poll_s: int, limit: int
     ) -> Sequence[Incoming]: ...
 
-    async def send_message(self, *, chat_id: int, text: str, buttons: Keyboard = ()) -> None:
-        """Send plain text (no parse mode, so nothing needs escaping)."""
+    async def send_message(
+        self, *, chat_id: int, text: str, buttons: Keyboard = (), paid: bool = False
+    ) -> None:
+        """Send plain text (no parse mode, so nothing needs escaping). `paid`: as a paid
+        broadcast (allow_paid_broadcast), which Telegram lets past its overall limit for a fee."""
         ...
 
     async def answer_callback(self, *, callback_id: str) -> None: ...

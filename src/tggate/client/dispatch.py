@@ -41,6 +41,8 @@ class ChatDispatcher(Generic[T]):
         self._on_done = on_done
         self._slots = asyncio.Semaphore(max_concurrent)
         self._queues: dict[int, deque[T]] = {}
+        self._submitted = 0
+        self._started = 0
         self._workers: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -49,7 +51,13 @@ class ChatDispatcher(Generic[T]):
     def pending(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
 
+    @property
+    def waiting(self) -> int:
+        """Submitted updates whose handling has not started yet."""
+        return self._submitted - self._started
+
     def submit(self, item: T) -> None:
+        self._submitted += 1
         queue = self._queues.get(item.chat_id)
         if queue is not None:
             queue.append(item)  # its worker is running and will get to it
@@ -65,6 +73,7 @@ class ChatDispatcher(Generic[T]):
         while queue:
             item = queue[0]
             async with self._slots:
+                self._started += 1
                 try:
                     await self._handler(item)
                 except asyncio.CancelledError:
@@ -97,3 +106,4 @@ class ChatDispatcher(Generic[T]):
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         self._queues.clear()
+        self._started = self._submitted

@@ -24,6 +24,10 @@ logger = logging.getLogger("tggate.client.lease")
 # so a standby takes over within a second or so instead of a whole ttl.
 _RELEASE_TTL_S = 1.0
 _FIRST_RETRY_S = 0.1
+# While Bot Logic cannot be reached at all: ask at least this often. Doubling up to ttl/3 made a
+# client that started before Bot Logic (as the demo starts them) poll up to 3 s after Bot Logic
+# was ready (bench/README.md, "startup"); a refused connection twice a second costs nothing.
+_MAX_UNREACHED_RETRY_S = 0.5
 
 
 class LeaseKeeper:
@@ -74,7 +78,7 @@ class LeaseKeeper:
         """Acquire, renew or wait for the lease until `stop`; then release it if held."""
         interval = self._ttl_s / 3
         # Bot Logic unreachable while we hold nothing (it is still starting, say): ask again
-        # soon, backing off to the usual interval, so a fresh start polls within a second.
+        # soon, backing off to twice a second, so a fresh start polls within a second.
         retry = _FIRST_RETRY_S
         try:
             while not stop.is_set():
@@ -83,7 +87,7 @@ class LeaseKeeper:
                 if self.held:
                     wait = min(wait, max(0.0, self._deadline - self._monotonic()))
                 elif not reached:
-                    wait, retry = min(retry, interval), retry * 2
+                    wait, retry = min(retry, interval), min(retry * 2, _MAX_UNREACHED_RETRY_S)
                 else:
                     retry = _FIRST_RETRY_S
                 if await sleep_or_stop(stop, wait):

@@ -1,5 +1,5 @@
-"""`LogicApi` over HTTP (docs/contract.md#bot-logic), through Nginx, on one injected aiohttp
-session.
+"""`LogicApi` over HTTP (docs/contract.md#bot-logic), through Nginx, on keep-alive connections
+(http.py).
 
 Requests and answers are those of `tggate.contract.logic`, the ones Bot Logic's app uses; answers
 are read straight from the body's bytes by their `TypeAdapter` (no model object per reply).
@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Final, TypeVar
 
-import aiohttp
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tggate.contract.logic import (
@@ -32,6 +31,7 @@ from tggate.core.replies import ChatReply
 from tggate.core.texts import Language
 
 from .base import LogicRejected, LogicUnavailable
+from .http import HttpFailure, HttpPool
 
 __all__ = ["HttpLogicApi"]
 
@@ -57,47 +57,40 @@ def _request(model: type[_M], path: str, **values: object) -> _M:
 
 
 class HttpLogicApi:
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        base_url: str,
-        internal_token: str,
-        timeout_s: float,
-    ) -> None:
-        self._session = session
-        self._base_url = base_url.rstrip("/")
-        self._headers = {"X-Internal-Token": internal_token, "Content-Type": "application/json"}
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+    def __init__(self, pool: HttpPool, *, timeout_s: float) -> None:
+        """`pool`: connections to Bot Logic that carry the internal token (see `open`)."""
+        self._pool = pool
+        self._timeout_s = timeout_s
 
     @classmethod
     @asynccontextmanager
     async def open(
         cls, *, base_url: str, internal_token: str, timeout_s: float, max_connections: int = 100
     ) -> AsyncIterator[HttpLogicApi]:
-        """A client with its own session, closed on exit."""
-        connector = aiohttp.TCPConnector(limit=max_connections)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            yield cls(
-                session, base_url=base_url, internal_token=internal_token, timeout_s=timeout_s
-            )
+        """A client with its own connections, closed on exit."""
+        pool = HttpPool(
+            base_url,
+            headers={"X-Internal-Token": internal_token},
+            max_connections=max_connections,
+        )
+        try:
+            yield cls(pool, timeout_s=timeout_s)
+        finally:
+            await pool.close()
 
     async def _post(self, path: str, body: BaseModel, answer: TypeAdapter[_T]) -> _T:
         try:
-            async with self._session.post(
-                self._base_url + path,
-                data=body.model_dump_json(),
-                headers=self._headers,
-                timeout=self._timeout,
-            ) as response:
-                status = response.status
-                if status >= 500 or status in _TRANSIENT:
-                    raise LogicUnavailable(f"{path} answered {status}")
-                if status >= 400:
-                    raise LogicRejected(status, f"{path}: {(await response.text())[:200]}")
-                raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise LogicUnavailable(f"{path}: {type(error).__name__}") from None
+            sent = await self._pool.post(
+                path, body.model_dump_json().encode(), timeout_s=self._timeout_s
+            )
+        except HttpFailure as error:
+            raise LogicUnavailable(f"{path}: {error}") from None
+        status, raw = sent.status, sent.body
+        if status >= 500 or status in _TRANSIENT:
+            raise LogicUnavailable(f"{path} answered {status}")
+        if status >= 400:
+            detail = raw[:200].decode("utf-8", errors="replace")
+            raise LogicRejected(status, f"{path}: {detail}")
         try:
             return answer.validate_json(raw)
         except ValidationError:

@@ -6,12 +6,19 @@ only cursor for fetching more. So while updates are in flight the poller asks ag
 lowest unfinished one (with timeout 0, since Telegram answers at once anyway), skips what it
 already has, and waits for progress when nothing new came. A consequence of the Bot API worth
 knowing: with limit=100, at most 100 updates beyond the oldest unfinished one can be in flight.
+
+Each of those calls answers every update it already holds again, which is what a busy client
+spends its time on if it asks after every finished update (bench/README.md, "Profiles"). So once
+an answer filled the whole window (limit updates), the poller asks again only when a quarter of
+the window is free, or sooner when the chats' workers have nothing left to start; below a full
+window it asks again after progress, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from .base import (
@@ -33,6 +40,8 @@ __all__ = ["Poller"]
 logger = logging.getLogger("tggate.client.poller")
 
 FETCH_LIMIT = 100  # the Bot API's maximum
+# After a full answer: ask again once this much of the window is free (see above).
+_REFILL = FETCH_LIMIT // 4
 
 
 class _Stopped(Exception):
@@ -65,6 +74,8 @@ class Poller:
         self._backoff = backoff or Backoff(initial_s=1.0, max_s=30.0)
         self._tracker = OffsetTracker(start=start_offset)
         self._progress = asyncio.Event()
+        # The fetched updates at or above the offset, in order: the window Telegram answers.
+        self._window: deque[int] = deque()
         self._sent_offset: int | None = None  # the offset of the last answered getUpdates
         self._conflicts = OutageLog(logger, "getUpdates (409: another poller uses this bot token)")
         self._outage = OutageLog(logger, "getUpdates")
@@ -125,8 +136,34 @@ class Poller:
             self._conflicts.succeeded()
             self._outage.succeeded()
             fresh = self._accept(updates, dispatcher)
-            if not fresh and busy:
+            if len(updates) >= FETCH_LIMIT:
+                # Nothing beyond the window is visible until part of it is handled.
+                await self._wait_room(stop, dispatcher)
+            elif busy and not fresh:
                 await self._wait_progress(stop)
+
+    def _room(self) -> int:
+        """How many new updates the next answer could hold."""
+        offset = self._tracker.offset
+        while self._window and offset is not None and self._window[0] < offset:
+            self._window.popleft()
+        return FETCH_LIMIT - len(self._window)
+
+    async def _wait_room(
+        self, stop: asyncio.Event, dispatcher: ChatDispatcher[IncomingMessage | CallbackPress]
+    ) -> None:
+        """Until a quarter of the window is free, or any of it while every held update has
+        started (a chat's worker would wait for the next fetch), or `busy_wait_s` passed."""
+        deadline = asyncio.get_running_loop().time() + self._busy_wait_s
+        while not stop.is_set():
+            room = self._room()
+            if room >= _REFILL or (room > 0 and dispatcher.waiting == 0):
+                return
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            self._progress.clear()
+            await first_of(stop.wait(), self._progress.wait(), within_s=left)
 
     def _accept(
         self,
@@ -139,6 +176,7 @@ class Poller:
                 continue  # still in flight (or done but not yet confirmable)
             fresh += 1
             self._tracker.add(update.update_id)
+            self._window.append(update.update_id)
             if isinstance(update, IncomingMessage | CallbackPress):
                 dispatcher.submit(update)
             else:

@@ -1,39 +1,66 @@
-"""Telegram's sending limits (docs/contract.md#limits: ~30 messages/s overall, 1 message/s a chat).
+"""Telegram's sending limits (docs/contract.md#limits): ~30 messages/s overall, 1 message/s a chat,
+20 messages a minute to one group; with paid broadcasts, up to 1,000 messages/s overall.
 
 Telegram counts a message when it processes it, which is some time after it left here and before
 its answer came back. So the limits are kept from the *answer* on: a chat's next message leaves
-one interval after the previous one was answered, and a global permit is returned one window
-after its message was answered. Requests bunched up by the network then still cannot exceed the
-limit. `SendLimiter` is the pure part (the monotonic time is a parameter); `GlobalPermits` the
-asyncio one.
+one interval after the previous one was answered, a group's 21st message one minute after its
+first was answered, and an overall permit is returned one window after its message was answered.
+Requests bunched up by the network then still cannot exceed the limit. `SendLimiter` is the pure
+part (the monotonic time is a parameter); `GlobalPermits` the asyncio one.
+
+Groups are told apart by their ids: Telegram gives every group, supergroup and channel a negative
+chat id, and every person a positive one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-__all__ = ["GlobalPermits", "SendLimiter"]
+__all__ = ["GROUP_WINDOW_S", "GlobalPermits", "SendLimiter", "is_group"]
 
+GROUP_WINDOW_S = 60.0
 _PRUNE_AT = 4096
 
 
-class SendLimiter:
-    """Per-chat intervals and 429 pauses, plus even spacing of all messages (1/rate apart)."""
+def is_group(chat_id: int) -> bool:
+    return chat_id < 0
 
-    def __init__(self, *, global_per_s: float, per_chat_interval_s: float) -> None:
-        if global_per_s <= 0 or per_chat_interval_s < 0:
-            raise ValueError("global_per_s must be > 0 and per_chat_interval_s >= 0")
+
+class SendLimiter:
+    """Per-chat intervals, group windows and 429 pauses, plus even spacing of all messages
+    (1/rate apart, `global_per_s` being the highest rate allowed, paid or not)."""
+
+    def __init__(
+        self,
+        *,
+        global_per_s: float,
+        per_chat_interval_s: float,
+        group_per_minute: int = 20,
+    ) -> None:
+        if global_per_s <= 0 or per_chat_interval_s < 0 or group_per_minute < 1:
+            raise ValueError(
+                "global_per_s must be > 0, per_chat_interval_s >= 0, group_per_minute >= 1"
+            )
         self._global_gap = 1.0 / global_per_s
         self._chat_gap = per_chat_interval_s
+        self._group_count = group_per_minute
         self._global_next = -math.inf
         self._chat_next: dict[int, float] = {}
+        # The answers of each group's last `group_per_minute` messages.
+        self._group_sent: dict[int, deque[float]] = {}
 
     def chat_wait(self, chat_id: int, now: float) -> float:
-        """Seconds until the chat may get its next message (its interval, or a 429 pause)."""
-        return max(0.0, self._chat_next.get(chat_id, -math.inf) - now)
+        """Seconds until the chat may get its next message (its interval, a group's window, or
+        a 429 pause)."""
+        until = self._chat_next.get(chat_id, -math.inf)
+        recent = self._group_sent.get(chat_id)
+        if recent is not None and len(recent) >= self._group_count:
+            until = max(until, recent[0] + GROUP_WINDOW_S)
+        return max(0.0, until - now)
 
     def reserve_global(self, now: float) -> float:
         """Take the next global slot; returns how long to wait for it."""
@@ -44,8 +71,17 @@ class SendLimiter:
     def sent(self, chat_id: int, now: float) -> None:
         """Telegram accepted a message to the chat at `now`."""
         self.hold_chat(chat_id, now + self._chat_gap)
+        if is_group(chat_id):
+            recent = self._group_sent.setdefault(chat_id, deque(maxlen=self._group_count))
+            recent.append(now)
         if len(self._chat_next) > _PRUNE_AT:
             self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
+        if len(self._group_sent) > _PRUNE_AT:
+            self._group_sent = {
+                c: times
+                for c, times in self._group_sent.items()
+                if times[-1] + GROUP_WINDOW_S > now
+            }
 
     def hold_chat(self, chat_id: int, until: float) -> None:
         """Nothing goes to the chat before `until` (a 429's retry_after is for that chat only)."""
@@ -56,17 +92,53 @@ class GlobalPermits:
     """At most floor(rate) messages in any window of floor(rate)/rate seconds (1 s for 30/s).
 
     A send holds a permit from before it leaves until one window after its answer arrived.
+    With `paid_per_s` above `free_per_s` there are two kinds: a message takes a free permit when
+    one is left, and otherwise goes as a paid broadcast (Telegram charges for each of those), up
+    to `paid_per_s` messages in all; `permit()` says which.
     """
 
-    def __init__(self, *, global_per_s: float) -> None:
-        self._count = max(1, math.floor(global_per_s))
-        self._window_s = self._count / global_per_s
-        self._permits = asyncio.Semaphore(self._count)
+    def __init__(self, *, free_per_s: float, paid_per_s: float = 0.0) -> None:
+        self._free = _Window(free_per_s)
+        self._all = _Window(paid_per_s) if paid_per_s > free_per_s else None
 
     @asynccontextmanager
-    async def permit(self) -> AsyncIterator[None]:
-        await self._permits.acquire()
+    async def permit(self, *, may_pay: bool = True) -> AsyncIterator[bool]:
+        """Hold a permit while sending; True when the message goes as a paid broadcast (never
+        unless `may_pay`: then it waits for a free permit)."""
+        if self._all is not None:
+            await self._all.take()
+        free = False
         try:
-            yield
+            if self._all is None or not may_pay:
+                await self._free.take()
+                free = True
+            else:
+                free = await self._free.take_if_free()
+            yield not free
         finally:
-            asyncio.get_running_loop().call_later(self._window_s, self._permits.release)
+            if free:
+                self._free.give_back_later()
+            if self._all is not None:
+                self._all.give_back_later()
+
+
+class _Window:
+    """floor(rate) permits, each given back one window of floor(rate)/rate seconds later."""
+
+    def __init__(self, per_s: float) -> None:
+        count = max(1, math.floor(per_s))
+        self._window_s = count / per_s
+        self._permits = asyncio.Semaphore(count)
+
+    async def take(self) -> None:
+        await self._permits.acquire()
+
+    async def take_if_free(self) -> bool:
+        """Take a permit only if one is free now (and nobody is waiting for one)."""
+        if self._permits.locked():
+            return False
+        await self._permits.acquire()  # not locked: it takes the permit without waiting
+        return True
+
+    def give_back_later(self) -> None:
+        asyncio.get_running_loop().call_later(self._window_s, self._permits.release)

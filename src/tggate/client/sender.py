@@ -2,6 +2,10 @@
 
 One chat's messages leave strictly one after another (a lock per chat); different chats go in
 parallel under the global rate. A 429 pauses only the chat it names; other chats keep going.
+With paid broadcasts on (`paid_per_s`), a message that finds the free rate used up goes with
+allow_paid_broadcast instead of waiting (Telegram charges for those only); one that Telegram
+refuses as a paid broadcast is sent again within the free rate, so the setting never costs a
+message.
 """
 
 from __future__ import annotations
@@ -66,22 +70,35 @@ class Sender:
         *,
         global_per_s: float,
         per_chat_interval_s: float,
+        paid_per_s: float = 0.0,
+        group_per_minute: int = 20,
         backoff: Backoff | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         metrics: ClientMetrics | None = None,
     ) -> None:
+        """`global_per_s`: the free rate overall; `paid_per_s`: the rate with paid broadcasts
+        (0, or not above the free rate: none are sent)."""
         self._telegram = telegram
         self._metrics = metrics or ClientMetrics()
         self._limits = SendLimiter(
-            global_per_s=global_per_s, per_chat_interval_s=per_chat_interval_s
+            global_per_s=max(global_per_s, paid_per_s),
+            per_chat_interval_s=per_chat_interval_s,
+            group_per_minute=group_per_minute,
         )
-        self._permits = GlobalPermits(global_per_s=global_per_s)
+        self._permits = GlobalPermits(free_per_s=global_per_s, paid_per_s=paid_per_s)
         self._backoff = backoff or Backoff()
         self._monotonic = monotonic
         self._sleep = sleep
         self._chats: dict[int, _ChatLock] = {}
         self._outage = OutageLog(logger, "sending to Telegram")
+        self._paid_refused = OutageLog(logger, "sending paid broadcasts")
+
+    async def wait_turn(self, chat_id: int) -> None:
+        """Until the chat may get its next message (its interval, a group's minute, a 429
+        pause), for callers that should not hold anything meanwhile (the timers)."""
+        while (wait := self._limits.chat_wait(chat_id, self._monotonic())) > 0:
+            await self._sleep(wait)
 
     async def send(self, chat_id: int, reply: Reply, *, attempts: int | None = None) -> Delivery:
         """Send the reply to the chat: its text split if long, the buttons with the last piece.
@@ -114,23 +131,32 @@ class Sender:
         self, chat_id: int, text: str, keyboard: Keyboard, attempts: int | None
     ) -> Delivery:
         failures = 0
+        may_pay = True
         while True:
             wait = self._limits.chat_wait(chat_id, self._monotonic())
             if wait > 0:
                 await self._sleep(wait)
                 continue
+            paid = False
             try:
-                async with self._permits.permit():
+                async with self._permits.permit(may_pay=may_pay) as paid:
                     wait = self._limits.reserve_global(self._monotonic())
                     if wait > 0:
                         await self._sleep(wait)
-                    await self._telegram.send_message(chat_id=chat_id, text=text, buttons=keyboard)
+                    await self._telegram.send_message(
+                        chat_id=chat_id, text=text, buttons=keyboard, paid=paid
+                    )
             except RetryLater as error:
                 logger.info("429 for chat %s: waiting %ss", chat_id, error.retry_after)
                 self._metrics.throttled.inc()
                 self._limits.hold_chat(chat_id, self._monotonic() + error.retry_after)
                 continue
             except Rejected as error:
+                if paid:
+                    # Not allowed to pay (too few Stars, say): this one waits for the free rate.
+                    self._paid_refused.failed(str(error))
+                    may_pay = False
+                    continue
                 if keyboard:
                     # A bad button (say, a URL Telegram dislikes) must not cost the text.
                     logger.warning("chat %s refused a message with buttons (%s)", chat_id, error)
@@ -146,5 +172,7 @@ class Sender:
                 await self._sleep(self._backoff.delay(failures))
                 continue
             self._outage.succeeded()
+            if paid:
+                self._paid_refused.succeeded()
             self._limits.sent(chat_id, self._monotonic())
             return Delivery.SENT

@@ -46,6 +46,8 @@ class ClientOptions:
     cycle_shards: int = 2
     send_global_per_s: float = 30.0
     send_per_chat_interval_s: float = 1.0
+    send_group_per_minute: int = 20
+    send_paid_broadcast_per_s: float = 0.0  # 0: no paid broadcasts
     shutdown_grace_s: float = 10.0
     max_in_flight: int = 1000
     busy_wait_s: float = 0.5
@@ -94,6 +96,8 @@ class TelegramClient:
             self._telegram,
             global_per_s=o.send_global_per_s,
             per_chat_interval_s=o.send_per_chat_interval_s,
+            paid_per_s=o.send_paid_broadcast_per_s,
+            group_per_minute=o.send_group_per_minute,
             backoff=o.retry,
             metrics=self.metrics,
         )

@@ -1,40 +1,26 @@
-"""`TelegramApi` over aiogram's `Bot`, used only as a typed Bot API client (no Dispatcher).
+"""`TelegramApi` over the Bot API's HTTP interface: keep-alive connections (http.py), JSON by
+orjson.
 
-aiogram's own polling confirms updates before handlers finish; here aiogram only makes requests.
-Errors become the `TelegramFailure` family with the bot token scrubbed from their text (the token
-is part of every Bot API URL, and an aiohttp error may quote the URL); the original exception is
-not chained, so a logged traceback cannot leak it either.
+The client makes four Bot API calls, written out here with the Bot API's own method and field
+names. aiogram's `Bot` did them before, and a profile showed what that cost (bench/README.md,
+"Profiles", issue 11): every request built as a pydantic model and every answer validated into
+one (a whole `Message` per reply sent), and ~3.5 CPU-seconds at each start importing its ~690
+models. Nothing here is aiogram's; the tests check the requests against aiogram's method models,
+and the fake Telegram validates every call against the Bot API's api.json.
+
+Offsets are the poller's (poller.py): this module only passes them on. Errors become the
+`TelegramFailure` family, classified as aiogram classifies them, with the bot token scrubbed from
+their text (the token is part of every Bot API URL, and an aiohttp error may quote the URL); the
+original exception is not chained, so a logged traceback cannot leak it either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
-import aiohttp
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import (
-    AiogramError,
-    TelegramBadRequest,
-    TelegramConflictError,
-    TelegramEntityTooLarge,
-    TelegramForbiddenError,
-    TelegramMigrateToChat,
-    TelegramNotFound,
-    TelegramRetryAfter,
-    TelegramUnauthorizedError,
-)
-from aiogram.methods import GetUpdates
-from aiogram.methods.base import Response
-from aiogram.types import (
-    BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    Update,
-)
+import orjson
 
 from tggate.contract.auth import TELEGRAM_NAME_MAX
 from tggate.core.ports import TelegramUser
@@ -50,48 +36,18 @@ from .base import (
     PollingConflict,
     Rejected,
     RetryLater,
+    TelegramFailure,
     Unavailable,
 )
+from .http import HttpFailure, HttpPool
 
-__all__ = ["ALLOWED_UPDATES", "AiogramTelegram", "incoming_from_json", "to_incoming"]
+__all__ = ["ALLOWED_UPDATES", "HttpTelegramApi", "incoming_from_json", "inline_keyboard"]
 
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ("message", "callback_query")
 
-T = TypeVar("T")
-
-_PERMANENT = (
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNotFound,
-    TelegramEntityTooLarge,
-    TelegramMigrateToChat,
-)
-
-
-def to_incoming(update: Update) -> Incoming:
-    if update.message is not None:
-        message = update.message
-        user = message.from_user
-        return IncomingMessage(
-            update_id=update.update_id,
-            chat_id=message.chat.id,
-            text=message.text,
-            language=language_of(user.language_code if user else None),
-            date=int(message.date.timestamp()),
-            sender=None if user is None else _sender(user.model_dump()),
-        )
-    if update.callback_query is not None:
-        query = update.callback_query
-        return CallbackPress(
-            update_id=update.update_id,
-            # The message may be gone (too old); in a private chat the chat id is the user id.
-            chat_id=query.message.chat.id if query.message else query.from_user.id,
-            callback_id=query.id,
-            data=query.data,
-            language=language_of(query.from_user.language_code),
-            sender=_sender(query.from_user.model_dump()),
-        )
-    return OtherUpdate(update_id=update.update_id)
+# Refusals of this one request (aiogram: TelegramBadRequest, Forbidden, NotFound, EntityTooLarge).
+_REJECTED_STATUSES = frozenset({400, 403, 404, 413})
+_MAX_ERROR_TEXT = 500
 
 
 def _sender(user: Mapping[str, Any]) -> TelegramUser | None:
@@ -111,14 +67,8 @@ def _name(value: object) -> str | None:
     return value[:TELEGRAM_NAME_MAX] if isinstance(value, str) and value else None
 
 
-class _GetUpdatesAsJson(GetUpdates):
-    """getUpdates with the updates left as JSON objects (see `AiogramTelegram.get_updates`)."""
-
-    __returning__ = list[dict[str, Any]]
-
-
 def incoming_from_json(update: Mapping[str, Any]) -> Incoming:
-    """`to_incoming` of the Bot API's JSON for an update, without aiogram's models.
+    """An update of the Bot API's JSON as a plain value (tests pin it to aiogram's reading).
 
     ValueError when the update lacks what a message or a press must have."""
     try:
@@ -164,118 +114,145 @@ def _text_or_none(value: object) -> str | None:
     return value
 
 
-def to_markup(buttons: Keyboard) -> InlineKeyboardMarkup | None:
-    if not buttons:
-        return None
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
+def inline_keyboard(buttons: Keyboard) -> dict[str, object]:
+    """The Bot API's InlineKeyboardMarkup: a URL button, or one that sends its command back."""
+    return {
+        "inline_keyboard": [
             [
-                InlineKeyboardButton(text=b.text, url=b.url)
+                {"text": b.text, "url": b.url}
                 if b.url is not None
-                else InlineKeyboardButton(text=b.text, callback_data=b.command)
+                else {"text": b.text, "callback_data": b.command}
                 for b in row
             ]
             for row in buttons
         ]
-    )
+    }
 
 
-class AiogramTelegram:
+def _failure(status: int, parameters: object, text: str) -> TelegramFailure:
+    """The Bot API's refusal as aiogram's `check_response` classifies it: retry_after first,
+    then a migrated group, then the HTTP status."""
+    if isinstance(parameters, Mapping):
+        retry_after = parameters.get("retry_after")
+        if isinstance(retry_after, int | float) and retry_after > 0 and retry_after is not True:
+            return RetryLater(float(retry_after), text)
+        if parameters.get("migrate_to_chat_id"):
+            return Rejected(text)  # the group became a supergroup: this chat id is gone
+    if status == 401:
+        return InvalidToken(text)
+    if status == 409:
+        return PollingConflict(text)
+    if status in _REJECTED_STATUSES:
+        return Rejected(text)
+    return Unavailable(text)  # 5xx, a 429 without retry_after, anything unexpected
+
+
+class HttpTelegramApi:
     """The Bot API at `api_url` (the real one, or the fake Telegram in tests)."""
 
-    def __init__(self, bot: Bot, *, request_timeout_s: int = 30) -> None:
-        self._bot = bot
-        self._token = bot.token
+    def __init__(self, pool: HttpPool, *, token: str, request_timeout_s: float = 30.0) -> None:
+        """`pool`: connections to the Bot API server at `…/bot<token>` (see `open`)."""
+        self._pool = pool
+        self._token = token
         self._request_timeout_s = request_timeout_s
-        # aiogram parses every answer with `Response[<result type>]`, a pydantic generic that
-        # pydantic caches only while something references it: unreferenced, it is rebuilt (tens
-        # of ms each for `Message`) whenever the garbage collector has dropped it.
-        self._response_types = (Response[Message], Response[bool], Response[list[dict[str, Any]]])
 
     @classmethod
-    def connect(cls, *, token: str, api_url: str, request_timeout_s: int = 30) -> AiogramTelegram:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
-        return cls(Bot(token, session=session), request_timeout_s=request_timeout_s)
-
-    async def close(self) -> None:
-        await self._bot.session.close()
+    @asynccontextmanager
+    async def open(
+        cls,
+        *,
+        token: str,
+        api_url: str,
+        request_timeout_s: float = 30.0,
+        max_connections: int = 100,
+    ) -> AsyncIterator[HttpTelegramApi]:
+        """A client with its own connections, closed on exit."""
+        pool = HttpPool(f"{api_url.rstrip('/')}/bot{token}", max_connections=max_connections)
+        try:
+            yield cls(pool, token=token, request_timeout_s=request_timeout_s)
+        finally:
+            await pool.close()
 
     async def get_username(self) -> str:
-        me = await self._call(self._bot.get_me(request_timeout=self._request_timeout_s))
-        if not me.username:
+        me = await self._call("getMe", {}, self._request_timeout_s)
+        username = me.get("username") if isinstance(me, dict) else None
+        if not isinstance(username, str) or not username:
             raise Unavailable("getMe answered a bot without a username")
-        return me.username
+        return username
 
     async def get_updates(
         self, *, offset: int | None, long_poll_s: int, limit: int
     ) -> Sequence[Incoming]:
-        # The updates stay JSON objects here: while earlier updates are in flight the poller asks
-        # again for up to 100 it already holds (poller.py), and validating each of them into
-        # aiogram's `Update` model every time was 40% of the client's CPU under load (bench/).
-        # The method's declared result is still `list[Update]`; at run time it is JSON objects.
-        updates: list[Any] = await self._call(
-            self._bot(
-                _GetUpdatesAsJson(
-                    offset=offset,
-                    limit=limit,
-                    timeout=long_poll_s,
-                    allowed_updates=ALLOWED_UPDATES,
-                ),
-                # Longer than the long poll itself, so the server answers first.
-                request_timeout=long_poll_s + self._request_timeout_s,
-            )
-        )
+        params: dict[str, object] = {
+            "limit": limit,
+            "timeout": long_poll_s,
+            "allowed_updates": ALLOWED_UPDATES,
+        }
+        if offset is not None:
+            params["offset"] = offset
+        # Longer than the long poll itself, so the server answers first.
+        updates = await self._call("getUpdates", params, long_poll_s + self._request_timeout_s)
+        if not isinstance(updates, list):
+            raise Unavailable("getUpdates answered something other than a list")
         try:
             return [incoming_from_json(update) for update in updates]
-        except ValueError as error:  # as aiogram's own parsing failing would be
+        except ValueError as error:
             raise Unavailable(str(error)) from None
 
-    async def send_message(self, *, chat_id: int, text: str, buttons: Keyboard = ()) -> None:
-        await self._call(
-            self._bot.send_message(
-                chat_id=chat_id,
-                text=text,
-                parse_mode=None,  # plain text: nothing to escape, nothing to break
-                reply_markup=to_markup(buttons),
-                request_timeout=self._request_timeout_s,
-            )
-        )
+    async def send_message(
+        self, *, chat_id: int, text: str, buttons: Keyboard = (), paid: bool = False
+    ) -> None:
+        # No parse_mode: plain text, nothing to escape, nothing to break.
+        params: dict[str, object] = {"chat_id": chat_id, "text": text}
+        if buttons:
+            params["reply_markup"] = inline_keyboard(buttons)
+        if paid:
+            params["allow_paid_broadcast"] = True
+        await self._call("sendMessage", params, self._request_timeout_s)
 
     async def answer_callback(self, *, callback_id: str) -> None:
-        await self._call(
-            self._bot.answer_callback_query(
-                callback_query_id=callback_id, request_timeout=self._request_timeout_s
-            )
-        )
+        params = {"callback_query_id": callback_id}
+        await self._call("answerCallbackQuery", params, self._request_timeout_s)
 
     async def set_commands(
         self, commands: Sequence[tuple[str, str]], *, language: str | None
     ) -> None:
-        await self._call(
-            self._bot.set_my_commands(
-                commands=[BotCommand(command=c, description=d) for c, d in commands],
-                language_code=language,
-                request_timeout=self._request_timeout_s,
+        params: dict[str, object] = {
+            "commands": [{"command": c, "description": d} for c, d in commands]
+        }
+        if language is not None:
+            params["language_code"] = language
+        await self._call("setMyCommands", params, self._request_timeout_s)
+
+    async def call(self, method: str, params: Mapping[str, object]) -> Any:
+        """Any other Bot API method (the webhook's, say): its `result`, or a `TelegramFailure`
+        whose text names no token."""
+        return await self._call(method, params, self._request_timeout_s)
+
+    async def _call(self, method: str, params: Mapping[str, object], within_s: float) -> Any:
+        """POST the method with a JSON body; its `result`, or a `TelegramFailure`."""
+        try:
+            answer_http = await self._pool.post(
+                "/" + method, orjson.dumps(params), timeout_s=within_s
             )
-        )
+        except HttpFailure as error:
+            raise Unavailable(self._scrub(f"{method}: {error}")) from None
+        status, raw = answer_http.status, answer_http.body
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise Unavailable(
+                self._scrub(f"{method} answered {status}, not JSON: {raw[:200]!r}")
+            ) from None
+        if not isinstance(answer, dict):
+            raise Unavailable(f"{method} answered {status} with no JSON object")
+        if 200 <= status <= 226 and answer.get("ok") is True:
+            return answer.get("result")
+        description = answer.get("description")
+        text = description if isinstance(description, str) else f"{method} answered {status}"
+        raise _failure(status, answer.get("parameters"), self._scrub(text))
 
     def _scrub(self, text: str) -> str:
         text = text.replace(self._token, "<bot-token>")
-        # An unreadable answer is quoted whole by aiogram; a log line needs only its start.
-        return text if len(text) <= 500 else text[:500] + "…"
-
-    async def _call(self, request: Awaitable[T]) -> T:
-        try:
-            return await request
-        except TelegramRetryAfter as error:
-            raise RetryLater(error.retry_after, self._scrub(error.message)) from None
-        except TelegramConflictError as error:
-            raise PollingConflict(self._scrub(error.message)) from None
-        except TelegramUnauthorizedError as error:
-            raise InvalidToken(self._scrub(error.message)) from None
-        except _PERMANENT as error:
-            raise Rejected(self._scrub(error.message)) from None
-        except AiogramError as error:  # network errors, 5xx, unreadable answers
-            raise Unavailable(self._scrub(f"{type(error).__name__}: {error}")) from None
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            raise Unavailable(self._scrub(f"{type(error).__name__}: {error}")) from None
+        # An unreadable answer may be long; a log line needs only its start.
+        return text if len(text) <= _MAX_ERROR_TEXT else text[:_MAX_ERROR_TEXT] + "…"

@@ -31,7 +31,9 @@ class PacedTelegram:
         self._telegram = telegram
         self._pace = pace
 
-    async def send_message(self, *, chat_id: int, text: str, buttons: Keyboard = ()) -> None:
+    async def send_message(
+        self, *, chat_id: int, text: str, buttons: Keyboard = (), paid: bool = False
+    ) -> None:
         try:
             ticket = await self._pace.reserve(chat_id)
         except QueueUnavailable as error:
@@ -39,7 +41,9 @@ class PacedTelegram:
             raise Unavailable(f"sending limits: {error}") from None
         hold: float | None = None
         try:
-            await self._telegram.send_message(chat_id=chat_id, text=text, buttons=buttons)
+            await self._telegram.send_message(
+                chat_id=chat_id, text=text, buttons=buttons, paid=paid
+            )
         except RetryLater as error:
             hold = error.retry_after  # for every replica, not only the Sender that got the 429
             raise

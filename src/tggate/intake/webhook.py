@@ -7,20 +7,14 @@ deleteWebhook goes back to getUpdates, pending updates kept the same way.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
 
-import aiohttp
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import AiogramError
-
-from tggate.client.telegram import ALLOWED_UPDATES
+from tggate.client.base import TelegramFailure
+from tggate.client.telegram import ALLOWED_UPDATES, HttpTelegramApi
 
 __all__ = ["WebhookAdmin", "WebhookError"]
-
-_T = TypeVar("_T")
 
 
 class WebhookError(Exception):
@@ -28,52 +22,44 @@ class WebhookError(Exception):
 
 
 class WebhookAdmin:
-    """The webhook methods of the Bot API at `api_url`, for one bot."""
+    """The webhook methods of the Bot API, for one bot, on the client's own HTTP connections."""
 
-    def __init__(self, bot: Bot, *, request_timeout_s: int = 30) -> None:
-        self._bot = bot
-        self._token = bot.token
-        self._request_timeout_s = request_timeout_s
+    def __init__(self, telegram: HttpTelegramApi) -> None:
+        self._telegram = telegram
 
     @classmethod
-    def connect(cls, *, token: str, api_url: str) -> WebhookAdmin:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
-        return cls(Bot(token, session=session))
-
-    async def close(self) -> None:
-        await self._bot.session.close()
+    @asynccontextmanager
+    async def open(cls, *, token: str, api_url: str) -> AsyncIterator[WebhookAdmin]:
+        async with HttpTelegramApi.open(token=token, api_url=api_url, max_connections=2) as api:
+            yield cls(api)
 
     async def set(
         self, *, url: str, secret: str, max_connections: int, drop_pending_updates: bool
     ) -> None:
         await self._call(
-            self._bot.set_webhook(
-                url=url,
-                secret_token=secret,
-                max_connections=max_connections,
-                allowed_updates=ALLOWED_UPDATES,
-                drop_pending_updates=drop_pending_updates,
-                request_timeout=self._request_timeout_s,
-            )
+            "setWebhook",
+            {
+                "url": url,
+                "secret_token": secret,
+                "max_connections": max_connections,
+                "allowed_updates": ALLOWED_UPDATES,
+                "drop_pending_updates": drop_pending_updates,
+            },
         )
 
     async def info(self) -> Mapping[str, Any]:
         """getWebhookInfo's fields that are set (the URL is "" with no webhook)."""
-        info = await self._call(self._bot.get_webhook_info(request_timeout=self._request_timeout_s))
-        return info.model_dump(exclude_none=True, mode="json")
+        info = await self._call("getWebhookInfo", {})
+        if not isinstance(info, dict):
+            raise WebhookError("getWebhookInfo answered something other than an object")
+        return {key: value for key, value in info.items() if value is not None}
 
     async def delete(self, *, drop_pending_updates: bool) -> None:
-        await self._call(
-            self._bot.delete_webhook(
-                drop_pending_updates=drop_pending_updates,
-                request_timeout=self._request_timeout_s,
-            )
-        )
+        await self._call("deleteWebhook", {"drop_pending_updates": drop_pending_updates})
 
-    async def _call(self, request: Awaitable[_T]) -> _T:
+    async def _call(self, method: str, params: Mapping[str, object]) -> Any:
         try:
-            return await request
-        except (AiogramError, aiohttp.ClientError, TimeoutError, OSError) as error:
-            # Not chained: a logged traceback could quote the URL, which holds the bot token.
-            text = f"{type(error).__name__}: {error}".replace(self._token, "<bot-token>")
-            raise WebhookError(text[:500]) from None
+            return await self._telegram.call(method, params)
+        except TelegramFailure as error:
+            # The failure's text already has the token scrubbed (HttpTelegramApi).
+            raise WebhookError(f"{method}: {type(error).__name__}: {error}"[:500]) from None

@@ -20,7 +20,7 @@ from tests.support.servers import run_asgi
 from tggate.client.logic_api import HttpLogicApi
 from tggate.client.retry import Backoff
 from tggate.client.service import ClientOptions, TelegramClient
-from tggate.client.telegram import AiogramTelegram
+from tggate.client.telegram import HttpTelegramApi
 from tggate_sandbox.fakes.telegram.app import create_app as create_fake_telegram
 
 BOT_TOKEN = "123456:client-tests-bot-token"
@@ -134,28 +134,27 @@ async def running_client(
     telegram_url: str, logic_url: str, *, instance: str | None = None, **options: Any
 ) -> AsyncIterator[Running]:
     """A TelegramClient on real HTTP; stopped (gracefully) and closed on exit."""
-    telegram = AiogramTelegram.connect(token=BOT_TOKEN, api_url=telegram_url, request_timeout_s=5)
-    try:
-        async with HttpLogicApi.open(
-            base_url=logic_url, internal_token=INTERNAL_TOKEN, timeout_s=5
-        ) as logic:
-            client = TelegramClient(
-                telegram=telegram,
-                logic=logic,
-                table=TABLE,
-                options=dataclasses.replace(FAST, **options),
-                instance=instance,
-            )
-            stop = asyncio.Event()
-            task = asyncio.create_task(client.run(stop))
-            try:
-                yield Running(client, stop, task)
-            finally:
-                stop.set()
-                async with asyncio.timeout(15):
-                    await task
-    finally:
-        await telegram.close()
+    async with (
+        HttpTelegramApi.open(
+            token=BOT_TOKEN, api_url=telegram_url, request_timeout_s=5
+        ) as telegram,
+        HttpLogicApi.open(base_url=logic_url, internal_token=INTERNAL_TOKEN, timeout_s=5) as logic,
+    ):
+        client = TelegramClient(
+            telegram=telegram,
+            logic=logic,
+            table=TABLE,
+            options=dataclasses.replace(FAST, **options),
+            instance=instance,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(client.run(stop))
+        try:
+            yield Running(client, stop, task)
+        finally:
+            stop.set()
+            async with asyncio.timeout(15):
+                await task
 
 
 async def eventually(condition: Any, within_s: float = 10.0, every_s: float = 0.02) -> None:

@@ -29,7 +29,7 @@ from tggate.adapters.redis_intake import RedisIntakeQueue, RedisSendPace
 from tggate.client.base import CallbackPress, IncomingMessage
 from tggate.client.logic_api import HttpLogicApi
 from tggate.client.retry import Backoff
-from tggate.client.telegram import AiogramTelegram, incoming_from_json
+from tggate.client.telegram import HttpTelegramApi, incoming_from_json
 from tggate.intake.base import Backlog, Claim, Entry, QueueUnavailable, Stored
 from tggate.intake.pacing import PacedTelegram
 from tggate.intake.service import Intake
@@ -139,11 +139,15 @@ async def running_intake(
 ) -> AsyncIterator[Replica]:
     """One intake replica running in this event loop; stopped gracefully on exit (unless dead)."""
     redis = Redis.from_url(redis_url)
-    telegram = AiogramTelegram.connect(token=BOT_TOKEN, api_url=telegram_url, request_timeout_s=5)
     try:
-        async with HttpLogicApi.open(
-            base_url=logic_url, internal_token=INTERNAL_TOKEN, timeout_s=5
-        ) as logic:
+        async with (
+            HttpTelegramApi.open(
+                token=BOT_TOKEN, api_url=telegram_url, request_timeout_s=5
+            ) as telegram,
+            HttpLogicApi.open(
+                base_url=logic_url, internal_token=INTERNAL_TOKEN, timeout_s=5
+            ) as logic,
+        ):
             queue = DyingQueue(RedisIntakeQueue(redis, claim_ttl_s=claim_ttl_s))
             pace = RedisSendPace(
                 redis,
@@ -182,7 +186,6 @@ async def running_intake(
                     async with asyncio.timeout(15):
                         await task
     finally:
-        await telegram.close()
         await redis.aclose()
 
 

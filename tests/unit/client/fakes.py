@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tggate.client.base import Incoming, IncomingMessage, LogicUnavailable
+from tggate.client.base import Incoming, IncomingMessage, LogicUnavailable, Rejected
 from tggate.core.ports import OutboxKind, OutboxMessage, TelegramUser
 from tggate.core.replies import ChatReply, Keyboard, Reply
 from tggate.core.texts import Language
@@ -26,12 +26,14 @@ class Sent:
     chat_id: int
     text: str
     buttons: Keyboard = ()
+    paid: bool = False
 
 
 class FakeTelegram:
     """getUpdates with the Bot API's offset semantics; records everything sent.
 
-    `send_errors[chat_id]` and `fetch_errors` are raised, one per call, before succeeding.
+    `send_errors[chat_id]` and `fetch_errors` are raised, one per call, before succeeding;
+    `refuse_paid` refuses every paid broadcast; with a `clock`, `sent_at` has each send's time.
     """
 
     def __init__(self) -> None:
@@ -47,6 +49,9 @@ class FakeTelegram:
         self.username = "tggate_bot"
         self.username_asked = 0
         self.username_errors: list[Exception] = []
+        self.refuse_paid = False
+        self.clock: Callable[[], float] | None = None
+        self.sent_at: list[float] = []
         self._arrived = asyncio.Event()
         self._next_id = 1
 
@@ -80,13 +85,19 @@ class FakeTelegram:
                 await asyncio.wait_for(self._arrived.wait(), long_poll_s)
         return self.queue[:limit]
 
-    async def send_message(self, *, chat_id: int, text: str, buttons: Keyboard = ()) -> None:
+    async def send_message(
+        self, *, chat_id: int, text: str, buttons: Keyboard = (), paid: bool = False
+    ) -> None:
         if self.send_delay_s:
             await asyncio.sleep(self.send_delay_s)
         errors = self.send_errors.get(chat_id)
         if errors:
             raise errors.pop(0)
-        self.sent.append(Sent(chat_id, text, buttons))
+        if paid and self.refuse_paid:
+            raise Rejected("Bad Request: not enough Telegram Stars for a paid broadcast")
+        self.sent.append(Sent(chat_id, text, buttons, paid))
+        if self.clock is not None:
+            self.sent_at.append(self.clock())
 
     async def answer_callback(self, *, callback_id: str) -> None:
         self.answered.append(callback_id)

@@ -261,3 +261,38 @@ async def test_no_offset_ever_passes_an_unhandled_update(seed: int) -> None:
     assert await run == 151
     assert telegram.violations == []
     assert handled_order == injected  # per chat, in update_id order, each once
+
+
+async def test_a_full_window_is_asked_again_only_when_a_quarter_is_free() -> None:
+    telegram = FakeTelegram()
+    gates = {update_id: asyncio.Event() for update_id in range(1, 151)}
+
+    async def handle(update: IncomingMessage | CallbackPress) -> None:
+        await gates[update.update_id].wait()
+
+    for update_id in range(1, 151):
+        telegram.inject(update_id, "/help")  # one chat each: nothing waits for its chat
+    poller = Poller(
+        telegram=telegram,
+        handle=handle,
+        max_concurrent_chats=8,
+        poll_timeout_s=1,
+        busy_wait_s=60,  # no timed re-ask in this test: only progress may cause one
+    )
+    stop = asyncio.Event()
+    run = asyncio.create_task(poller.run(stop))
+    await eventually(lambda: len(telegram.fetches) == 1)
+    for update_id in range(1, 25):  # 24 of the window's 100 handled: not yet a quarter
+        gates[update_id].set()
+    await eventually(lambda: poller.offset == 25)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(telegram.fetches) == 1  # the same 100 again would have shown nothing new
+    gates[25].set()
+    await eventually(lambda: len(telegram.fetches) == 2)
+    assert telegram.fetches[1][0] == 26  # from the oldest unfinished one
+    for gate in gates.values():
+        gate.set()
+    await eventually(lambda: poller.offset == 151)
+    stop.set()
+    assert await run == 151

@@ -43,7 +43,7 @@ def test_retry_after_holds_only_that_chat_and_never_shortens() -> None:
 
 
 async def test_global_permits_count_the_window_from_each_answer() -> None:
-    permits = GlobalPermits(global_per_s=50)  # 50 permits, each back 1 s after its answer
+    permits = GlobalPermits(free_per_s=50)  # 50 permits, each back 1 s after its answer
     loop = asyncio.get_running_loop()
     inside = 0
     answer = asyncio.Event()
@@ -66,3 +66,53 @@ async def test_global_permits_count_the_window_from_each_answer() -> None:
     # The 51st waited until one window after the first answer: the permit's requirement itself,
     # a lower bound a busy machine cannot break (call_later never fires early).
     assert answered[-1] >= min(answered[:-1]) + 1.0 - 0.01
+
+
+def test_a_group_gets_twenty_messages_a_minute() -> None:
+    limits = SendLimiter(global_per_s=30, per_chat_interval_s=1, group_per_minute=20)
+    for second in range(20):
+        assert limits.chat_wait(-5, float(second)) == 0
+        limits.sent(-5, now=float(second))
+    # The 21st waits until the first is a minute old, not just a second.
+    assert limits.chat_wait(-5, 20.0) == 40.0
+    assert limits.chat_wait(-5, 60.0) == 0
+    limits.sent(-5, now=60.0)
+    assert limits.chat_wait(-5, 61.0) == 0  # the second one (at 1 s) is a minute old too
+
+
+def test_a_person_has_no_minute_window() -> None:
+    limits = SendLimiter(global_per_s=30, per_chat_interval_s=1, group_per_minute=20)
+    for second in range(25):
+        assert limits.chat_wait(5, float(second)) == 0
+        limits.sent(5, now=float(second))
+
+
+async def test_paid_permits_come_after_the_free_ones() -> None:
+    permits = GlobalPermits(free_per_s=5, paid_per_s=20)
+    paid: list[bool] = []
+    release = asyncio.Event()
+
+    async def send() -> None:
+        async with permits.permit() as as_paid:
+            paid.append(as_paid)
+            await release.wait()
+
+    senders = [asyncio.create_task(send()) for _ in range(21)]
+    await eventually(lambda: len(paid) == 20)
+    # 5 free, then 15 paid; the 21st waits for the overall window (20 a second).
+    assert paid == [False] * 5 + [True] * 15
+    release.set()
+    await asyncio.gather(*senders)
+    assert paid[20] is False  # a window after the first answers: free again
+
+
+async def test_a_permit_that_may_not_pay_waits_for_a_free_one() -> None:
+    permits = GlobalPermits(free_per_s=2, paid_per_s=100)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    kinds = []
+    for _ in range(3):
+        async with permits.permit(may_pay=False) as as_paid:
+            kinds.append(as_paid)
+    assert kinds == [False, False, False]
+    assert loop.time() - started >= 1.0 - 0.01  # the third waited for a free permit

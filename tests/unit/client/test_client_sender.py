@@ -88,9 +88,9 @@ async def test_per_chat_interval_and_order() -> None:
     left_at: list[float] = []
     original = telegram.send_message
 
-    async def timed(*, chat_id: int, text: str, buttons: Keyboard = ()) -> None:
+    async def timed(*, chat_id: int, text: str, buttons: Keyboard = (), paid: bool = False) -> None:
         left_at.append(time.clock())
-        await original(chat_id=chat_id, text=text, buttons=buttons)
+        await original(chat_id=chat_id, text=text, buttons=buttons, paid=paid)
 
     telegram.send_message = timed  # type: ignore[method-assign]
     sender = make_virtual(telegram, time, per_chat=0.05)
@@ -133,3 +133,52 @@ def test_buttons_with_callback_data_over_64_bytes_are_dropped() -> None:
     ok = Button("ok", command="/login code")
     long = Button("long", command="/" + "я" * 40)
     assert usable_keyboard(((ok, long), (long,))) == ((ok,),)
+
+
+async def test_paid_broadcasts_only_beyond_the_free_rate() -> None:
+    telegram = FakeTelegram()
+    sender = Sender(
+        telegram, global_per_s=3, per_chat_interval_s=0, paid_per_s=100, backoff=INSTANT
+    )
+    await asyncio.gather(*(sender.send(chat, Reply(f"to {chat}")) for chat in range(10)))
+    assert sorted(m.chat_id for m in telegram.sent) == list(range(10))
+    assert [m.paid for m in telegram.sent] == [False] * 3 + [True] * 7
+
+
+async def test_a_refused_paid_broadcast_is_sent_again_within_the_free_rate() -> None:
+    telegram = FakeTelegram()
+    telegram.refuse_paid = True
+    sender = Sender(
+        telegram, global_per_s=2, per_chat_interval_s=0, paid_per_s=100, backoff=INSTANT
+    )
+    results = await asyncio.gather(*(sender.send(chat, Reply("hi")) for chat in range(4)))
+    assert results == [Delivery.SENT] * 4  # nothing lost to the refusal
+    assert sorted(m.chat_id for m in telegram.sent) == [0, 1, 2, 3]
+    assert not any(m.paid for m in telegram.sent)
+
+
+async def test_a_group_waits_a_minute_after_twenty_messages() -> None:
+    clock = FakeClock(0.0)
+
+    async def sleep(seconds: float) -> None:  # one chat: its waits follow each other
+        clock.advance(seconds)
+        await asyncio.sleep(0)
+
+    telegram = FakeTelegram()
+    telegram.clock = clock
+    sender = Sender(
+        telegram,
+        global_per_s=1000,
+        per_chat_interval_s=1,
+        group_per_minute=20,
+        backoff=INSTANT,
+        monotonic=clock,
+        sleep=sleep,
+    )
+    for i in range(25):
+        assert await sender.send(-100, Reply(f"m{i}")) is Delivery.SENT
+    times = telegram.sent_at
+    assert telegram.texts(-100) == [f"m{i}" for i in range(25)]
+    assert all(b - a >= 1 for a, b in itertools.pairwise(times))
+    # No minute holds more than 20 of them; the 21st waited for the first to be a minute old.
+    assert all(times[k + 20] - times[k] >= 60 for k in range(len(times) - 20))

@@ -96,3 +96,23 @@ async def test_ticks_never_overlap() -> None:
     stop.set()
     await task
     assert peak == 1
+
+
+async def test_a_chat_waiting_for_its_turn_holds_no_slot() -> None:
+    telegram, logic = FakeTelegram(), FakeLogic()
+    logic.outbox[NOTIFICATION] = [
+        message(f"{chat}{k}", chat, f"{chat}{k}") for chat in (1, 2, 3) for k in (1, 2)
+    ]
+    sender = Sender(telegram, global_per_s=1000, per_chat_interval_s=0.1, backoff=INSTANT)
+    timer = CycleTimer(
+        kind=NOTIFICATION,
+        interval_s=0.01,
+        shards=1,
+        logic=logic,
+        sender=sender,
+        max_concurrent_chats=1,
+        backoff=INSTANT,
+    )
+    await timer.tick()
+    # One slot: while chat 1 waits a second interval for its second message, 2 and 3 go.
+    assert [m.text for m in telegram.sent] == ["11", "21", "31", "12", "22", "32"]

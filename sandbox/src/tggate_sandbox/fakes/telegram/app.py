@@ -25,7 +25,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.datastructures import UploadFile
 
 from tggate_sandbox.fakes.telegram.disconnect import unless_disconnected
@@ -51,12 +51,21 @@ _MAX_WAIT_S = 300.0
 class InjectBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    chat_id: int = Field(gt=0)
+    # A person's private chat (their user id), or a group (negative, as Telegram numbers them).
+    chat_id: int
     text: str = Field(min_length=1, max_length=4096)
     first_name: str = Field(default="Tester", min_length=1)
     last_name: str | None = None
     username: str | None = None
     language_code: str | None = None
+    user_id: int | None = Field(default=None, gt=0, description="who writes in a group")
+
+    @field_validator("chat_id")
+    @classmethod
+    def _a_chat(cls, chat_id: int) -> int:
+        if chat_id == 0:
+            raise ValueError("no chat has the id 0")
+        return chat_id
 
     def to_message(self) -> InjectedMessage:
         return InjectedMessage(**self.model_dump())
@@ -89,6 +98,8 @@ class ConfigBody(BaseModel):
     rate_limits: bool | None = None
     per_chat_per_s: float | None = Field(default=None, gt=0)
     global_per_s: float | None = Field(default=None, gt=0)
+    group_per_minute: int | None = Field(default=None, gt=0)
+    paid_per_s: float | None = Field(default=None, gt=0)
 
 
 def create_app(
@@ -237,6 +248,8 @@ def _test_router(telegram: FakeTelegram) -> APIRouter:
             rate_limits=body.rate_limits,
             per_chat_per_s=body.per_chat_per_s,
             global_per_s=body.global_per_s,
+            group_per_minute=body.group_per_minute,
+            paid_per_s=body.paid_per_s,
         )
         return JSONResponse(telegram.config_json())
 

@@ -80,7 +80,9 @@ class TestApiError(Exception):
 class FakeTelegramConfig:
     rate_limits: bool = False
     per_chat_per_s: float = 1.0
-    global_per_s: float = 30.0
+    global_per_s: float = 30.0  # free messages
+    group_per_minute: int = 20
+    paid_per_s: float = 1000.0  # messages of either kind, with paid broadcasts
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +97,9 @@ class WebhookOptions:
 
 @dataclass(frozen=True, slots=True)
 class InjectedMessage:
-    """A person's text message, as `/_test/inject` receives it (the person's id is the chat id)."""
+    """A person's text message, as `/_test/inject` receives it. In a private chat the person's
+    id is the chat id; a negative chat id is a group (Telegram numbers groups so), where the
+    person is `user_id` (by default the group's id without its sign)."""
 
     chat_id: int
     text: str
@@ -103,6 +107,7 @@ class InjectedMessage:
     last_name: str | None = None
     username: str | None = None
     language_code: str | None = None
+    user_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -129,22 +134,28 @@ class StoredMessage:
 
 @dataclass(slots=True)
 class Chat:
-    """A private chat: its id is the person's user id."""
+    """A private chat (its id is the person's user id), or a group (a negative id; the person
+    is the last one who wrote in it)."""
 
     chat_id: int
     first_name: str
     last_name: str | None = None
     username: str | None = None
     language_code: str | None = None
+    user_id: int = 0  # 0: the chat id
     blocked: bool = False
     messages: list[StoredMessage] = field(default_factory=list)
     by_id: dict[int, StoredMessage] = field(default_factory=dict)
     last_message_id: int = 0
     bot_messages: int = 0
 
+    @property
+    def is_group(self) -> bool:
+        return self.chat_id < 0
+
     def user_json(self) -> dict[str, object]:
         user: dict[str, object] = {
-            "id": self.chat_id,
+            "id": self.user_id or self.chat_id,
             "is_bot": False,
             "first_name": self.first_name,
         }
@@ -154,6 +165,8 @@ class Chat:
         return user
 
     def chat_json(self) -> dict[str, object]:
+        if self.is_group:
+            return {"id": self.chat_id, "type": "group", "title": f"Group {-self.chat_id}"}
         chat: dict[str, object] = {"id": self.chat_id, "first_name": self.first_name}
         _put(chat, "last_name", self.last_name)
         _put(chat, "username", self.username)
@@ -213,6 +226,8 @@ class FakeTelegram:
         self._limiter = RateLimiter(
             per_chat_per_s=self.config.per_chat_per_s,
             global_per_s=self.config.global_per_s,
+            group_per_minute=self.config.group_per_minute,
+            paid_per_s=self.config.paid_per_s,
             clock=self._clock,
         )
         self._chats: dict[int, Chat] = {}
@@ -231,6 +246,7 @@ class FakeTelegram:
         self._conflicts = 0  # long polls ended by a newer getUpdates (409)
         self._rate_limited = 0
         self._retry_after_violations = 0
+        self._paid_broadcasts = 0
 
     # ---- the bot's identity ----
 
@@ -449,7 +465,7 @@ class FakeTelegram:
             chat = self._chat_for_bot(params["chat_id"])
             text, entities = _formatted(params["text"], params)
             self._check_reply(chat, params)
-            self._check_flood(chat.chat_id)
+            self._check_flood(chat.chat_id, paid=bool(params.get("allow_paid_broadcast")))
             chat.last_message_id += 1
             message = StoredMessage(
                 message_id=chat.last_message_id,
@@ -554,11 +570,13 @@ class FakeTelegram:
         if (message is None or message.deleted) and not tolerant:
             raise bad_request("message to be replied not found")
 
-    def _check_flood(self, chat_id: int) -> None:
+    def _check_flood(self, chat_id: int, *, paid: bool = False) -> None:
         if not self.config.rate_limits:
+            self._paid_broadcasts += paid
             return
-        verdict = self._limiter.check(chat_id)
+        verdict = self._limiter.check(chat_id, paid=paid)
         if verdict.retry_after is None:
+            self._paid_broadcasts += verdict.paid
             return
         self._rate_limited += 1
         if verdict.ignored_retry_after:
@@ -637,6 +655,8 @@ class FakeTelegram:
         chat = self._chats.get(injected.chat_id)
         if chat is None:
             chat = self._chats[injected.chat_id] = Chat(injected.chat_id, injected.first_name)
+        if chat.is_group:
+            chat.user_id = injected.user_id or -chat.chat_id
         chat.first_name = injected.first_name
         chat.last_name = injected.last_name or chat.last_name
         chat.username = injected.username or chat.username
@@ -777,6 +797,8 @@ class FakeTelegram:
             "calls": dict(self._calls),
             "rate_limited": self._rate_limited,
             "retry_after_violations": self._retry_after_violations,
+            # sendMessage with allow_paid_broadcast that went (0.1 Telegram Stars each).
+            "paid_broadcasts": self._paid_broadcasts,
             "pending_updates": len(self._updates),
             "waiting": self._waiting,
             "poll_conflicts": self._conflicts,
@@ -797,6 +819,8 @@ class FakeTelegram:
             "rate_limits": self.config.rate_limits,
             "per_chat_per_s": self.config.per_chat_per_s,
             "global_per_s": self.config.global_per_s,
+            "group_per_minute": self.config.group_per_minute,
+            "paid_per_s": self.config.paid_per_s,
         }
 
     async def configure(
@@ -805,6 +829,8 @@ class FakeTelegram:
         rate_limits: bool | None = None,
         per_chat_per_s: float | None = None,
         global_per_s: float | None = None,
+        group_per_minute: int | None = None,
+        paid_per_s: float | None = None,
     ) -> None:
         async with self._changed:
             config = self.config
@@ -814,8 +840,15 @@ class FakeTelegram:
                 config = replace(config, per_chat_per_s=per_chat_per_s)
             if global_per_s is not None:
                 config = replace(config, global_per_s=global_per_s)
+            if group_per_minute is not None:
+                config = replace(config, group_per_minute=group_per_minute)
+            if paid_per_s is not None:
+                config = replace(config, paid_per_s=paid_per_s)
             self._limiter.configure(
-                per_chat_per_s=config.per_chat_per_s, global_per_s=config.global_per_s
+                per_chat_per_s=config.per_chat_per_s,
+                global_per_s=config.global_per_s,
+                group_per_minute=config.group_per_minute,
+                paid_per_s=config.paid_per_s,
             )
             self.config = config
 

@@ -643,6 +643,52 @@ async def test_about_thirty_messages_per_second_overall(
     assert refused.value.retry_after == 1
 
 
+async def test_twenty_messages_a_minute_to_a_group(
+    bot: Bot, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    (await http.post("/_test/config", json={"rate_limits": True})).raise_for_status()
+    await inject(http, "/start", chat_id=-77, user_id=5, first_name="Ann")
+    [update] = await bot.get_updates()
+    assert update.message is not None and update.message.from_user is not None
+    assert (update.message.chat.id, update.message.chat.type) == (-77, "group")
+    assert update.message.from_user.id == 5
+    for _ in range(20):
+        await bot.send_message(-77, "one a second")
+        clock.advance(1)
+
+    with pytest.raises(TelegramRetryAfter) as refused:
+        await bot.send_message(-77, "the 21st in a minute")
+    clock.advance(40)  # the first is a minute old now
+    await bot.send_message(-77, "after a minute")
+
+    assert refused.value.retry_after == 40
+    assert (await stats(http))["rate_limited"] == 1
+
+
+async def test_paid_broadcasts_go_past_the_free_limit(
+    bot: Bot, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    config = {"rate_limits": True, "global_per_s": 3, "paid_per_s": 5}
+    (await http.post("/_test/config", json=config)).raise_for_status()
+    for chat_id in range(1, 8):
+        await inject(http, "/start", chat_id=chat_id)
+    for chat_id in range(1, 4):
+        await bot.send_message(chat_id, "free")
+
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(4, "a fourth free one in one second")
+    await bot.send_message(5, "paid", allow_paid_broadcast=True)
+    await bot.send_message(6, "paid", allow_paid_broadcast=True)
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(7, "a sixth in one second, even paid", allow_paid_broadcast=True)
+    clock.advance(1)
+    await bot.send_message(7, "next second")
+
+    counters = await stats(http)
+    assert (counters["paid_broadcasts"], counters["rate_limited"]) == (2, 2)
+    assert counters["config"]["paid_per_s"] == 5
+
+
 async def test_a_429_answer_is_raw_telegram(http: httpx.AsyncClient) -> None:
     (await http.post("/_test/config", json={"rate_limits": True})).raise_for_status()
     await inject(http, "/start")
