@@ -62,4 +62,4 @@ class WebhookAdmin:
             return await self._telegram.call(method, params)
         except TelegramFailure as error:
             # The failure's text already has the token scrubbed (HttpTelegramApi).
-            raise WebhookError(f"{method}: {type(error).__name__}: {error}"[:500]) from None
+            raise WebhookError(f"{method}: {error}"[:500]) from None

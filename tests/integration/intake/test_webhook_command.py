@@ -140,7 +140,7 @@ async def test_what_telegram_refuses_is_said_without_the_token(telegram_url: str
     assert status == 1
     assert said == []
     assert warned == [
-        "tggate: Telegram refused: TelegramBadRequest: Telegram server says - Bad Request: "
+        "tggate: Telegram refused: setWebhook: Bad Request: "
         "bad webhook: An HTTPS URL must be provided for webhook"
     ]
     assert TOKEN not in warned[0]
