@@ -42,7 +42,9 @@ CHATS = 50  # x 10 commands = 500 messages in flight
 WHILE_DOWN = 5  # chats that write while Redis is down
 NOT_LOGGED_IN = "You are not logged in."
 LEASE_FAILING = "renewing the poller lease failed"
+LEASE_UNCONFIRMED = "unconfirmed (Bot Logic cannot be asked): staying active"
 STANDING_BY = "no longer active: standing by"
+TRY_AGAIN = "The service is temporarily unavailable, please try again later."
 
 
 @pytest.fixture(scope="module")
@@ -139,19 +141,22 @@ def test_a_person_writing_while_redis_is_down_is_told_it_is_unavailable(
         topology.kill_redis()
         try:
             # Issue 9, found here: the poller lease lives in Redis, and the client used to stand
-            # by when it could not renew it, so nobody fetched updates. Written once renewals
-            # fail (past the lease's ttl), the update is fetched all the same.
+            # by when it could not renew it in time, so nobody fetched updates. Written once
+            # that time is over, the update is fetched all the same.
             eventually_sync(
-                lambda: client_logged(topology, LEASE_FAILING, since=lines),
-                what="lease renewals failing",
+                lambda: client_logged(topology, LEASE_UNCONFIRMED, since=lines),
+                what="the lease unconfirmed",
             )
             person.say("/me")
-            # The notice comes 10 s after the client took the update; 30 s is far above that.
-            assert [m["text"] for m in person.read(1, timeout=30)] == [UNAVAILABLE]
+            # Told within 30 s: by the client's notice (10 s after it took the update, while
+            # Bot Logic answers 503), or by Bot Logic's own reply to a command it could not
+            # run for want of Redis (docs/scenarios.md#unavailable). Before, neither came.
+            told = [m["text"] for m in person.read(1, timeout=30)]
+            assert told in ([UNAVAILABLE], [TRY_AGAIN]), told
         finally:
             topology.restart_redis()
-        # The answer itself once Redis is back, and the client never stood by.
-        assert [m["text"] for m in person.read(1, timeout=180)] != [UNAVAILABLE]
+        if told == [UNAVAILABLE]:  # the answer itself follows once Redis is back
+            assert [m["text"] for m in person.read(1, timeout=180)] != [UNAVAILABLE]
         assert not client_logged(topology, STANDING_BY, since=lines)
 
 

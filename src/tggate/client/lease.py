@@ -55,6 +55,7 @@ class LeaseKeeper:
         self._not_held.set()
         self._deadline = 0.0  # until when a granted lease is surely still ours
         self._outage = OutageLog(logger, "renewing the poller lease")
+        self._unconfirmed_said = False  # logged once per outage
 
     @property
     def held(self) -> bool:
@@ -128,8 +129,16 @@ class LeaseKeeper:
         except (LogicUnavailable, LogicRejected, TimeoutError) as error:
             # No answer is not "someone else's": the role stays as it is (see the docstring).
             self._outage.failed(str(error) or type(error).__name__)
+            if self.held and not self.confirmed and not self._unconfirmed_said:
+                self._unconfirmed_said = True
+                logger.warning(
+                    "poller lease of %s unconfirmed (Bot Logic cannot be asked): staying "
+                    "active until Bot Logic or a 409 from Telegram says otherwise",
+                    self._instance,
+                )
             return False
         self._outage.succeeded()
+        self._unconfirmed_said = False
         if granted:
             # Counted from when the request left: the server's clock started no earlier.
             self._deadline = started + self._ttl_s * 5 / 6
