@@ -63,6 +63,10 @@ WEBHOOK_PATH = "/telegram/webhook"
 DEMO_BOT_TOKEN = "123456789:TGGATE-demo-token-for-the-fake-telegram-0"
 
 
+# How often a component may move off a picked port another program took before it bound it.
+_PORT_ATTEMPTS = 3
+
+
 class TopologyError(RuntimeError):
     """A component did not start; the message names it and ends with its last log lines."""
 
@@ -228,10 +232,15 @@ class Topology:
     webhook: bool = False
     intake_replicas: int = 0
     webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Where the ports not in `fixed_ports` come from (a test may hand out a taken one first).
+    pick_port: Callable[[], int] = free_port
 
     redis: EmbeddedRedis | None = None
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, _Process] = field(default_factory=dict)
+    # How to start each component again: its extra arguments, ready path and tggate command.
+    _spawned: dict[str, tuple[list[str], str | None, str | None]] = field(default_factory=dict)
+    _moves: dict[str, int] = field(default_factory=dict)  # port changes per component
 
     # ---- URLs ----
 
@@ -313,7 +322,7 @@ class Topology:
         if self.intake_replicas:
             names += ["nginx-webhook", *(f"intake-{i}" for i in range(self.intake_replicas))]
         for name in names:
-            self.ports[name] = self.fixed_ports.get(name) or free_port()
+            self.ports[name] = self.fixed_ports.get(name) or self.pick_port()
         # Before anything runs: a taken port is said at once, not as a timeout later on.
         for name, port in self.fixed_ports.items():
             if name in self.ports and port_in_use(self.host, port):
@@ -426,7 +435,49 @@ class Topology:
         )
         process.start()
         self.processes[name] = process
+        self._spawned[name] = (args, ready, command)
         return process
+
+    def _respawn(self, name: str) -> None:
+        old = self.processes[name]
+        if old.alive:
+            old.stopped_on_purpose = True
+            old.signal(signal.SIGTERM)
+            if not old.wait(10):
+                old.signal(signal.SIGKILL)
+                old.wait(10)
+        if name == "nginx":
+            self._start_nginx()
+            return
+        args, ready, command = self._spawned[name]
+        self._spawn(name, args, ready=ready, command=command)
+
+    def _moved_off_a_taken_port(self, process: _Process) -> bool:
+        """`free_port` lets its port go before the component binds it (seconds of imports
+        later), and another program on the machine may take it meanwhile: then the component
+        exits with "address already in use". One whose port was picked here gets another, and
+        the components configured with its old address start again with the new one."""
+        name = process.name
+        if (
+            name in self.fixed_ports
+            or name not in self.ports
+            or self._moves.get(name, 0) >= _PORT_ATTEMPTS
+            or "address already in use" not in process.tail(20).lower()
+        ):
+            return False
+        self._moves[name] = self._moves.get(name, 0) + 1
+        old = f"{self.host}:{self.ports[name]}"
+        self.ports[name] = self.pick_port()
+        self.progress(f"{name}: port {old} was taken, moving to {self.ports[name]}")
+        self._respawn(name)
+        behind_nginx = name.startswith(("logic-", "intake-"))
+        for other in list(self.processes.values()):
+            if other.name == name:
+                continue
+            named = any(old in value for value in [*other.argv, *other.env.values()])
+            if named or (behind_nginx and other.name == "nginx"):
+                self._respawn(other.name)
+        return True
 
     def start_logic(self, index: int) -> None:
         workers = ["--workers", str(self.logic_workers)] if self.logic_workers > 1 else []
@@ -513,22 +564,35 @@ class Topology:
             .replace("{{webhook_max_body}}", "256k")
         )
 
-    def _check_running(self) -> None:
-        """Any component that exited (and was not stopped on purpose) fails the start at once."""
-        for process in self.processes.values():
-            if process.failed:
+    def _check_running(self) -> bool:
+        """Any component that exited (and was not stopped on purpose) fails the start at once,
+        unless it only lost its picked port to another program: then it moved (see above), and
+        the answer is True."""
+        moved = False
+        for process in list(self.processes.values()):
+            if not process.failed:
+                continue
+            if not self._moved_off_a_taken_port(process):
                 raise TopologyError(process.exited())
+            moved = True
+        return moved
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
-        for process in list(self.processes.values()):
-            while process.ready_url is not None and not _http_ok(process.ready_url):
-                self._check_running()
-                if time.monotonic() > deadline:
-                    raise TopologyError(f"{process.name} did not get ready:\n{process.tail()}")
-                time.sleep(0.05)
+        while True:
+            # Asked afresh each round: a component that moved to another port is a new process.
+            waiting = [
+                p for p in self.processes.values() if p.ready_url and not _http_ok(p.ready_url)
+            ]
+            if not waiting:
+                break
+            self._check_running()
+            if time.monotonic() > deadline:
+                raise TopologyError(f"{waiting[0].name} did not get ready:\n{waiting[0].tail()}")
+            time.sleep(0.05)
         # A server that answered, then exited (someone else's server on its port answered).
-        self._check_running()
+        if self._check_running():
+            self.wait_ready(max(1.0, deadline - time.monotonic()))
 
     def wait_polling(self, timeout_s: float = 30.0) -> None:
         """Until the fake Telegram has seen a `getUpdates` call (from the Telegram Client)."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from tggate.core.commands import CommandTable, OtherBot, ParsedCommand, Usage, parse_text
 from tggate.core.replies import ChatReply, Reply
+from tggate.core.texts import Language
 
 from . import texts
 from .base import (
@@ -46,7 +46,6 @@ class Forwarder:
         backoff: Backoff | None = None,
         notice_after_s: float = 10.0,
         journal: DeliveryJournal | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._telegram = telegram
@@ -58,7 +57,6 @@ class Forwarder:
         self.bot_username = bot_username
         self._backoff = backoff or Backoff()
         self._notice_after_s = notice_after_s
-        self._monotonic = monotonic
         self._sleep = sleep
         self._outage = OutageLog(logger, "Bot Logic /v1/commands")
 
@@ -106,10 +104,36 @@ class Forwarder:
     async def _forward(
         self, update: IncomingMessage | CallbackPress, parsed: ParsedCommand, text: str
     ) -> Sequence[ChatReply]:
+        # Not silence (docs/contract.md#reliability): once the answer is `notice_after_s` late,
+        # say so, once per handling, on a timer of its own: checked only between retries, the
+        # notice came as late as the back-off (up to 30 s) after that.
+        sending = asyncio.Event()
+        notice = asyncio.create_task(
+            self._notice_later(update.chat_id, update.language, sending),
+            name="tggate-delay-notice",
+        )
+        try:
+            return await self._ask(update, parsed, text)
+        finally:
+            # A notice on its way is let through, so it comes before the answer, never after.
+            if not sending.is_set():
+                notice.cancel()
+            await asyncio.gather(notice, return_exceptions=True)
+
+    async def _notice_later(self, chat_id: int, language: Language, sending: asyncio.Event) -> None:
+        await self._sleep(self._notice_after_s)
+        sending.set()
+        try:
+            await self._sender.send(chat_id, Reply(texts.unavailable(language)))
+        except TelegramFailure as error:
+            logger.info("could not tell chat %s its answer is delayed: %s", chat_id, error)
+
+    async def _ask(
+        self, update: IncomingMessage | CallbackPress, parsed: ParsedCommand, text: str
+    ) -> Sequence[ChatReply]:
+        """Bot Logic's replies, retried with the same update_id while it is unavailable."""
         update_id, chat_id, language = update.update_id, update.chat_id, update.language
         attempt = 0
-        started = self._monotonic()
-        noticed = False
         while True:
             try:
                 replies = await self._logic.command(
@@ -125,11 +149,6 @@ class Forwarder:
             except LogicUnavailable as error:
                 attempt += 1
                 self._outage.failed(f"update {update_id}: {error}")
-                if not noticed and self._monotonic() - started >= self._notice_after_s:
-                    # Not silence (docs/contract.md#reliability): say once that the answer is
-                    # delayed, keep trying.
-                    noticed = True
-                    await self._sender.send(chat_id, Reply(texts.unavailable(language)))
                 await self._sleep(self._backoff.delay(attempt))
                 continue
             except LogicRejected as error:

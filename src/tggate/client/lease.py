@@ -1,9 +1,16 @@
 """The poller lease (docs/scenarios.md#lease): only its holder polls Telegram and runs the timers.
 
 Telegram allows one getUpdates poller per token and the timers must not tick twice, so several
-client instances agree through Bot Logic which one is active. The holder renews every ttl/3. If it
-cannot renew, it gives the lease up by itself before the lease could expire on the server (so two
-instances never believe they hold it at once); a standby keeps asking and takes over.
+client instances agree through Bot Logic which one is active. The holder renews every ttl/3; a
+standby keeps asking and takes over once the lease is free.
+
+Only a definite answer changes the role. The lease lives in Redis, so a renewal that cannot be
+made (Bot Logic or Redis down) keeps the holder active: standing by then would leave nobody
+fetching updates and the people writing would hear nothing, not even that the service is
+unavailable (issue 9, docs/scenarios.md#lease). Two pollers are still never at work together
+for long: Telegram answers the second getUpdates with 409, and a holder whose lease is
+unconfirmed stands by on that 409 (`conflicted`); once Bot Logic answers again, "not yours"
+makes the holder stand by as well.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ class LeaseKeeper:
         self._not_held.set()
         self._deadline = 0.0  # until when a granted lease is surely still ours
         self._outage = OutageLog(logger, "renewing the poller lease")
+        self._unconfirmed_said = False  # logged once per outage
 
     @property
     def held(self) -> bool:
@@ -74,22 +82,35 @@ class LeaseKeeper:
         self._held.clear()
         self._not_held.set()
 
+    @property
+    def confirmed(self) -> bool:
+        """Held, and granted recently enough that the server surely still counts it as ours."""
+        return self.held and self._monotonic() < self._deadline
+
+    def conflicted(self) -> None:
+        """Telegram refused getUpdates with 409: another poller is at work. While the lease is
+        confirmed that poller is a stranger (the holder keeps its role and Telegram decides);
+        while it is not, the other one likely took the lease over: stand by."""
+        if self.held and not self.confirmed:
+            self._set(False)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Acquire, renew or wait for the lease until `stop`; then release it if held."""
         interval = self._ttl_s / 3
-        # Bot Logic unreachable while we hold nothing (it is still starting, say): ask again
-        # soon, backing off to twice a second, so a fresh start polls within a second.
+        # Bot Logic unreachable (still starting, say, or Redis is down): ask again soon,
+        # backing off to twice a second, so a fresh start polls within a second and a holder
+        # learns soon after an outage whether the lease is still its own.
         retry = _FIRST_RETRY_S
         try:
             while not stop.is_set():
                 reached = await self._attempt()
                 wait = interval
-                if self.held:
-                    wait = min(wait, max(0.0, self._deadline - self._monotonic()))
-                elif not reached:
+                if not reached:
                     wait, retry = min(retry, interval), min(retry * 2, _MAX_UNREACHED_RETRY_S)
                 else:
                     retry = _FIRST_RETRY_S
+                    if self.held:
+                        wait = min(wait, max(0.0, self._deadline - self._monotonic()))
                 if await sleep_or_stop(stop, wait):
                     break
         finally:
@@ -106,11 +127,18 @@ class LeaseKeeper:
                 self._logic.lease(instance=self._instance, ttl_s=self._ttl_s), self._ttl_s / 6
             )
         except (LogicUnavailable, LogicRejected, TimeoutError) as error:
+            # No answer is not "someone else's": the role stays as it is (see the docstring).
             self._outage.failed(str(error) or type(error).__name__)
-            if self.held and self._monotonic() >= self._deadline:
-                self._set(False)
+            if self.held and not self.confirmed and not self._unconfirmed_said:
+                self._unconfirmed_said = True
+                logger.warning(
+                    "poller lease of %s unconfirmed (Bot Logic cannot be asked): staying "
+                    "active until Bot Logic or a 409 from Telegram says otherwise",
+                    self._instance,
+                )
             return False
         self._outage.succeeded()
+        self._unconfirmed_said = False
         if granted:
             # Counted from when the request left: the server's clock started no earlier.
             self._deadline = started + self._ttl_s * 5 / 6

@@ -62,8 +62,11 @@ class Poller:
         grace_s: float = 10.0,
         confirm_timeout_s: float = 5.0,
         backoff: Backoff | None = None,
+        on_conflict: Callable[[], None] = lambda: None,
     ) -> None:
         self._telegram = telegram
+        # Told of each 409: the lease keeper stands by on it when its lease is unconfirmed.
+        self._on_conflict = on_conflict
         self._handle = handle
         self._max_concurrent_chats = max_concurrent_chats
         self._poll_timeout_s = poll_timeout_s
@@ -125,6 +128,7 @@ class Poller:
             except PollingConflict as error:
                 failures += 1
                 self._conflicts.failed(str(error))
+                self._on_conflict()
                 await sleep_or_stop(stop, self._backoff.delay(failures))
                 continue
             except (Unavailable, Rejected) as error:

@@ -158,7 +158,7 @@ class TelegramClient:
                 asyncio.create_task(self._publish_menu(inactive), name="tggate-client-menu")
             )
         try:
-            await self._poll(inactive, sender)
+            await self._poll(inactive, sender, lease)
         finally:
             inactive.set()
             watcher.cancel()
@@ -170,7 +170,7 @@ class TelegramClient:
         if not stop.is_set():
             logger.warning("no longer active: standing by for the poller lease")
 
-    async def _poll(self, inactive: asyncio.Event, sender: Sender) -> None:
+    async def _poll(self, inactive: asyncio.Event, sender: Sender, lease: LeaseKeeper) -> None:
         """Handle updates until `inactive`; first learn the bot's name, once per process."""
         o = self._options
         if self._username is None:
@@ -199,6 +199,7 @@ class TelegramClient:
             busy_wait_s=o.busy_wait_s,
             grace_s=o.shutdown_grace_s,
             backoff=o.poll_backoff,
+            on_conflict=lease.conflicted,
         )
         self._offset = await poller.run(inactive)
 

@@ -12,9 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tggate_sandbox.topology import Topology, TopologyError
+from tggate_sandbox.topology import Topology, TopologyError, free_port
 
 
 def test_a_taken_port_is_said_before_anything_starts(tmp_path: Path) -> None:
@@ -31,6 +32,39 @@ def test_a_taken_port_is_said_before_anything_starts(tmp_path: Path) -> None:
         f"port {port} (fake-telegram) on 127.0.0.1 is already in use by another program"
     )
     assert topology.processes == {} and topology.redis is None
+
+
+def test_a_picked_port_taken_before_its_component_binds_it_is_picked_again(
+    tmp_path: Path,
+) -> None:
+    # Another program takes the port `free_port` picked, before the component could bind it:
+    # here the first port handed out (reference-auth's) is one this test listens on.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = iter([port])
+        topology = Topology(
+            workdir=tmp_path,
+            logic_replicas=1,
+            nginx=False,
+            client=False,
+            pick_port=lambda: next(ports, None) or free_port(),
+        )
+        try:
+            topology.start()
+            moved = topology.ports["reference-auth"]
+            assert moved != port
+            assert httpx.get(topology.auth_url + "/healthz", timeout=10).status_code == 200
+            # Those configured with its address know the new one: Bot Logic calls it, the fake
+            # OAuth provider sends people back to it.
+            assert topology.processes["logic-0"].env["TGGATE_AUTH_URL"] == topology.auth_url
+            oauth = topology.processes["fake-oauth"].env
+            assert oauth["TGGATE_AUTH_PUBLIC_URL"] == topology.auth_url
+            assert all(p.alive for p in topology.processes.values())
+            assert "address already in use" in (tmp_path / "reference-auth.log").read_text().lower()
+        finally:
+            topology.stop()
 
 
 def test_a_component_that_exits_at_start_is_reported_with_its_last_line(tmp_path: Path) -> None:

@@ -154,6 +154,8 @@ class FakeLogic:
             ChatReply(call.chat_id, Reply(f"ok {call.text}"))
         ]
         self.delay_s = 0.0
+        # When not None, commands wait until it is set: a Bot Logic that answers late.
+        self.answer_when: asyncio.Event | None = None
         self.outbox: dict[OutboxKind, list[OutboxMessage]] = {kind: [] for kind in OutboxKind}
         self.cycle_calls: list[tuple[OutboxKind, int, int]] = []
         self.acked: list[str] = []
@@ -176,6 +178,8 @@ class FakeLogic:
         self.calls.append(call)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
+        if self.answer_when is not None:
+            await self.answer_when.wait()
         pending = self.failures.get(update_id)
         if pending:
             raise pending.pop(0)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from tests.support.clock import FakeClock
 from tests.support.commands import TABLE
-from tests.unit.client.fakes import CommandCall, FakeLogic, FakeTelegram, Sent
+from tests.unit.client.fakes import CommandCall, FakeLogic, FakeTelegram, Sent, eventually
 
 from tggate.client.base import CallbackPress, IncomingMessage, LogicRejected, LogicUnavailable
 from tggate.client.forwarder import Forwarder
@@ -90,11 +93,105 @@ async def test_a_button_press_is_answered_and_forwarded_as_a_command() -> None:
     assert telegram.texts(42) == ["ok /login code"]
 
 
-async def test_a_long_outage_is_announced_once_and_the_answer_still_comes() -> None:
+class ClockSleep:
+    """`sleep` on the FakeClock: sleepers wake only when the test moves the clock past them."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.waking: list[float] = []  # when each sleeper now waiting wakes up
+        self._moved = asyncio.Condition()
+
+    async def __call__(self, seconds: float) -> None:
+        until = self.clock() + seconds
+        self.waking.append(until)
+        try:
+            async with self._moved:
+                await self._moved.wait_for(lambda: self.clock() >= until)
+        finally:
+            self.waking.remove(until)
+
+    async def advance_to(self, when: float) -> None:
+        self.clock.now = when
+        async with self._moved:
+            self._moved.notify_all()
+
+
+def timed(
+    telegram: FakeTelegram, logic: FakeLogic, sleep: ClockSleep, backoff: Backoff
+) -> Forwarder:
+    sender = Sender(telegram, global_per_s=1000, per_chat_interval_s=0, backoff=INSTANT)
+    return Forwarder(
+        telegram=telegram,
+        logic=logic,
+        sender=sender,
+        table=TABLE,
+        backoff=backoff,
+        notice_after_s=10,
+        sleep=sleep,
+    )
+
+
+NOTICE = "Сервис временно недоступен. Ответ придёт, как только он заработает."
+# The longest back-off, unjittered: the schedule the notice used to wait for.
+SLOW = Backoff(initial_s=30, max_s=30, jitter=False)
+
+
+async def test_the_delay_notice_comes_at_notice_after_s_whatever_the_retry_schedule() -> None:
+    clock = FakeClock()
+    sleep = ClockSleep(clock)
     telegram, logic = FakeTelegram(), FakeLogic()
-    logic.failures[5] = [LogicUnavailable("connection refused")] * 4
-    await make(telegram, logic, notice_after_s=0).handle(IncomingMessage(5, 42, "/help", "ru"))
-    assert telegram.texts(42) == [
-        "Сервис временно недоступен. Ответ придёт, как только он заработает.",
-        "ok /help",
-    ]
+    logic.failures[5] = [LogicUnavailable("connection refused")] * 3
+    taken = clock()
+    handling = asyncio.create_task(
+        timed(telegram, logic, sleep, SLOW).handle(IncomingMessage(5, 42, "/help", "ru"))
+    )
+    # The first attempt failed; the retry sleeps 30 s and the notice timer 10 s beside it.
+    await eventually(lambda: sorted(sleep.waking) == [taken + 10, taken + 30])
+    await sleep.advance_to(taken + 10)
+    await eventually(lambda: telegram.texts(42) == [NOTICE])
+    assert len(logic.calls) == 1  # still in the first back-off: the timer did not wait for it
+    # Two more failures, 30 s apart: no second notice; then the answer.
+    await eventually(lambda: sleep.waking == [taken + 30])
+    await sleep.advance_to(taken + 30)
+    await eventually(lambda: sleep.waking == [taken + 60])
+    await sleep.advance_to(taken + 60)
+    await eventually(lambda: sleep.waking == [taken + 90])
+    await sleep.advance_to(taken + 90)
+    await handling
+    assert telegram.texts(42) == [NOTICE, "ok /help"]
+    assert len(logic.calls) == 4
+
+
+async def test_an_answer_within_notice_after_s_comes_without_a_notice() -> None:
+    clock = FakeClock()
+    sleep = ClockSleep(clock)
+    telegram, logic = FakeTelegram(), FakeLogic()
+    logic.failures[5] = [LogicUnavailable("503")]
+    taken = clock()
+    backoff = Backoff(initial_s=5, max_s=5, jitter=False)
+    handling = asyncio.create_task(
+        timed(telegram, logic, sleep, backoff).handle(IncomingMessage(5, 42, "/help", "ru"))
+    )
+    await eventually(lambda: sorted(sleep.waking) == [taken + 5, taken + 10])
+    await sleep.advance_to(taken + 5)
+    await handling
+    assert telegram.texts(42) == ["ok /help"]
+    assert sleep.waking == []  # the timer went with the handling
+
+
+async def test_a_slow_answer_gets_the_notice_too() -> None:
+    # Bot Logic answering late (a hung module) is as delayed for the person as one failing.
+    clock = FakeClock()
+    sleep = ClockSleep(clock)
+    telegram, logic = FakeTelegram(), FakeLogic()
+    logic.answer_when = answer = asyncio.Event()
+    taken = clock()
+    handling = asyncio.create_task(
+        timed(telegram, logic, sleep, SLOW).handle(IncomingMessage(5, 42, "/help", "ru"))
+    )
+    await eventually(lambda: sleep.waking == [taken + 10])
+    await sleep.advance_to(taken + 10)
+    await eventually(lambda: telegram.texts(42) == [NOTICE])
+    answer.set()
+    await handling
+    assert telegram.texts(42) == [NOTICE, "ok /help"]

@@ -32,7 +32,7 @@ async def test_one_holder_at_a_time_and_a_standby_takes_over() -> None:
     await run_b
 
 
-async def test_a_holder_that_cannot_renew_gives_up_before_the_lease_expires() -> None:
+async def test_a_holder_that_cannot_reach_bot_logic_stays_active_until_told_otherwise() -> None:
     # One clock for the keeper and the server's lease table, moved by the test only.
     clock = FakeClock()
     logic = FakeLogic(FakeLeases(monotonic=clock))
@@ -41,15 +41,57 @@ async def test_a_holder_that_cannot_renew_gives_up_before_the_lease_expires() ->
     run = asyncio.create_task(keeper.run(stop))
     async with asyncio.timeout(1):
         await keeper.wait_held()
+    # Redis (where the lease lives) is down: renewals fail, long past the lease's end.
     logic.lease_down = True
-    # Just before the server-side lease (granted for ttl at the last renewal) runs out: by now
-    # the keeper, failing to renew, must have given it up.
-    clock.now = logic.leases.until - 0.01
-    await eventually(lambda: not keeper.held, within_s=30)
-    assert clock() < logic.leases.until
+    clock.now = logic.leases.until + 60
+    asked = len(logic.lease_calls)
+    await eventually(lambda: len(logic.lease_calls) >= asked + 5)
+    assert keeper.held and not keeper.confirmed
+    # Back, and meanwhile another instance took the lease: that answer makes a stand by.
+    assert logic.leases.grant("b", 600)
+    logic.lease_down = False
+    await eventually(lambda: not keeper.held)
+    stop.set()
+    await run
+
+
+async def test_a_standby_that_cannot_reach_bot_logic_stays_standby() -> None:
+    clock = FakeClock()
+    logic = FakeLogic(FakeLeases(monotonic=clock))
+    assert logic.leases.grant("b", 600)
+    keeper = LeaseKeeper(logic=logic, instance="a", ttl_s=0.6, monotonic=clock)
+    stop = asyncio.Event()
+    run = asyncio.create_task(keeper.run(stop))
+    await eventually(lambda: len(logic.lease_calls) >= 2)
+    logic.lease_down = True
+    clock.now = logic.leases.until + 60  # b's lease ran out, but nobody can tell a
+    asked = len(logic.lease_calls)
+    await eventually(lambda: len(logic.lease_calls) >= asked + 5)
+    assert not keeper.held
     logic.lease_down = False
     async with asyncio.timeout(2):
         await keeper.wait_held()
+    stop.set()
+    await run
+
+
+async def test_a_409_stands_by_a_holder_only_while_its_lease_is_unconfirmed() -> None:
+    clock = FakeClock()
+    logic = FakeLogic(FakeLeases(monotonic=clock))
+    keeper = LeaseKeeper(logic=logic, instance="a", ttl_s=0.6, monotonic=clock)
+    stop = asyncio.Event()
+    run = asyncio.create_task(keeper.run(stop))
+    async with asyncio.timeout(1):
+        await keeper.wait_held()
+    keeper.conflicted()  # a stranger polls the token: the confirmed holder keeps its role
+    assert keeper.held
+    logic.lease_down = True
+    clock.now = logic.leases.until + 60
+    asked = len(logic.lease_calls)
+    await eventually(lambda: len(logic.lease_calls) >= asked + 2)
+    assert keeper.held
+    keeper.conflicted()  # unconfirmed: the other poller likely holds the lease now
+    assert not keeper.held
     stop.set()
     await run
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 
 import pytest
 from tests.support.commands import TABLE
 from tests.unit.client.fakes import FakeLeases, FakeLogic, FakeTelegram, eventually, message
 
-from tggate.client.base import InvalidToken, Unavailable
+from tggate.client.base import InvalidToken, PollingConflict, Unavailable
 from tggate.client.retry import Backoff
 from tggate.client.service import ClientOptions, TelegramClient
 from tggate.core.ports import OutboxKind
@@ -65,18 +67,43 @@ async def test_losing_the_lease_stops_polling_and_regaining_it_resumes() -> None
     run = asyncio.create_task(client.run(stop))
     telegram.inject(1, "/help")
     await eventually(lambda: telegram.texts(1) == ["ok /help"])
-    logic.lease_down = True
+    logic.leases.holder, logic.leases.until = "other", math.inf  # another instance took it
     await eventually(lambda: client.offset == 2)  # it went standby and kept its offset
     fetched = len(telegram.fetches)
     asked = len(logic.lease_calls)
     await eventually(lambda: len(logic.lease_calls) >= asked + 3)  # three more refusals
     assert len(telegram.fetches) == fetched
-    logic.lease_down = False
+    logic.leases.holder = None
     telegram.inject(1, "/start")
     await eventually(lambda: telegram.texts(1) == ["ok /help", "ok /start"])
     stop.set()
     await run
     assert [c.update_id for c in logic.calls] == [1, 2]
+
+
+async def test_an_unreachable_lease_keeps_polling_and_a_409_then_stands_by(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 9: the lease lives in Redis; while it is down the holder goes on fetching updates.
+    telegram, logic = FakeTelegram(), FakeLogic()
+    client = TelegramClient(telegram=telegram, logic=logic, table=TABLE, options=OPTIONS)
+    stop = asyncio.Event()
+    run = asyncio.create_task(client.run(stop))
+    await eventually(lambda: telegram.fetches)
+    logic.lease_down = True
+    asked = len(logic.lease_calls)
+    # Five failed renewals at 0.1 s or more apart: past the lease's ttl (0.3 s).
+    await eventually(lambda: len(logic.lease_calls) >= asked + 5)
+    telegram.inject(1, "/help")
+    await eventually(lambda: telegram.texts(1) == ["ok /help"])
+    # Another poller shows up (409): with its lease unconfirmed, the client stands by.
+    telegram.fetch_errors = [PollingConflict("Conflict: terminated by other getUpdates")] * 3
+    with caplog.at_level(logging.WARNING, logger="tggate.client"):
+        telegram.inject(1, "/start")  # ends the long poll that is waiting
+        await eventually(lambda: "standing by" in caplog.text)
+    assert telegram.texts(1) == ["ok /help", "ok /start"]
+    stop.set()
+    await run
 
 
 async def test_the_bot_asks_telegram_its_name_once_retrying_while_telegram_is_away() -> None:
@@ -90,9 +117,10 @@ async def test_the_bot_asks_telegram_its_name_once_retrying_while_telegram_is_aw
     telegram.inject(3, "/help@TGGATE_BOT")
     await eventually(lambda: telegram.texts(3) == ["ok /help@TGGATE_BOT"])
     assert [call.text for call in logic.calls] == ["/help@TGGATE_BOT"]
-    logic.lease_down = True  # standby, then active again: the name is not asked again
+    # Standby (another instance took the lease), then active again: the name is not asked again.
+    logic.leases.holder, logic.leases.until = "other", math.inf
     await eventually(lambda: client.offset == 3)
-    logic.lease_down = False
+    logic.leases.holder = None
     telegram.inject(3, "/start")
     await eventually(lambda: telegram.texts(3) == ["ok /help@TGGATE_BOT", "ok /start"])
     stop.set()
