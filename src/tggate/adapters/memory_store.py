@@ -20,6 +20,7 @@ from tggate.core.ports import (
     OutboxMessage,
     SessionChange,
     SessionWrite,
+    SubjectChat,
     UpdateAnswered,
     UpdateBusy,
     UpdateClaim,
@@ -27,10 +28,11 @@ from tggate.core.ports import (
     outbox_chat_id,
 )
 from tggate.core.replies import Reply
-from tggate.core.session import Session, Status, StoredSession
+from tggate.core.session import Authorized, Session, Status, StoredSession
+from tggate.core.subjects import token_subject
 
 if TYPE_CHECKING:
-    from tggate.core.ports import SessionStore
+    from tggate.core.ports import FeedStore, SessionStore
 
 __all__ = ["MemorySessionStore"]
 
@@ -55,7 +57,7 @@ class _Entry:
 
 
 class MemorySessionStore:
-    """Sessions, idempotency records, locks, the outbox and leases in dicts."""
+    """Sessions, idempotency records, locks, the outbox, leases and the feed cursor in dicts."""
 
     def __init__(self, *, clock: Clock = time.time, delivered_ttl_s: int = 86400) -> None:
         require_positive(delivered_ttl_s=delivered_ttl_s)
@@ -72,6 +74,8 @@ class MemorySessionStore:
         self._outbox_seq = 0
         self._delivered: dict[str, float] = {}  # id -> forget at
         self._leases: dict[str, _Expiring[str]] = {}
+        self._feed_cursor: str | None = None
+        self._feed_lock: _Expiring[str] | None = None
 
     # -- sessions
 
@@ -207,6 +211,37 @@ class MemorySessionStore:
             self._delivered[message_id] = forget_at
         return removed
 
+    # -- the notification feed (bulk mode): the index is the sessions themselves
+
+    async def subject_chats(self, subjects: Sequence[str]) -> dict[str, list[SubjectChat]]:
+        found: dict[str, list[SubjectChat]] = {subject: [] for subject in subjects}
+        for chat_id in sorted(self._index[Status.AUTHORIZED]):
+            entry = self._live_session(chat_id)
+            if entry is None or not isinstance(entry.session, Authorized):
+                continue
+            subject = token_subject(entry.session.access_token)
+            if subject in found:
+                found[subject].append(SubjectChat(chat_id, entry.session.language))
+        return found
+
+    async def feed_cursor(self) -> str | None:
+        return self._feed_cursor
+
+    async def advance_feed_cursor(self, cursor: str) -> None:
+        self._feed_cursor = cursor
+
+    async def acquire_feed_lock(self, *, owner: str, ttl_ms: int) -> bool:
+        require_positive(ttl_ms=ttl_ms)
+        lock = self._feed_lock
+        if lock is not None and not self._expired(lock.expires_at):
+            return False
+        self._feed_lock = _Expiring(owner, self._clock() + ttl_ms / 1000)
+        return True
+
+    async def release_feed_lock(self, *, owner: str) -> None:
+        if self._feed_lock is not None and self._feed_lock.value == owner:
+            self._feed_lock = None
+
     # -- the poller lease
 
     async def lease(self, name: str, *, instance: str, ttl_ms: int) -> bool:
@@ -284,3 +319,4 @@ def _require_own_ids(messages: Sequence[OutboxMessage]) -> None:
 
 if TYPE_CHECKING:
     _implements_port: type[SessionStore] = MemorySessionStore
+    _implements_feed_store: type[FeedStore] = MemorySessionStore
