@@ -75,6 +75,7 @@ class MemorySessionStore:
         self._delivered: dict[str, float] = {}  # id -> forget at
         self._leases: dict[str, _Expiring[str]] = {}
         self._feed_cursor: str | None = None
+        self._subjects: dict[str, set[int]] = {}  # the subject -> chats index
         self._feed_lock: _Expiring[str] | None = None
 
     # -- sessions
@@ -211,18 +212,22 @@ class MemorySessionStore:
             self._delivered[message_id] = forget_at
         return removed
 
-    # -- the notification feed (bulk mode): the index is the sessions themselves
+    # -- the notification feed (bulk mode)
 
     async def subject_chats(self, subjects: Sequence[str]) -> dict[str, list[SubjectChat]]:
         found: dict[str, list[SubjectChat]] = {subject: [] for subject in subjects}
-        for chat_id in sorted(self._index[Status.AUTHORIZED]):
-            entry = self._live_session(chat_id)
-            if entry is None or not isinstance(entry.session, Authorized):
-                continue
-            subject = token_subject(entry.session.access_token)
-            if subject in found:
+        for subject in subjects:
+            filed = self._subjects.get(subject, set())
+            for chat_id in sorted(filed):
+                entry = self._live_session(chat_id)
+                if entry is None or _subject_of(entry.session) != subject:
+                    filed.discard(chat_id)  # stale, as the Redis store drops it
+                    continue
                 found[subject].append(SubjectChat(chat_id, entry.session.language))
         return found
+
+    async def forget_subject(self, subject: str) -> None:
+        self._subjects.pop(subject, None)
 
     async def feed_cursor(self) -> str | None:
         return self._feed_cursor
@@ -277,6 +282,9 @@ class MemorySessionStore:
             expires_at = None if change.ttl_s is None else self._clock() + change.ttl_s
             self._sessions[chat_id] = _Entry(session, revision, expires_at)
             self._index[session.status].add(chat_id)
+            subject = _subject_of(session)
+            if subject is not None:
+                self._subjects.setdefault(subject, set()).add(chat_id)
         self._add(outbox)
         return revision
 
@@ -309,6 +317,10 @@ class MemorySessionStore:
             if forget_at is None and message.id not in self._outbox:
                 self._outbox_seq += 1
                 self._outbox[message.id] = (self._outbox_seq, message)
+
+
+def _subject_of(session: Session) -> str | None:
+    return token_subject(session.access_token) if isinstance(session, Authorized) else None
 
 
 def _require_own_ids(messages: Sequence[OutboxMessage]) -> None:

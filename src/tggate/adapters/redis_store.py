@@ -667,6 +667,10 @@ class RedisSessionStore:
         return found
 
     @_unavailable_on_redis_error
+    async def forget_subject(self, subject: str) -> None:
+        await self._redis.delete(self._keys.subject(subject))
+
+    @_unavailable_on_redis_error
     async def feed_cursor(self) -> str | None:
         found = await self._redis.get(self._keys.feed_cursor)
         return None if found is None else _text(found)

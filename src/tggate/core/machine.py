@@ -41,6 +41,7 @@ from tggate.core.ports import (
 from tggate.core.render import render_action_reply
 from tggate.core.replies import Button, Reply
 from tggate.core.session import Anonymous, Authorized, LoginPrompt, LostSession, Session
+from tggate.core.subjects import token_subject
 from tggate.core.texts import Text, say
 
 __all__ = [
@@ -149,9 +150,11 @@ class RefreshTokens:
 
 @dataclass(frozen=True, slots=True)
 class LogoutEverywhere:
-    """Z3: revoke every refresh token of the person."""
+    """Z3: revoke every refresh token of the person. Once done, none of their chats is routed
+    notifications of the feed any more (`subject`, the bulk mode: docs/scenarios.md#n2-bulk)."""
 
     refresh_token: str
+    subject: str | None = None
 
 
 Request = StartLogin | CheckLogin | CallAction | RefreshTokens | LogoutEverywhere
@@ -370,7 +373,11 @@ def _authorized(
     if command.name == "logout":
         if command.args.get("all") != "true":  # Z2
             return Outcome(None, (*prefix, _plain(Text.SESSION_ENDED, language)))
-        answer = feed.ask(LogoutEverywhere(refresh_token=session.refresh_token))  # Z3
+        answer = feed.ask(  # Z3
+            LogoutEverywhere(
+                refresh_token=session.refresh_token, subject=token_subject(session.access_token)
+            )
+        )
         if isinstance(answer, ModuleUnavailable):
             # Keep the session: the person can try again; deleting it would leave the other
             # devices logged in with no way to end them from here.

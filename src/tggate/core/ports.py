@@ -378,6 +378,11 @@ class SessionStore(Protocol):
 
     async def release_lock(self, chat_id: int, name: str, *, owner: str) -> None: ...
 
+    async def forget_subject(self, subject: str) -> None:
+        """Route the feed's notifications of `subject` to none of their chats (after Z3); a
+        chat logged in as them afterwards is filed again (docs/scenarios.md#n2-bulk)."""
+        ...
+
     # -- the durable outbox of cycle messages (docs/scenarios.md#outbox)
 
     async def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
