@@ -270,8 +270,11 @@ async def pool(feed_module: str) -> AsyncIterator[HttpPool]:
 
 # Chats: alice on 1 and 2, bob on 3.
 _EXPECTED = sorted(
-    [(1, "🔔 a1"), (2, "🔔 a1"), (3, "🔔 b1"), (1, "🔔 a2"), (2, "🔔 a2")]
-    + [(1, "🔔 a3"), (2, "🔔 a3")]
+    [
+        *[(1, "🔔 a1"), (2, "🔔 a1"), (3, "🔔 b1")],
+        *[(1, "🔔 a2"), (2, "🔔 a2")],
+        *[(1, "🔔 a3"), (2, "🔔 a3")],
+    ]
 )
 # Page 1 (a1, b1): fetch, find, queue, advance; page 2 (a2, c1) likewise; page 3 (a3) likewise;
 # page 4: the empty fetch.
