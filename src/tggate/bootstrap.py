@@ -130,7 +130,10 @@ async def open_store(settings: Settings, redis_url: str) -> AsyncIterator[RedisS
 
     async with connect_redis(redis_url, redis_options(settings)) as redis:
         store = RedisSessionStore(
-            redis, buckets=settings.redis_buckets, cipher=token_cipher(settings)
+            redis,
+            buckets=settings.redis_buckets,
+            cipher=token_cipher(settings),
+            subject_index=settings.notification_mode == "bulk",
         )
         try:
             await store.check_layout()

@@ -226,6 +226,10 @@ class MemorySessionStore:
                 found[subject].append(SubjectChat(chat_id, entry.session.language))
         return found
 
+    async def file_subjects(self, chats: Sequence[tuple[int, str]]) -> None:
+        for chat_id, subject in chats:
+            self._subjects.setdefault(subject, set()).add(chat_id)
+
     async def forget_subject(self, subject: str) -> None:
         self._subjects.pop(subject, None)
 

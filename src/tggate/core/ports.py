@@ -412,8 +412,9 @@ class SessionStore(Protocol):
 class FeedStore(Protocol):
     """What the bulk notification mode keeps besides sessions (docs/scenarios.md#n2-bulk): the
     feed's cursor, a lock so one replica pulls the feed at a time, and the subject -> chats
-    index. The index is kept by the `SessionStore` itself: every Authorized session it writes
-    files its chat under the subject of the session's access token (`token_subject`)."""
+    index. The index is kept by the `SessionStore` itself in the bulk mode: every Authorized
+    session it writes files its chat under the subject of the session's access token
+    (`token_subject`)."""
 
     async def feed_cursor(self) -> str | None:
         """Where the last pull stopped (None: never pulled)."""
@@ -426,6 +427,11 @@ class FeedStore(Protocol):
     async def subject_chats(self, subjects: Sequence[str]) -> Mapping[str, Sequence[SubjectChat]]:
         """The Authorized chats of each subject, checked against their sessions: an index entry
         whose session ended or changed person is dropped, not returned."""
+        ...
+
+    async def file_subjects(self, chats: Sequence[tuple[int, str]]) -> None:
+        """File (chat, subject) pairs in the index, e.g. chats logged in before the bulk mode
+        was turned on; an entry that turns out stale is dropped by `subject_chats`."""
         ...
 
     async def acquire_feed_lock(self, *, owner: str, ttl_ms: int) -> bool: ...

@@ -198,7 +198,10 @@ class _Feed:
     prefix (an empty database as far as the store sees)."""
 
     def __init__(self, redis: Redis, main_url: str, pool: HttpPool, *, token: str) -> None:
-        self.store = RedisSessionStore(redis, prefix=f"bulk{secrets.token_hex(4)}")
+        prefix = f"bulk{secrets.token_hex(4)}"
+        self.store = RedisSessionStore(redis, prefix=prefix, subject_index=True)
+        # The same database as a Bot Logic in the per-chat mode writes it (no subject index).
+        self.per_chat_store = RedisSessionStore(redis, prefix=prefix)
         self.main = HttpMainModule(JsonHttp(pool=pool, name="main"), service_token=token)
         self.puller = FeedPuller(
             store=self.store,
@@ -210,9 +213,10 @@ class _Feed:
             lock_ttl_ms=60_000,
         )
 
-    async def login(self, chat_id: int, subject: str) -> None:
+    async def login(self, chat_id: int, subject: str, *, per_chat: bool = False) -> None:
         session = Authorized(_token(subject), "refresh", "en")
-        assert await self.store.replace(chat_id, session, expect=None) is not None
+        store = self.per_chat_store if per_chat else self.store
+        assert await store.replace(chat_id, session, expect=None) is not None
 
     async def pending(self) -> list[tuple[int, str]]:
         found = await self.store.pending_outbox(kind=OutboxKind.NOTIFICATION)
@@ -353,3 +357,16 @@ async def test_feed_page_is_read_through_the_contract(
     assert isinstance(page, FeedPage)
     assert [(n.subject, n.text) for n in page.notifications] == [("alice", "a1"), ("bob", "b1")]
     assert page.cursor == "2"
+
+
+async def test_N2_bulk_chats_logged_in_under_the_per_chat_mode_are_reached(
+    redis_client: Redis, feed_module: str, feed_notes: list[tuple[str, str]], pool: HttpPool
+) -> None:
+    """Switching per-chat -> bulk loses nobody: the per-chat mode keeps no subject index, and a
+    replica's first pull files every Authorized chat."""
+    feed = _Feed(redis_client, feed_module, pool, token=SERVICE_TOKEN)
+    for chat_id, person in ((1, "alice"), (2, "alice"), (3, "bob")):
+        await feed.login(chat_id, person, per_chat=True)
+    assert await redis_client.exists(feed.store.keys.subject("alice")) == 0
+    await feed.puller.pull()
+    assert await feed.deliver() == _EXPECTED
