@@ -255,8 +255,12 @@ class RedisSessionStore:
         scan_count: int = 1000,
         cipher: TokenCipher | None = None,
         clock: Callable[[], float] = time.time,
+        subject_index: bool = False,
     ) -> None:
         require_positive(delivered_ttl_s=delivered_ttl_s, scan_count=scan_count, buckets=buckets)
+        # The bulk notification mode's subject -> chats index, kept only in that mode: the
+        # per-chat mode pays no round trip for it (bench/README.md).
+        self._subject_index = subject_index
         self._redis = redis
         self._keys = RedisKeys(prefix, buckets)
         self._delivered_ttl_s = delivered_ttl_s
@@ -308,11 +312,13 @@ class RedisSessionStore:
         return written
 
     async def write_sessions(self, writes: Sequence[SessionWrite]) -> list[str | None]:
+        if not self._subject_index:
+            return await self._write_sessions(writes)
         subjects = [_authorized_subject(write.change.session) for write in writes]
         filed = [(w.chat_id, s) for w, s in zip(writes, subjects, strict=True) if s is not None]
-        await self._file_subjects(filed)
+        await self.file_subjects(filed)
         written = await self._write_sessions(writes)
-        await self._file_subjects(
+        await self.file_subjects(
             [
                 (write.chat_id, subject)
                 for write, subject, revision in zip(writes, subjects, written, strict=True)
@@ -507,13 +513,13 @@ class RedisSessionStore:
         else:
             change_args, revision = self._change_args(chat_id, change)
             args += [1, *change_args]
-            subject = _authorized_subject(change.session)
+            subject = _authorized_subject(change.session) if self._subject_index else None
         filed = [] if subject is None else [(chat_id, subject)]
-        await self._file_subjects(filed)
+        await self.file_subjects(filed)
         done = await self._run(_FINISH_UPDATE, keys, args)
         if not int(done):
             return None
-        await self._file_subjects(filed)
+        await self.file_subjects(filed)
         return revision
 
     @_unavailable_on_redis_error
@@ -593,7 +599,7 @@ class RedisSessionStore:
     # -- the notification feed (bulk mode, docs/scenarios.md#n2-bulk)
 
     @_unavailable_on_redis_error
-    async def _file_subjects(self, chats: Sequence[tuple[int, str]]) -> None:
+    async def file_subjects(self, chats: Sequence[tuple[int, str]]) -> None:
         """File Authorized chats under their person's subject. A writer files a chat before its
         session write (a crash in between leaves an entry `subject_chats` drops, never a chat
         the feed cannot reach) and again after it: a stale entry dropped meanwhile by
@@ -632,13 +638,13 @@ class RedisSessionStore:
         """Drop index entries whose session ended (logout, logout everywhere, a lost or
         expired session) or belongs to another person now. The index is in another slot than
         the session, so no script covers both: each entry is removed, the session read again,
-        and the entry filed back if a login wrote it meanwhile (see `_file_subjects`)."""
+        and the entry filed back if a login wrote it meanwhile (see `file_subjects`)."""
         pipe = self._redis.pipeline(transaction=False)
         for subject, chat_id in stale:
             pipe.srem(self._keys.subject(subject), chat_id)
         await pipe.execute()
         again = await self._read_sessions([chat_id for _, chat_id in stale])
-        await self._file_subjects(
+        await self.file_subjects(
             [
                 (chat_id, subject)
                 for (subject, chat_id), stored in zip(stale, again, strict=True)

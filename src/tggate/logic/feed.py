@@ -32,6 +32,8 @@ from tggate.core.ports import (
     OutboxMessage,
     SessionStore,
 )
+from tggate.core.session import Authorized, Status
+from tggate.core.subjects import token_subject
 from tggate.logic.metrics import LogicMetrics
 
 __all__ = ["FeedPull", "FeedPuller", "notification_message_id"]
@@ -75,6 +77,7 @@ class FeedPuller:
         self._page_size = page_size
         self._max_pages = max_pages
         self._lock_ttl_ms = lock_ttl_ms
+        self._filed = False
 
     async def pull(self) -> FeedPull:
         """Read the feed from the stored cursor, at most `max_pages` pages, into the outbox."""
@@ -82,9 +85,29 @@ class FeedPuller:
         if not await self._feed_store.acquire_feed_lock(owner=owner, ttl_ms=self._lock_ttl_ms):
             return FeedPull(locked=True)
         try:
+            if not self._filed:
+                await self.file_every_chat()
+                self._filed = True
             return await self._pull()
         finally:
             await self._feed_store.release_feed_lock(owner=owner)
+
+    async def file_every_chat(self) -> int:
+        """File every Authorized chat in the subject index: the store keeps the index only in
+        the bulk mode, so chats logged in under the per-chat mode (before a switch, or while a
+        replica still ran it) are filed at this process's first pull. Returns how many."""
+        filed = 0
+        async for batch in self._store.sessions(Status.AUTHORIZED):
+            chats = [
+                (chat_id, subject)
+                for chat_id, stored in batch
+                if isinstance(stored.session, Authorized)
+                and (subject := token_subject(stored.session.access_token)) is not None
+            ]
+            await self._feed_store.file_subjects(chats)
+            filed += len(chats)
+        log.info("bulk notifications: %d Authorized chats filed by subject", filed)
+        return filed
 
     async def _pull(self) -> FeedPull:
         cursor = await self._feed_store.feed_cursor()
