@@ -179,7 +179,7 @@ def _bulk(topology: Topology, measure: Any) -> None:
         for size in SIZES:
             chats = range(_NOTIFIED_BASE + seeded, _NOTIFIED_BASE + size)
             tokens = mint_access_tokens(topology.jwt_secret, {c: f"user{c}" for c in chats})
-            seed_authorized(topology.redis.url, tokens, cipher=cipher)
+            seed_authorized(topology.redis.url, tokens, cipher=cipher, subject_index=True)
             seeded = size
             for replicas in REPLICAS:
                 _drain(topology, replicas)
