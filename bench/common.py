@@ -27,6 +27,7 @@ import redis
 from tggate.adapters.redis_store import DEFAULT_BUCKETS, RedisKeys, SessionCodec
 from tggate.adapters.token_cipher import TokenCipher
 from tggate.core.session import Anonymous, Authorized, LoginPrompt, Session, Status
+from tggate.core.subjects import token_subject
 from tggate_sandbox.reference.auth.tokens import TokenCodec
 from tggate_sandbox.topology import Topology, TopologyError, find_nginx
 
@@ -450,9 +451,11 @@ def seed_authorized(
     *,
     language: str = "en",
     cipher: TokenCipher | None = None,
+    subject_index: bool = False,
 ) -> None:
     """Authorized sessions {chat: (access, refresh)}, as `RedisSessionStore.replace` writes
-    them (sealed when `cipher` is given)."""
+    them (sealed when `cipher` is given; filed by subject with `subject_index`, as in the bulk
+    notification mode)."""
     client = redis.Redis.from_url(redis_url)
     codec = SessionCodec(cipher)
 
@@ -460,6 +463,10 @@ def seed_authorized(
         access, refresh = tokens[chat_id]
         session = Authorized(access, refresh, language)
         _write_session(pipe, chat_id, session, codec.encode(session), None)
+        # The subject index the store keeps in the bulk notification mode only.
+        subject = token_subject(access) if subject_index else None
+        if subject is not None:
+            pipe.sadd(KEYS.subject(subject), chat_id)
 
     try:
         _write_chunks(client, list(tokens), write)

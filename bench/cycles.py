@@ -13,6 +13,11 @@ Sessions are written straight into Redis. Paths measured:
   with its access token and gets an empty list: the reference module (a real JWT it verifies;
   the figure of issue 5), and the stub answering at once (what tggate itself costs: the
   reference module alone needs ~250 µs of one core per call).
+- notifications, bulk (issue 11 item 5, docs/scenarios.md#n2-bulk): the same Authorized chats,
+  `TGGATE_NOTIFICATION_MODE=bulk` on the reference Main module's feed: one cycle with 1,000 new
+  notifications (for 1,000 people, one chat each) and one with none. The cycle reads the feed,
+  not the chats.
+Each notification row also gives the Main module calls the cycle made (its own /test/stats).
 Wall time is from the first call's start to the last one's answer; CPU is per process over the
 calls, Bot Logic's summed over the replicas.
 """
@@ -57,28 +62,46 @@ REPLICAS = (1, 2)  # one replica with one shard; two replicas with a shard each
 LOGIC = ("logic-0", "logic-1")
 
 
-def _cycle(topology: Topology, kind: str, processes: ProcessSet, replicas: int) -> dict[str, Any]:
-    def call(shard: int) -> int:
-        response = httpx.post(
-            topology.url(LOGIC[shard]) + f"/v1/cycles/{kind}",
-            json={"shard": shard, "shards": replicas},
-            headers={"X-Internal-Token": topology.internal_token},
-            timeout=900,
-        )
-        response.raise_for_status()
-        return len(response.json()["messages"])
+def _call_cycle(topology: Topology, kind: str, shard: int, shards: int) -> list[str]:
+    """One shard's tick: the ids of the messages it hands out."""
+    response = httpx.post(
+        topology.url(LOGIC[shard]) + f"/v1/cycles/{kind}",
+        json={"shard": shard, "shards": shards},
+        headers={"X-Internal-Token": topology.internal_token},
+        timeout=900,
+    )
+    response.raise_for_status()
+    return [message["id"] for message in response.json()["messages"]]
 
+
+def _main_calls(url: str, headers: dict[str, str]) -> int:
+    """The notification calls the Main module (reference or stub) has answered so far."""
+    stats = httpx.get(url + "/test/stats", headers=headers, timeout=10).json()
+    return sum(
+        stats.get(route, 0)
+        for route in ("GET /notification", "DELETE /notification", "GET /notifications")
+    )
+
+
+def _cycle(topology: Topology, kind: str, processes: ProcessSet, replicas: int) -> dict[str, Any]:
+    main_url = topology.extra_env.get("TGGATE_MAIN_URL") or topology.main_url
+    calls_before = _main_calls(main_url, topology.test_api_headers)
     before = processes.cpu()
     started = time.monotonic()
     with ThreadPoolExecutor(replicas) as pool:
-        messages = sum(pool.map(call, range(replicas)))
+        messages = sum(
+            map(len, pool.map(lambda s: _call_cycle(topology, kind, s, replicas), range(replicas)))
+        )
     wall = time.monotonic() - started
-    return {
+    measured: dict[str, Any] = {
         "wall_s": round(wall, 3),
         "messages": messages,
         "cpu_seconds": cpu_delta(before, processes.cpu()),
         "rss_mib": processes.rss_mib(),
     }
+    if kind == "notifications":
+        measured["main_calls"] = _main_calls(main_url, topology.test_api_headers) - calls_before
+    return measured
 
 
 def _row(
@@ -131,6 +154,45 @@ def _notifications(topology: Topology, measure: Any, path: str) -> None:
             measure("notifications", path, size, replicas, topology)
 
 
+BULK_NEW = 1_000  # new notifications in a bulk cycle
+
+
+def _drain(topology: Topology, replicas: int) -> None:
+    """Deliver (acknowledge) whatever the outbox holds, outside the measured cycle."""
+    for shard in range(replicas):
+        ids = _call_cycle(topology, "notifications", shard, replicas)
+        if ids:
+            httpx.post(
+                topology.url(LOGIC[0]) + "/v1/messages/ack",
+                json={"ids": ids},
+                headers={"X-Internal-Token": topology.internal_token},
+                timeout=60,
+            ).raise_for_status()
+
+
+def _bulk(topology: Topology, measure: Any) -> None:
+    """The bulk mode over the same chats: BULK_NEW new notifications, then none."""
+    assert topology.redis is not None
+    cipher = cipher_of(topology)
+    seeded = 0
+    with httpx.Client(base_url=topology.main_url, headers=topology.admin_headers) as main:
+        for size in SIZES:
+            chats = range(_NOTIFIED_BASE + seeded, _NOTIFIED_BASE + size)
+            tokens = mint_access_tokens(topology.jwt_secret, {c: f"user{c}" for c in chats})
+            seed_authorized(topology.redis.url, tokens, cipher=cipher, subject_index=True)
+            seeded = size
+            for replicas in REPLICAS:
+                _drain(topology, replicas)
+                # One notification each for BULK_NEW people spread over the chats.
+                step = max(1, size // BULK_NEW)
+                for chat in range(_NOTIFIED_BASE, _NOTIFIED_BASE + size, step)[:BULK_NEW]:
+                    text = f"bench {replicas}"
+                    main.post("/notifications", json={"to": f"user{chat}", "text": text})
+                measure("notifications", f"bulk, {BULK_NEW:,} new", size, replicas, topology)
+                _drain(topology, replicas)
+                measure("notifications", "bulk, none new", size, replicas, topology)
+
+
 def run_cycles(result: Result) -> None:
     stub, stub_url = _start_stub()
     rows: list[dict[str, Any]] = []
@@ -180,6 +242,14 @@ def run_cycles(result: Result) -> None:
             processes.add("stub-modules", stub.pid)
             _notifications(topology, measure, "none waiting, Main module stub")
             peak = {n: max(v, processes.peak_rss_mib().get(n, 0.0)) for n, v in peak.items()}
+        # The bulk mode on the reference Main module's feed.
+        del env["TGGATE_MAIN_URL"]
+        with started_topology(
+            "cycles-bulk", extra_env=env, bulk_notifications=True, **options
+        ) as topology:
+            processes = topology_processes(topology, (*LOGIC, "redis", "reference-main"))
+            _bulk(topology, measure)
+            peak = {n: max(v, processes.peak_rss_mib().get(n, 0.0)) for n, v in peak.items()}
     finally:
         stub.terminate()
         stub.wait(10)
@@ -190,6 +260,11 @@ def run_cycles(result: Result) -> None:
         result.add(f"{label}: wall", row["wall_s"], "s")
         result.add(f"{label}: chats/s", row["chats_per_s"], "1/s")
         result.add(f"{label}: Bot Logic CPU per chat", row["logic_cpu_us_per_chat"], "µs")
+        if "main_calls" in row:
+            result.add(f"{label}: Main module calls", row["main_calls"], "")
+        if row["path"].startswith("bulk"):
+            logic_cpu = sum(row["cpu_seconds"].get(name, 0.0) for name in LOGIC)
+            result.add(f"{label}: Bot Logic CPU per cycle", round(logic_cpu * 1000, 1), "ms")
     result.add(
         "Bot Logic peak memory over all cycles (per replica)",
         max(peak.get(name, 0.0) for name in LOGIC),

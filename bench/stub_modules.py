@@ -5,7 +5,8 @@
   deleted, L2). The reference module is not used there because its login book sweeps every
   login on each call, so a check costs O(logins) and a cycle over 100k pending logins would
   measure that module, not tggate.
-- Main, `GET /notification`: an empty list for any Bearer token (401 without one). The
+- Main, `GET /notification`: an empty list for any Bearer token (401 without one), counted in
+  `/test/stats` as the reference module counts its calls. The
   reference module verifies each JWT behind FastAPI, ~250 µs of CPU a call on this machine:
   over 100k chats that alone is 25 s of one core, whatever the cycle does (bench/README.md).
 
@@ -32,14 +33,18 @@ async def _check(request: web.Request) -> web.Response:
     return web.Response(body=answer, content_type="application/json")
 
 
+_CALLS = {"GET /notification": 0}
+
+
 async def _notifications(request: web.Request) -> web.Response:
+    _CALLS["GET /notification"] += 1
     if not request.headers.get("Authorization", "").startswith("Bearer "):
         return web.Response(status=401, body=b'{"detail":"no token"}')
     return web.Response(body=_NONE, content_type="application/json")
 
 
 async def _stats(request: web.Request) -> web.Response:
-    return web.json_response({})
+    return web.json_response(_CALLS)
 
 
 def app() -> web.Application:

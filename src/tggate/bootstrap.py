@@ -130,7 +130,10 @@ async def open_store(settings: Settings, redis_url: str) -> AsyncIterator[RedisS
 
     async with connect_redis(redis_url, redis_options(settings)) as redis:
         store = RedisSessionStore(
-            redis, buckets=settings.redis_buckets, cipher=token_cipher(settings)
+            redis,
+            buckets=settings.redis_buckets,
+            cipher=token_cipher(settings),
+            subject_index=settings.notification_mode == "bulk",
         )
         try:
             await store.check_layout()
@@ -170,17 +173,36 @@ async def open_logic(
     """Bot Logic with its Redis client and a connection pool per module, closed at the end."""
     from tggate.adapters.auth_http import HttpAuthModule
     from tggate.adapters.main_http import HttpMainModule
+    from tggate.contract.main import FEED_LIMIT
+    from tggate.logic.feed import FeedPuller
     from tggate.logic.service import BotLogic
 
+    service_token = settings.require_main_service_token()
     async with (
         open_store(settings, redis_url) as store,
         _module_http(settings, str(settings.auth_url), "auth", metrics) as auth_http,
         _module_http(settings, str(settings.main_url), "main", metrics) as main_http,
     ):
+        main = HttpMainModule(main_http, service_token=service_token)
+        feed = None
+        if service_token is not None:  # the bulk mode (docs/scenarios.md#n2-bulk)
+            feed = FeedPuller(
+                store=store,
+                feed_store=store,
+                feed=main,
+                metrics=metrics,
+                page_size=FEED_LIMIT,
+                max_pages=settings.notification_feed_pages,
+                # A pull that outlives this (a replica died holding it) lets the next one in;
+                # two pulls at once would only read the same pages twice (the outbox drops
+                # the repeats).
+                lock_ttl_ms=int(max(60.0, settings.http_timeout_s * 4) * 1000),
+            )
         yield BotLogic(
             store=store,
             auth=HttpAuthModule(auth_http, api or auth_api(settings)),
-            main=HttpMainModule(main_http),
+            main=main,
+            feed=feed,
             table=table,
             metrics=metrics,
             update_ttl_s=settings.update_ttl_s,
@@ -199,6 +221,7 @@ def build_logic_app(settings: Settings, *, redis_url: str) -> FastAPI:
 
     table = command_table(settings)
     api = auth_api(settings)  # a bad file stops start-up here, not at the first request
+    settings.require_main_service_token()  # bulk mode without its credential stops here too
     # A bad key stops start-up here, not at the first request; no key is said out loud.
     if token_cipher(settings) is None:
         log.warning(

@@ -59,6 +59,7 @@ def _setting(
 LOGIC, CLIENT, CHECK = "logic", "client", "check-modules"
 INTAKE, WEBHOOK = "intake", "webhook"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+NotificationMode = Literal["per-chat", "bulk"]
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
@@ -174,6 +175,12 @@ class Settings(BaseSettings):
         "at start)",
         LOGIC,
     )
+    main_service_token: SecretStr | None = _setting(
+        None,
+        "tggate's credential for the Main module's notification feed, sent as Authorization: "
+        "Bearer (required with TGGATE_NOTIFICATION_MODE=bulk)",
+        LOGIC,
+    )
     check_hook_secret: SecretStr | None = _setting(
         None,
         "the secret check-modules sends in X-Test-Api-Secret to the Authorization module's "
@@ -266,6 +273,22 @@ class Settings(BaseSettings):
     )
     cycle_concurrency: int = _setting(
         32, "chats a timer cycle checks at once on one replica", LOGIC, ge=1, le=10_000
+    )
+    notification_mode: NotificationMode = _setting(
+        "per-chat",
+        "how the notification timer (N2) reads the Main module: per-chat (GET /notification "
+        "with each Authorized chat's token, a call per chat) or bulk (GET /notifications after "
+        "a cursor, once per tick, with TGGATE_MAIN_SERVICE_TOKEN; each notification goes to the "
+        "chats of its person by the token's subject; docs/contract.md#the-notification-feed)",
+        LOGIC,
+    )
+    notification_feed_pages: int = _setting(
+        20,
+        "bulk mode: the most feed pages (of up to 1000 notifications) one tick reads; the rest "
+        "waits for the next tick",
+        LOGIC,
+        ge=1,
+        le=1000,
     )
 
     # Telegram Client timers and sending.
@@ -450,6 +473,7 @@ class Settings(BaseSettings):
                 self.redis_password,
                 self.redis_sentinel_password,
                 self.webhook_secret,
+                self.main_service_token,
                 self.check_hook_secret,
                 self.check_notify_secret,
             )
@@ -482,6 +506,18 @@ class Settings(BaseSettings):
         if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
             raise SettingsError("TGGATE_WEBHOOK_SECRET is not set (the webhook's secret token)")
         return self.webhook_secret.get_secret_value()
+
+    def require_main_service_token(self) -> str | None:
+        """The feed's credential in the bulk mode (None in per-chat mode); bulk without it is
+        refused at start-up, not at the first tick."""
+        if self.notification_mode != "bulk":
+            return None
+        if self.main_service_token is None or not self.main_service_token.get_secret_value():
+            raise SettingsError(
+                "TGGATE_MAIN_SERVICE_TOKEN is not set (the Main module's feed credential, "
+                "required with TGGATE_NOTIFICATION_MODE=bulk)"
+            )
+        return self.main_service_token.get_secret_value()
 
     def require_redis_url(self) -> str:
         if not self.redis_url:

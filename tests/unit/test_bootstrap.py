@@ -9,7 +9,7 @@ import pytest
 
 from tggate.adapters.token_cipher import TokenCipher
 from tggate.bootstrap import build_logic_app, client_options
-from tggate.settings import load_settings
+from tggate.settings import SettingsError, load_settings
 
 
 def test_client_options_come_from_the_settings(tmp_path: Path) -> None:
@@ -51,3 +51,16 @@ def test_no_session_keys_is_a_warning_naming_the_variable(
     with caplog.at_level(logging.WARNING, logger="tggate.bootstrap"):
         build_logic_app(keyed, redis_url="redis://unused")
     assert [r for r in caplog.records if r.name == "tggate.bootstrap"] == []
+
+
+def test_bulk_notifications_refuse_to_start_without_the_service_token() -> None:
+    """Issue 11.5: the bulk mode without its credential stops at start-up, in one line."""
+    bulk = load_settings(internal_token="t" * 16, notification_mode="bulk")
+    with pytest.raises(SettingsError, match=r"^TGGATE_MAIN_SERVICE_TOKEN is not set \(") as refused:
+        build_logic_app(bulk, redis_url="redis://unused")
+    assert "\n" not in str(refused.value)
+    with_token = load_settings(
+        internal_token="t" * 16, notification_mode="bulk", main_service_token="s" * 32
+    )
+    build_logic_app(with_token, redis_url="redis://unused")
+    assert "s" * 32 in with_token.secrets()  # redacted from logs like every secret

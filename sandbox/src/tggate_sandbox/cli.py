@@ -68,6 +68,7 @@ def _run_reference_main(settings: Settings, args: argparse.Namespace) -> None:
         jwt_secret=sandbox.require_jwt_secret(),
         admin_secret=sandbox.optional_admin_secret(),
         test_api_secret=sandbox.optional_test_api_secret(),
+        service_token=sandbox.optional_service_token(),
     )
     serve(app, name="Reference Main module", host=args.host, port=args.port)
 

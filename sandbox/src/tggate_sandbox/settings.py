@@ -35,6 +35,12 @@ class SandboxSettings(BaseSettings):
         "the X-Admin-Secret header of POST /notifications (unset: both are off; at least "
         f"{MIN_SECRET_BYTES} bytes)",
     )
+    reference_service_token: SecretStr | None = Field(
+        default=None,
+        description="the credential tggate's bulk notification mode presents to the reference "
+        "Main module's notification feed (GET /notifications; unset: the feed is off; at "
+        f"least {MIN_SECRET_BYTES} bytes; tggate's TGGATE_MAIN_SERVICE_TOKEN must equal it)",
+    )
     reference_demo_sign_in: bool = Field(
         default=True,
         description="the reference Authorization module's demo sign-in (anyone by a typed "
@@ -71,7 +77,12 @@ class SandboxSettings(BaseSettings):
         default=AnyHttpUrl("https://login.yandex.ru/info"), description="Yandex ID's user API"
     )
 
-    @field_validator("reference_jwt_secret", "test_api_secret", "reference_admin_secret")
+    @field_validator(
+        "reference_jwt_secret",
+        "test_api_secret",
+        "reference_admin_secret",
+        "reference_service_token",
+    )
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode("utf-8")) < MIN_SECRET_BYTES:
@@ -85,6 +96,7 @@ class SandboxSettings(BaseSettings):
             self.reference_jwt_secret,
             self.test_api_secret,
             self.reference_admin_secret,
+            self.reference_service_token,
             self.github_client_secret,
             self.yandex_client_secret,
         ):
@@ -109,6 +121,11 @@ class SandboxSettings(BaseSettings):
         """The reference Main module's admin secret, or None: no admin page nor API."""
         secret = self.reference_admin_secret
         return None if secret is None else secret.get_secret_value()
+
+    def optional_service_token(self) -> str | None:
+        """The reference Main module's feed credential, or None: no feed."""
+        token = self.reference_service_token
+        return None if token is None else token.get_secret_value()
 
 
 def load_sandbox_settings(**overrides: object) -> SandboxSettings:

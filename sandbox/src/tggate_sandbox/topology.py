@@ -234,6 +234,11 @@ class Topology:
     webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     # Where the ports not in `fixed_ports` come from (a test may hand out a taken one first).
     pick_port: Callable[[], int] = free_port
+    # The bulk notification mode (docs/scenarios.md#n2-bulk): Bot Logic reads the reference
+    # Main module's feed with a service token both are given; the source design's per-chat
+    # mode otherwise.
+    bulk_notifications: bool = False
+    service_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     redis: EmbeddedRedis | None = None
     ports: dict[str, int] = field(default_factory=dict)
@@ -403,6 +408,14 @@ class Topology:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.bulk_notifications:
+            env.update(
+                {
+                    "TGGATE_NOTIFICATION_MODE": "bulk",
+                    "TGGATE_MAIN_SERVICE_TOKEN": self.service_token,
+                    "TGGATE_REFERENCE_SERVICE_TOKEN": self.service_token,
+                }
+            )
         if self.fake_oauth:
             oauth = self.url("fake-oauth")
             env.update(

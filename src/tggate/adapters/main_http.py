@@ -14,12 +14,22 @@ from pydantic import ValidationError
 from tggate.adapters.http_base import JsonHttp, misfit
 from tggate.contract.main import (
     DELETE_NOTIFICATIONS,
+    FEED_LIMIT,
     MAX_IDS_PER_DELETE,
+    NOTIFICATION_FEED,
     NOTIFICATIONS,
+    FeedItemView,
     NotificationIds,
     NotificationView,
 )
-from tggate.core.ports import ActionDone, ActionResult, ModuleUnavailable, Notification
+from tggate.core.ports import (
+    ActionDone,
+    ActionResult,
+    FeedNotification,
+    FeedPage,
+    ModuleUnavailable,
+    Notification,
+)
 
 __all__ = ["HttpMainModule"]
 
@@ -33,10 +43,13 @@ def _bearer(access_token: str) -> dict[str, str]:
 
 
 class HttpMainModule:
-    """`MainModule` over HTTP. Nothing is retried: an action may not be idempotent."""
+    """`MainModule` and `NotificationFeed` over HTTP. Nothing is retried: an action may not be
+    idempotent, and a feed page not read is asked for again next tick."""
 
-    def __init__(self, http: JsonHttp) -> None:
+    def __init__(self, http: JsonHttp, *, service_token: str | None = None) -> None:
         self._http = http
+        # The feed's credential (bulk mode); only ever in the Authorization header.
+        self._service_token = service_token
 
     async def call(
         self, *, method: str, path: str, access_token: str, query: Mapping[str, str] | None = None
@@ -92,3 +105,44 @@ class HttpMainModule:
             if answer.status not in (200, 204):
                 return ActionDone(status=answer.status, data=answer.json())
         return None
+
+    async def notification_feed(
+        self, *, after: str | None, limit: int
+    ) -> FeedPage | ActionDone | ModuleUnavailable:
+        if self._service_token is None:
+            raise RuntimeError("the notification feed needs the service credential")
+        params = {"limit": str(min(limit, FEED_LIMIT))}
+        if after is not None:
+            params["after"] = after
+        answer = await self._http.request(
+            NOTIFICATION_FEED.method,
+            NOTIFICATION_FEED.path,
+            headers=_bearer(self._service_token),
+            params=params,
+        )
+        if answer is None:
+            return ModuleUnavailable(_NAME, "no answer")
+        body = answer.json()
+        if answer.status != 200:
+            return ActionDone(status=answer.status, data=body)
+        items = body.get("notifications") if isinstance(body, dict) else None
+        cursor = body.get("cursor") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not isinstance(cursor, str) or not cursor:
+            return ModuleUnavailable(
+                _NAME, f"{NOTIFICATION_FEED.path} did not answer a page (notifications, cursor)"
+            )
+        found: list[FeedNotification] = []
+        for item in items:
+            # One by one: an item that does not fit is skipped (the cursor passes it), the
+            # others are delivered.
+            try:
+                view = FeedItemView.model_validate(item)
+            except ValidationError as error:
+                log.warning(
+                    "%s: a feed notification does not fit docs/openapi/main.yaml, skipped: %s",
+                    _NAME,
+                    misfit(error),
+                )
+                continue
+            found.append(FeedNotification(id=view.id, subject=view.subject, text=view.text))
+        return FeedPage(notifications=found, cursor=cursor)

@@ -20,6 +20,7 @@ from tggate.core.ports import (
     OutboxMessage,
     SessionChange,
     SessionWrite,
+    SubjectChat,
     UpdateAnswered,
     UpdateBusy,
     UpdateClaim,
@@ -27,10 +28,11 @@ from tggate.core.ports import (
     outbox_chat_id,
 )
 from tggate.core.replies import Reply
-from tggate.core.session import Session, Status, StoredSession
+from tggate.core.session import Authorized, Session, Status, StoredSession
+from tggate.core.subjects import token_subject
 
 if TYPE_CHECKING:
-    from tggate.core.ports import SessionStore
+    from tggate.core.ports import FeedStore, SessionStore
 
 __all__ = ["MemorySessionStore"]
 
@@ -55,7 +57,7 @@ class _Entry:
 
 
 class MemorySessionStore:
-    """Sessions, idempotency records, locks, the outbox and leases in dicts."""
+    """Sessions, idempotency records, locks, the outbox, leases and the feed cursor in dicts."""
 
     def __init__(self, *, clock: Clock = time.time, delivered_ttl_s: int = 86400) -> None:
         require_positive(delivered_ttl_s=delivered_ttl_s)
@@ -72,6 +74,9 @@ class MemorySessionStore:
         self._outbox_seq = 0
         self._delivered: dict[str, float] = {}  # id -> forget at
         self._leases: dict[str, _Expiring[str]] = {}
+        self._feed_cursor: str | None = None
+        self._subjects: dict[str, set[int]] = {}  # the subject -> chats index
+        self._feed_lock: _Expiring[str] | None = None
 
     # -- sessions
 
@@ -207,6 +212,45 @@ class MemorySessionStore:
             self._delivered[message_id] = forget_at
         return removed
 
+    # -- the notification feed (bulk mode)
+
+    async def subject_chats(self, subjects: Sequence[str]) -> dict[str, list[SubjectChat]]:
+        found: dict[str, list[SubjectChat]] = {subject: [] for subject in subjects}
+        for subject in subjects:
+            filed = self._subjects.get(subject, set())
+            for chat_id in sorted(filed):
+                entry = self._live_session(chat_id)
+                if entry is None or _subject_of(entry.session) != subject:
+                    filed.discard(chat_id)  # stale, as the Redis store drops it
+                    continue
+                found[subject].append(SubjectChat(chat_id, entry.session.language))
+        return found
+
+    async def file_subjects(self, chats: Sequence[tuple[int, str]]) -> None:
+        for chat_id, subject in chats:
+            self._subjects.setdefault(subject, set()).add(chat_id)
+
+    async def forget_subject(self, subject: str) -> None:
+        self._subjects.pop(subject, None)
+
+    async def feed_cursor(self) -> str | None:
+        return self._feed_cursor
+
+    async def advance_feed_cursor(self, cursor: str) -> None:
+        self._feed_cursor = cursor
+
+    async def acquire_feed_lock(self, *, owner: str, ttl_ms: int) -> bool:
+        require_positive(ttl_ms=ttl_ms)
+        lock = self._feed_lock
+        if lock is not None and not self._expired(lock.expires_at):
+            return False
+        self._feed_lock = _Expiring(owner, self._clock() + ttl_ms / 1000)
+        return True
+
+    async def release_feed_lock(self, *, owner: str) -> None:
+        if self._feed_lock is not None and self._feed_lock.value == owner:
+            self._feed_lock = None
+
     # -- the poller lease
 
     async def lease(self, name: str, *, instance: str, ttl_ms: int) -> bool:
@@ -242,6 +286,9 @@ class MemorySessionStore:
             expires_at = None if change.ttl_s is None else self._clock() + change.ttl_s
             self._sessions[chat_id] = _Entry(session, revision, expires_at)
             self._index[session.status].add(chat_id)
+            subject = _subject_of(session)
+            if subject is not None:
+                self._subjects.setdefault(subject, set()).add(chat_id)
         self._add(outbox)
         return revision
 
@@ -276,6 +323,10 @@ class MemorySessionStore:
                 self._outbox[message.id] = (self._outbox_seq, message)
 
 
+def _subject_of(session: Session) -> str | None:
+    return token_subject(session.access_token) if isinstance(session, Authorized) else None
+
+
 def _require_own_ids(messages: Sequence[OutboxMessage]) -> None:
     for message in messages:
         if outbox_chat_id(message.id) != message.chat_id:
@@ -284,3 +335,4 @@ def _require_own_ids(messages: Sequence[OutboxMessage]) -> None:
 
 if TYPE_CHECKING:
     _implements_port: type[SessionStore] = MemorySessionStore
+    _implements_feed_store: type[FeedStore] = MemorySessionStore

@@ -13,6 +13,12 @@ Cluster slots, and a timer cycle reads a shard as a set of buckets (`RedisKeys`)
     tggate:{b17}:outbox              hash: message id -> [seq, message JSON (with its kind)]
     tggate:{b17}:outbox:seq          counter giving the bucket's messages their order
     tggate:{b17}:delivered:<id>      "1" while an acked id is remembered
+    tggate:{b9}:subject:<digest>     set of the Authorized chats of a person (bulk notification
+                                       mode): the digest is the subject's SHA-256 (a subject may
+                                       be an email address; it never appears in a key), its
+                                       first bits give the bucket
+    tggate:feed:cursor               where the last pull of the notification feed stopped
+    tggate:feed:lock                 the replica pulling the feed now
     tggate:lease:<name>              the instance holding a lease
     tggate:meta                      hash: the layout's bucket count (checked at start)
 
@@ -51,6 +57,7 @@ from tggate.core.ports import (
     SessionChange,
     SessionWrite,
     StoreUnavailable,
+    SubjectChat,
     UpdateAnswered,
     UpdateBusy,
     UpdateClaim,
@@ -67,9 +74,10 @@ from tggate.core.session import (
     Status,
     StoredSession,
 )
+from tggate.core.subjects import token_subject
 
 if TYPE_CHECKING:
-    from tggate.core.ports import SessionStore
+    from tggate.core.ports import FeedStore, SessionStore
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -164,6 +172,20 @@ class RedisKeys:
     def lease(self, name: str) -> str:
         return f"{self.prefix}:lease:{name}"
 
+    def subject(self, subject: str) -> str:
+        """The chats of a person (the bulk notification mode): a set in a bucket picked by the
+        subject's digest, so the index spreads over a Cluster like the chats do."""
+        digest = hashlib.sha256(subject.encode()).hexdigest()[:32]
+        return self.bucket_key(int(digest[:8], 16) % self.buckets, f"subject:{digest}")
+
+    @property
+    def feed_cursor(self) -> str:
+        return f"{self.prefix}:feed:cursor"
+
+    @property
+    def feed_lock(self) -> str:
+        return f"{self.prefix}:feed:lock"
+
     @property
     def meta(self) -> str:
         return f"{self.prefix}:meta"
@@ -233,8 +255,12 @@ class RedisSessionStore:
         scan_count: int = 1000,
         cipher: TokenCipher | None = None,
         clock: Callable[[], float] = time.time,
+        subject_index: bool = False,
     ) -> None:
         require_positive(delivered_ttl_s=delivered_ttl_s, scan_count=scan_count, buckets=buckets)
+        # The bulk notification mode's subject -> chats index, kept only in that mode: the
+        # per-chat mode pays no round trip for it (bench/README.md).
+        self._subject_index = subject_index
         self._redis = redis
         self._keys = RedisKeys(prefix, buckets)
         self._delivered_ttl_s = delivered_ttl_s
@@ -285,8 +311,24 @@ class RedisSessionStore:
         [written] = await self.write_sessions([SessionWrite(chat_id, change, outbox)])
         return written
 
-    @_unavailable_on_redis_error
     async def write_sessions(self, writes: Sequence[SessionWrite]) -> list[str | None]:
+        if not self._subject_index:
+            return await self._write_sessions(writes)
+        subjects = [_authorized_subject(write.change.session) for write in writes]
+        filed = [(w.chat_id, s) for w, s in zip(writes, subjects, strict=True) if s is not None]
+        await self.file_subjects(filed)
+        written = await self._write_sessions(writes)
+        await self.file_subjects(
+            [
+                (write.chat_id, subject)
+                for write, subject, revision in zip(writes, subjects, written, strict=True)
+                if subject is not None and revision is not None
+            ]
+        )
+        return written
+
+    @_unavailable_on_redis_error
+    async def _write_sessions(self, writes: Sequence[SessionWrite]) -> list[str | None]:
         by_bucket: dict[int, list[int]] = {}
         encoded: list[tuple[list[str], list[str | int], str]] = []
         for position, write in enumerate(writes):
@@ -465,13 +507,20 @@ class RedisSessionStore:
         record = f"{now_minute + -(-ttl_s // 60)}:{self._codec.encode_answer(replies)}"
         args: list[str | int] = [update_id, owner, record, ttl_s * 1000, now_minute]
         revision = ""
+        subject = None
         if change is None:
             args.append(0)
         else:
             change_args, revision = self._change_args(chat_id, change)
             args += [1, *change_args]
+            subject = _authorized_subject(change.session) if self._subject_index else None
+        filed = [] if subject is None else [(chat_id, subject)]
+        await self.file_subjects(filed)
         done = await self._run(_FINISH_UPDATE, keys, args)
-        return revision if int(done) else None
+        if not int(done):
+            return None
+        await self.file_subjects(filed)
+        return revision
 
     @_unavailable_on_redis_error
     async def release_update(self, chat_id: int, update_id: int, *, owner: str) -> None:
@@ -547,6 +596,104 @@ class RedisSessionStore:
         ]
         return sum(int(removed) for removed in await self._run_many(calls))
 
+    # -- the notification feed (bulk mode, docs/scenarios.md#n2-bulk)
+
+    @_unavailable_on_redis_error
+    async def file_subjects(self, chats: Sequence[tuple[int, str]]) -> None:
+        """File Authorized chats under their person's subject. A writer files a chat before its
+        session write (a crash in between leaves an entry `subject_chats` drops, never a chat
+        the feed cannot reach) and again after it: a stale entry dropped meanwhile by
+        `subject_chats`, which read the session before this write, is back then."""
+        if not chats:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for chat_id, subject in chats:
+            pipe.sadd(self._keys.subject(subject), chat_id)
+        await pipe.execute()
+
+    @_unavailable_on_redis_error
+    async def subject_chats(self, subjects: Sequence[str]) -> dict[str, list[SubjectChat]]:
+        pipe = self._redis.pipeline(transaction=False)
+        for subject in subjects:
+            pipe.smembers(self._keys.subject(subject))
+        filed = [
+            (subject, chat_id)
+            for subject, members in zip(subjects, await pipe.execute(), strict=True)
+            for chat_id in sorted(map(_int, members))
+        ]
+        sessions = await self._read_sessions([chat_id for _, chat_id in filed])
+        found: dict[str, list[SubjectChat]] = {subject: [] for subject in subjects}
+        stale: list[tuple[str, int]] = []
+        for (subject, chat_id), stored in zip(filed, sessions, strict=True):
+            if _is_of(stored, subject):
+                assert stored is not None
+                found[subject].append(SubjectChat(chat_id, stored.session.language))
+            else:
+                stale.append((subject, chat_id))
+        if stale:
+            await self._drop_stale_subjects(stale)
+        return found
+
+    async def _drop_stale_subjects(self, stale: Sequence[tuple[str, int]]) -> None:
+        """Drop index entries whose session ended (logout, logout everywhere, a lost or
+        expired session) or belongs to another person now. The index is in another slot than
+        the session, so no script covers both: each entry is removed, the session read again,
+        and the entry filed back if a login wrote it meanwhile (see `file_subjects`)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for subject, chat_id in stale:
+            pipe.srem(self._keys.subject(subject), chat_id)
+        await pipe.execute()
+        again = await self._read_sessions([chat_id for _, chat_id in stale])
+        await self.file_subjects(
+            [
+                (chat_id, subject)
+                for (subject, chat_id), stored in zip(stale, again, strict=True)
+                if _is_of(stored, subject)
+            ]
+        )
+
+    @_unavailable_on_redis_error
+    async def _read_sessions(self, chats: Sequence[int]) -> list[StoredSession | None]:
+        if not chats:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for chat_id in chats:
+            pipe.hmget(self._keys.session(chat_id), ["status", "rev", "data"])
+        found: list[StoredSession | None] = []
+        for chat_id, (status, revision, data) in zip(chats, await pipe.execute(), strict=True):
+            try:
+                found.append(
+                    None
+                    if status is None
+                    else self._codec.decode(chat_id, _text(status), _text(revision), _text(data))
+                )
+            except CorruptRecord as error:
+                log.warning("session of chat %s skipped: %s", chat_id, error)
+                found.append(None)
+        return found
+
+    @_unavailable_on_redis_error
+    async def forget_subject(self, subject: str) -> None:
+        await self._redis.delete(self._keys.subject(subject))
+
+    @_unavailable_on_redis_error
+    async def feed_cursor(self) -> str | None:
+        found = await self._redis.get(self._keys.feed_cursor)
+        return None if found is None else _text(found)
+
+    @_unavailable_on_redis_error
+    async def advance_feed_cursor(self, cursor: str) -> None:
+        await self._redis.set(self._keys.feed_cursor, cursor)
+
+    @_unavailable_on_redis_error
+    async def acquire_feed_lock(self, *, owner: str, ttl_ms: int) -> bool:
+        require_positive(ttl_ms=ttl_ms)
+        return bool(await self._redis.set(self._keys.feed_lock, owner, nx=True, px=ttl_ms))
+
+    @_unavailable_on_redis_error
+    async def release_feed_lock(self, *, owner: str) -> None:
+        await self._run(_DELETE_IF_EQUALS, [self._keys.feed_lock], [owner])
+
     # -- the poller lease
 
     @_unavailable_on_redis_error
@@ -600,6 +747,20 @@ class RedisSessionStore:
 
 
 # ---- encoding
+
+
+def _authorized_subject(session: Session | None) -> str | None:
+    """The person an Authorized session being written belongs to (core.subjects)."""
+    return token_subject(session.access_token) if isinstance(session, Authorized) else None
+
+
+def _is_of(stored: StoredSession | None, subject: str) -> bool:
+    """Whether a stored session is an Authorized one of the person `subject`."""
+    return (
+        stored is not None
+        and isinstance(stored.session, Authorized)
+        and token_subject(stored.session.access_token) == subject
+    )
 
 
 def _new_revision() -> str:
@@ -782,3 +943,4 @@ def _outbox_args(messages: Iterable[OutboxMessage]) -> list[str | int]:
 
 if TYPE_CHECKING:
     _implements_port: type[SessionStore] = RedisSessionStore
+    _implements_feed_store: type[FeedStore] = RedisSessionStore

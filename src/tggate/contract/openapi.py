@@ -57,6 +57,7 @@ FILES: Final = ("auth.yaml", "main.yaml", "logic.yaml")
 _REF_TEMPLATE = "#/components/schemas/{model}"
 _JSON = "application/json"
 _BEARER = "bearerAuth"
+_SERVICE = "serviceAuth"
 _INTERNAL = "internalToken"
 _INTERNAL_HEADER = "X-Internal-Token"
 
@@ -112,8 +113,8 @@ def _operation(
         "summary": operation.summary,
         "description": operation.description,
     }
-    if parameters:
-        described["parameters"] = list(parameters)
+    if parameters or operation.parameters:
+        described["parameters"] = [*operation.parameters, *parameters]
     if operation.request is not None:
         described["requestBody"] = {
             "required": True,
@@ -123,6 +124,8 @@ def _operation(
     described["responses"] = _responses(operation, bodies)
     if operation.bearer:
         described["security"] = [{_BEARER: []}]
+    if operation.service:
+        described["security"] = [{_SERVICE: []}]
     return described
 
 
@@ -152,6 +155,13 @@ def _document(
                 "bearerFormat": "JWT",
                 "description": "The chat's access token, as the Authorization module issued it.",
             }
+        }
+    if any(operation.service for operation in operations):
+        components.setdefault("securitySchemes", {})[_SERVICE] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "tggate's service credential (TGGATE_MAIN_SERVICE_TOKEN), "
+            "for the notification feed of the bulk mode; never a person's token.",
         }
     return {
         "openapi": "3.1.0",

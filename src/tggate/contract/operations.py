@@ -33,3 +33,7 @@ class Operation:
     # By status; "default" is every other status, and no answer at all.
     answers: Mapping[int | Literal["default"], Answer] = field(default_factory=dict)
     bearer: bool = False  # `Authorization: Bearer <access token>` (the Main module)
+    # `Authorization: Bearer <service credential>`: tggate's own, not a person's (the feed).
+    service: bool = False
+    # OpenAPI parameter objects (query parameters), as they appear in the document.
+    parameters: tuple[Mapping[str, Any], ...] = ()

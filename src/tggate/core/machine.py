@@ -10,6 +10,8 @@ session, performs the requests the machine makes and writes the outcome it retur
 - `decide_notifications`: one Authorized chat in the notification timer (N2, with Z7–Z9 on a
   401), replayed like `decide`.
 - `decide_lost_session`: a session no configured key opens, met by a timer cycle.
+- `decide_feed_page`: one page of the Main module's notification feed in the bulk mode (N2,
+  routed to chats by the person's subject), replayed like `decide`.
 
 The Mermaid diagram of these states is in docs/state-machine.md.
 """
@@ -23,6 +25,7 @@ from typing import Final, Generic, TypeVar
 from tggate.core.commands import BUILTIN_COMMANDS, LOGIN_TYPES, ActionSpec, CommandTable
 from tggate.core.ports import (
     ActionDone,
+    FeedPage,
     LoginDenied,
     LoginGone,
     LoginGranted,
@@ -32,33 +35,43 @@ from tggate.core.ports import (
     Notification,
     Refreshed,
     RefreshRejected,
+    SubjectChat,
     TelegramUser,
 )
 from tggate.core.render import render_action_reply
 from tggate.core.replies import Button, Reply
 from tggate.core.session import Anonymous, Authorized, LoginPrompt, LostSession, Session
+from tggate.core.subjects import token_subject
 from tggate.core.texts import Text, say
 
 __all__ = [
     "KEEP",
+    "AdvanceFeedCursor",
     "Button",
     "CallAction",
     "CheckLogin",
     "Command",
     "CycleOutcome",
     "DeleteNotifications",
+    "FeedPageOutcome",
+    "FeedRequest",
+    "FetchFeed",
     "FetchNotifications",
+    "FindSubjectChats",
     "Keep",
     "LogoutEverywhere",
     "NotificationMessage",
     "NotificationRequest",
     "Outcome",
     "QueueNotifications",
+    "QueueRoutedNotifications",
     "RefreshTokens",
     "Reply",
     "Request",
+    "RoutedNotification",
     "StartLogin",
     "decide",
+    "decide_feed_page",
     "decide_login_check",
     "decide_lost_session",
     "decide_notifications",
@@ -137,9 +150,11 @@ class RefreshTokens:
 
 @dataclass(frozen=True, slots=True)
 class LogoutEverywhere:
-    """Z3: revoke every refresh token of the person."""
+    """Z3: revoke every refresh token of the person. Once done, none of their chats is routed
+    notifications of the feed any more (`subject`, the bulk mode: docs/scenarios.md#n2-bulk)."""
 
     refresh_token: str
+    subject: str | None = None
 
 
 Request = StartLogin | CheckLogin | CallAction | RefreshTokens | LogoutEverywhere
@@ -358,7 +373,11 @@ def _authorized(
     if command.name == "logout":
         if command.args.get("all") != "true":  # Z2
             return Outcome(None, (*prefix, _plain(Text.SESSION_ENDED, language)))
-        answer = feed.ask(LogoutEverywhere(refresh_token=session.refresh_token))  # Z3
+        answer = feed.ask(  # Z3
+            LogoutEverywhere(
+                refresh_token=session.refresh_token, subject=token_subject(session.access_token)
+            )
+        )
         if isinstance(answer, ModuleUnavailable):
             # Keep the session: the person can try again; deleting it would leave the other
             # devices logged in with no way to end them from here.
@@ -532,3 +551,106 @@ def _notifications(session: Authorized, feed: _Answers[NotificationRequest]) -> 
         )
         return CycleOutcome(KEEP)
     return CycleOutcome(KEEP)
+
+
+# ---- N, bulk mode: one page of the Main module's feed (docs/scenarios.md#n2-bulk) ----
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFeed:
+    """N2 (bulk): ask the Main module for the notifications after `after`, with the service
+    credential."""
+
+    after: str | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class FindSubjectChats:
+    """N2 (bulk): the Authorized chats of each subject (the answer: subject -> chats)."""
+
+    subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedNotification:
+    """One notification for one chat of its person."""
+
+    chat_id: int
+    notification_id: str
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRoutedNotifications:
+    """N2 (bulk): put the page's notifications into the durable outbox (the answer is None).
+
+    Asked before `AdvanceFeedCursor`: a crash in between reads the page again, and the outbox
+    recognises its ids, so nothing is lost and nothing doubled."""
+
+    messages: tuple[RoutedNotification, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AdvanceFeedCursor:
+    """N2 (bulk): the page is in the outbox; the next pull starts after it."""
+
+    cursor: str
+
+
+FeedRequest = FetchFeed | FindSubjectChats | QueueRoutedNotifications | AdvanceFeedCursor
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPageOutcome:
+    """One page's result: the cursor to read the next page after (None: stop for this tick, the
+    feed is empty or unavailable), how many messages were queued and how many notifications
+    had no Authorized chat (dropped)."""
+
+    next_cursor: str | None
+    queued: int = 0
+    dropped: int = 0
+
+
+def decide_feed_page(
+    after: str | None, answers: Sequence[Answer], *, limit: int
+) -> FeedRequest | FeedPageOutcome:
+    """N2 (bulk) for one page of the feed after the cursor `after`: the next request to
+    perform, or the page's outcome; replayed like `decide`."""
+    feed: _Answers[FeedRequest] = _Answers(given=answers)
+    try:
+        return _feed_page(after, limit, feed)
+    except _NeedAnswer:
+        return feed.next_request()
+
+
+def _feed_page(after: str | None, limit: int, feed: _Answers[FeedRequest]) -> FeedPageOutcome:
+    page = feed.ask(FetchFeed(after=after, limit=limit))
+    if not isinstance(page, FeedPage):
+        return FeedPageOutcome(None)  # refused or unavailable: the same page next tick
+    if not page.notifications:
+        if page.cursor != after:
+            feed.ask(AdvanceFeedCursor(page.cursor))
+        return FeedPageOutcome(None)
+    subjects = tuple(dict.fromkeys(item.subject for item in page.notifications))
+    found = feed.ask(FindSubjectChats(subjects))
+    chats: Mapping[str, Sequence[SubjectChat]] = found if isinstance(found, Mapping) else {}
+    messages: list[RoutedNotification] = []
+    dropped = 0
+    for item in page.notifications:
+        # Every chat the person is logged in on gets it; nobody else does.
+        routes = chats.get(item.subject, ())
+        if not routes:
+            dropped += 1
+        messages += (
+            RoutedNotification(
+                chat.chat_id,
+                item.id,
+                Reply(say(Text.NOTIFICATION, chat.language, text=item.text)),
+            )
+            for chat in routes
+        )
+    if messages:
+        feed.ask(QueueRoutedNotifications(tuple(messages)))
+    feed.ask(AdvanceFeedCursor(page.cursor))
+    return FeedPageOutcome(page.cursor, queued=len(messages), dropped=dropped)

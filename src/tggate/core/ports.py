@@ -15,6 +15,9 @@ __all__ = [
     "ActionResult",
     "AuthModule",
     "Clock",
+    "FeedNotification",
+    "FeedPage",
+    "FeedStore",
     "LoginCheck",
     "LoginDenied",
     "LoginGone",
@@ -24,6 +27,7 @@ __all__ = [
     "MainModule",
     "ModuleUnavailable",
     "Notification",
+    "NotificationFeed",
     "OutboxKind",
     "OutboxMessage",
     "RefreshRejected",
@@ -32,6 +36,7 @@ __all__ = [
     "SessionStore",
     "SessionWrite",
     "StoreUnavailable",
+    "SubjectChat",
     "TelegramUser",
     "UpdateAnswered",
     "UpdateBusy",
@@ -128,6 +133,34 @@ class Notification:
     created_at: str = ""
 
 
+# ---- the notification feed (docs/contract.md#the-notification-feed) ----
+
+
+@dataclass(frozen=True, slots=True)
+class FeedNotification:
+    """One notification of the Main module's feed, for the person named by `subject`."""
+
+    id: str
+    subject: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """A page of the feed and the cursor to ask after next (the same one when it is empty)."""
+
+    notifications: Sequence[FeedNotification]
+    cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectChat:
+    """An Authorized chat of a subject, with the language its notifications are sent in."""
+
+    chat_id: int
+    language: str
+
+
 class OutboxKind(StrEnum):
     """Which timer cycle hands an outbox message out (L3 or N3, docs/state-machine.md)."""
 
@@ -202,6 +235,18 @@ class MainModule(Protocol):
     async def delete_notifications(
         self, *, access_token: str, ids: Sequence[str]
     ) -> ActionDone | ModuleUnavailable | None: ...
+
+
+class NotificationFeed(Protocol):
+    """The Main module's notification feed with the service credential (bulk mode,
+    docs/contract.md#the-notification-feed)."""
+
+    async def notification_feed(
+        self, *, after: str | None, limit: int
+    ) -> FeedPage | ActionDone | ModuleUnavailable:
+        """At most `limit` notifications created after the cursor `after` (None: from the
+        start), oldest first; a status other than 200 as `ActionDone`."""
+        ...
 
 
 class StoreUnavailable(Exception):
@@ -333,6 +378,11 @@ class SessionStore(Protocol):
 
     async def release_lock(self, chat_id: int, name: str, *, owner: str) -> None: ...
 
+    async def forget_subject(self, subject: str) -> None:
+        """Route the feed's notifications of `subject` to none of their chats (after Z3); a
+        chat logged in as them afterwards is filed again (docs/scenarios.md#n2-bulk)."""
+        ...
+
     # -- the durable outbox of cycle messages (docs/scenarios.md#outbox)
 
     async def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
@@ -357,6 +407,36 @@ class SessionStore(Protocol):
         ...
 
     async def ping(self) -> bool: ...
+
+
+class FeedStore(Protocol):
+    """What the bulk notification mode keeps besides sessions (docs/scenarios.md#n2-bulk): the
+    feed's cursor, a lock so one replica pulls the feed at a time, and the subject -> chats
+    index. The index is kept by the `SessionStore` itself in the bulk mode: every Authorized
+    session it writes files its chat under the subject of the session's access token
+    (`token_subject`)."""
+
+    async def feed_cursor(self) -> str | None:
+        """Where the last pull stopped (None: never pulled)."""
+        ...
+
+    async def advance_feed_cursor(self, cursor: str) -> None:
+        """Called only once the notifications before `cursor` are in the outbox."""
+        ...
+
+    async def subject_chats(self, subjects: Sequence[str]) -> Mapping[str, Sequence[SubjectChat]]:
+        """The Authorized chats of each subject, checked against their sessions: an index entry
+        whose session ended or changed person is dropped, not returned."""
+        ...
+
+    async def file_subjects(self, chats: Sequence[tuple[int, str]]) -> None:
+        """File (chat, subject) pairs in the index, e.g. chats logged in before the bulk mode
+        was turned on; an entry that turns out stale is dropped by `subject_chats`."""
+        ...
+
+    async def acquire_feed_lock(self, *, owner: str, ttl_ms: int) -> bool: ...
+
+    async def release_feed_lock(self, *, owner: str) -> None: ...
 
 
 class Clock(Protocol):

@@ -306,6 +306,10 @@ class Commands:
         if isinstance(request, LogoutEverywhere):
             ended = await self._auth.logout_everywhere(refresh_token=request.refresh_token)
             count("logout", ended)
+            if ended is None and request.subject is not None:
+                # The person's other chats keep their sessions until they next act (Z8), but
+                # the feed must not reach them meanwhile (docs/scenarios.md#n2-bulk).
+                await self._store.forget_subject(request.subject)
             return Step(ended, revision)
         raise AssertionError(f"unhandled request {request!r}")
 

@@ -5,8 +5,9 @@ for some hundred chats) and hands them to a bounded pool of workers; for each ch
 machine decides (`decide_login_check`, `decide_notifications`) and this module performs: module
 calls, the outbox, the session write. A chat's transition and its message are written in one
 atomic step, so a crash cannot lose "logged in"; writes that workers make at about the same time
-go to the store together (`_WriteBatcher`). The cycle then answers every undelivered message of
-its kind; they stay in the outbox until the client acknowledges them.
+go to the store together (`_WriteBatcher`). In the bulk notification mode the Main module's feed
+replaces the per-chat calls (`tggate.logic.feed`). The cycle then answers every undelivered
+message of its kind; they stay in the outbox until the client acknowledges them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from tggate.core.ports import (
     SessionWrite,
 )
 from tggate.core.session import Anonymous, Authorized, LostSession, Status, StoredSession
+from tggate.logic.feed import FeedPuller, notification_message_id
 from tggate.logic.metrics import LogicMetrics
 from tggate.logic.refresh import SingleFlightRefresh, Step
 
@@ -53,10 +55,6 @@ log = logging.getLogger("tggate.logic")
 
 def _login_message_id(chat_id: int, revision: str) -> str:
     return f"l:{chat_id}:{revision}"
-
-
-def _notification_message_id(chat_id: int, notification_id: str) -> str:
-    return f"n:{chat_id}:{notification_id}"
 
 
 def _logged_out_message_id(chat_id: int, revision: str) -> str:
@@ -118,8 +116,11 @@ class Cycles:
         refresh: SingleFlightRefresh,
         metrics: LogicMetrics,
         concurrency: int,
+        feed: FeedPuller | None = None,
     ) -> None:
         self._store = store
+        # Bulk mode (docs/scenarios.md#n2-bulk): the feed instead of a call per chat.
+        self._feed = feed
         self._auth = auth
         self._main = main
         self._refresh = refresh
@@ -134,9 +135,16 @@ class Cycles:
         return await self._pending(OutboxKind.LOGIN, shard, shards, "login")
 
     async def notification_cycle(self, *, shard: int = 0, shards: int = 1) -> list[OutboxMessage]:
-        """N2: fetch every Authorized chat's notifications; return all undelivered ones."""
+        """N2: fetch every Authorized chat's notifications (bulk mode: the feed, pulled by the
+        replica serving shard 0); return all undelivered ones of the shard."""
         started = time.monotonic()
-        await self._for_each_session(Status.AUTHORIZED, shard, shards, self._collect_notifications)
+        if self._feed is None:
+            await self._for_each_session(
+                Status.AUTHORIZED, shard, shards, self._collect_notifications
+            )
+        elif shard == 0:
+            # Messages routed to another shard's chats are handed out by its next tick.
+            await self._feed.pull()
         self._metrics.cycle_seconds.labels("notifications").observe(time.monotonic() - started)
         return await self._pending(OutboxKind.NOTIFICATION, shard, shards, "notifications")
 
@@ -289,7 +297,7 @@ class Cycles:
             await self._store.add_outbox(
                 [
                     OutboxMessage(
-                        _notification_message_id(chat_id, message.notification_id),
+                        notification_message_id(chat_id, message.notification_id),
                         chat_id,
                         OutboxKind.NOTIFICATION,
                         message.reply,

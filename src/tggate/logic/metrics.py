@@ -52,6 +52,12 @@ class LogicMetrics:
             ["cycle"],
             registry=self.registry,
         )
+        self.feed_dropped = Counter(
+            "tggate_feed_dropped_total",
+            "Notifications of the Main module's feed (bulk mode) for a person with no "
+            "Authorized chat: not delivered",
+            registry=self.registry,
+        )
         # Set at each tick from what the tick hands out: the backlog as this replica last saw
         # the shard (replicas serve the shards in turn, so it is a few ticks old at most).
         self.outbox_backlog = Gauge(

@@ -13,6 +13,7 @@ from tggate.core.ports import AuthModule, MainModule, OutboxMessage, SessionStor
 from tggate.core.replies import Reply
 from tggate.logic.commands import Commands
 from tggate.logic.cycles import Cycles
+from tggate.logic.feed import FeedPuller
 from tggate.logic.metrics import LogicMetrics
 from tggate.logic.refresh import SingleFlightRefresh
 
@@ -38,6 +39,7 @@ class BotLogic:
         cycle_concurrency: int = 32,
         new_login_token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
         in_progress_wait_s: float = 5.0,
+        feed: FeedPuller | None = None,
     ) -> None:
         metrics = metrics or LogicMetrics()
         refresh = SingleFlightRefresh(
@@ -64,6 +66,7 @@ class BotLogic:
             refresh=refresh,
             metrics=metrics,
             concurrency=cycle_concurrency,
+            feed=feed,
         )
 
     @property

@@ -22,6 +22,9 @@ DOCUMENTS = Path(__file__).resolve().parents[3] / "docs" / "openapi"
 JWT_SECRET = "fuzz-test-jwt-secret-0123456789abcdef0123456789"
 
 
+SERVICE_TOKEN = "fuzz-service-token-0123456789abcdef0123"
+
+
 @dataclass(frozen=True)
 class Modules:
     auth: str
@@ -32,7 +35,10 @@ class Modules:
 def modules() -> Iterator[Modules]:
     auth = create_auth_app(jwt_secret=JWT_SECRET, test_api_secret=TEST_API_SECRET)
     main = create_main_app(
-        jwt_secret=JWT_SECRET, admin_secret=ADMIN_SECRET, test_api_secret=TEST_API_SECRET
+        jwt_secret=JWT_SECRET,
+        admin_secret=ADMIN_SECRET,
+        test_api_secret=TEST_API_SECRET,
+        service_token=SERVICE_TOKEN,
     )
     with run_asgi(auth) as auth_url, run_asgi(main) as main_url:
         yield Modules(auth=auth_url, main=main_url)
@@ -57,4 +63,9 @@ def test_the_reference_main_module_fuzzed_from_main_yaml(modules: Modules) -> No
     bearer = {"Authorization": f"Bearer {minted['access_token']}"}
     problems = fuzz(schema, base_url=modules.main, headers=bearer)
     problems += fuzz(schema, base_url=modules.main)
+    # The feed of the bulk mode with the service credential (its handler runs).
+    main = document("main.yaml")
+    feed = {**main, "paths": {"/notifications": main["paths"]["/notifications"]}}  # type: ignore[index]
+    service = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+    problems += fuzz(load_schema(feed), base_url=modules.main, headers=service)
     assert not problems, "\n".join(problems)

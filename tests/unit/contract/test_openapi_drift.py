@@ -78,7 +78,22 @@ def test_every_main_module_call_carries_the_bearer_token() -> None:
         "description": "The chat's access token, as the Authorization module issued it.",
     }
     for method, path, operation in _operations(document):
+        if (method, path) == ("GET", "/notifications"):
+            continue  # the feed of the bulk mode: tggate's service token (below)
         assert operation["security"] == [{"bearerAuth": []}], (method, path)
+
+
+def test_the_notification_feed_carries_the_service_token_not_a_persons() -> None:
+    document = _committed("main.yaml")
+    scheme = document["components"]["securitySchemes"]["serviceAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "bearerFormat" not in scheme  # an opaque secret, not a JWT
+    feed = document["paths"]["/notifications"]["get"]
+    assert feed["security"] == [{"serviceAuth": []}]
+    assert [(p["name"], p["in"], p["required"]) for p in feed["parameters"]] == [
+        ("after", "query", False),
+        ("limit", "query", True),
+    ]
 
 
 def test_the_main_module_document_lists_the_bundled_actions() -> None:

@@ -14,14 +14,22 @@ With a `test_api_secret`, `/test` instruments the module (stats, answers by stat
 # runtime, and `Depends(caller)` names a local of `create_app` that only eager evaluation sees.
 
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 
+from tggate.contract.main import FEED_LIMIT
 from tggate.core.ports import Clock
-from tggate_sandbox.hardening import ADMIN_HEADER, SecretHeader, guard_test_api, sandbox_app
+from tggate_sandbox.hardening import (
+    ADMIN_HEADER,
+    SecretHeader,
+    check_secret,
+    guard_test_api,
+    sandbox_app,
+)
 from tggate_sandbox.reference.main.catalog import Course, Person, School
 from tggate_sandbox.reference.main.instrument import Instrument, InstrumentMiddleware
 from tggate_sandbox.reference.main.models import (
@@ -30,6 +38,8 @@ from tggate_sandbox.reference.main.models import (
     CourseBrief,
     CourseDetail,
     DelayRequest,
+    FeedItemView,
+    FeedPageView,
     GradeView,
     NewNotification,
     NotificationCreated,
@@ -59,11 +69,15 @@ def create_app(
     teachers: Collection[str] = ("bob",),
     admin_secret: str | None = None,
     test_api_secret: str | None = None,
+    service_token: str | None = None,
     secure_cookies: bool = False,
     clock: Clock = time.time,
 ) -> FastAPI:
     """Build the module. ValueError for a secret too short (HS256 wants 32 bytes, and so do the
-    admin and test API secrets). `secure_cookies` marks the `/notify` sign-in cookie Secure."""
+    admin and test API secrets and the service token). `secure_cookies` marks the `/notify`
+    sign-in cookie Secure. With a `service_token`, `GET /notifications` lists every person's
+    notifications to a caller presenting it (the bulk mode); without one the route does not
+    exist."""
     verifier = AccessVerifier(jwt_secret, clock=clock)
     admin = (
         None
@@ -101,6 +115,8 @@ def create_app(
         admin_secret=admin_secret,
         secure_cookies=secure_cookies,
     )
+    if service_token is not None:
+        _add_feed(app, box=box, token=check_secret("the service token", service_token))
     if test_guard is not None:
         log.warning("the test API is on (/test, X-Test-Api-Secret)")
         _add_test_api(app, instrument, guard=test_guard)
@@ -216,6 +232,41 @@ def _add_notifications(
         now = clock()
         return BroadcastDone(
             ids=[box.add(who, body.text, now=now).id for who in school.identities()]
+        )
+
+
+def _add_feed(app: FastAPI, *, box: NotificationBox, token: str) -> None:
+    """The notification feed of docs/openapi/main.yaml (bulk mode): everybody's notifications
+    after a cursor, for the caller holding the service token. Nothing is deleted by reading."""
+    expected = f"Bearer {token}".encode()
+
+    async def service(request: Request) -> None:
+        presented = request.headers.get("authorization", "").strip().encode()
+        # One answer for a missing and a wrong credential; compared in constant time.
+        if not secrets.compare_digest(presented, expected):
+            raise HTTPException(
+                401,
+                detail="the feed needs the service token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    @app.get("/notifications", tags=["notifications"], dependencies=[Depends(service)])
+    async def feed(
+        limit: Annotated[int, Query(ge=1, le=FEED_LIMIT)],
+        after: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+    ) -> FeedPageView:
+        items, cursor = box.feed(after=int(after or 0), limit=limit)
+        return FeedPageView(
+            notifications=[
+                FeedItemView(
+                    id=item.notification.id,
+                    subject=item.identity,
+                    text=item.notification.text,
+                    created_at=item.notification.created_at,
+                )
+                for item in items
+            ],
+            cursor=str(cursor),
         )
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tggate.contract.main import NotificationIds, NotificationView
+from tggate.contract.main import FeedItemView, FeedPageView, NotificationIds, NotificationView
 from tggate_sandbox.reference.main.catalog import Role
 
 __all__ = [
@@ -19,6 +19,8 @@ __all__ = [
     "CourseBrief",
     "CourseDetail",
     "DelayRequest",
+    "FeedItemView",
+    "FeedPageView",
     "GradeView",
     "NewNotification",
     "NotificationCreated",

@@ -2,7 +2,9 @@
 deleted by id.
 
 Deleting names exact ids, so a notification that arrives between Bot Logic's read and its delete
-stays for the next cycle (N2) instead of being lost.
+stays for the next cycle (N2) instead of being lost. The same notifications are also listed for
+everybody at once, in the order they arrived (`feed`, the bulk mode's `GET /notifications`): a
+global sequence number is the cursor.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["Notification", "NotificationBox"]
+__all__ = ["FeedItem", "Notification", "NotificationBox"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +25,23 @@ class Notification:
     created_at: str  # ISO 8601, UTC
 
 
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """A notification as the feed lists it: its sequence number (the cursor) and person."""
+
+    seq: int
+    identity: str
+    notification: Notification
+
+
 class NotificationBox:
     """Every person's pending notifications, in arrival order. Thread-safe."""
 
     def __init__(self) -> None:
         self._by_person: dict[str, list[Notification]] = {}
+        # Every notification in arrival order, for the feed; a deleted one is skipped there.
+        self._sequence: list[FeedItem] = []
+        self._pending: set[str] = set()
         self._lock = threading.Lock()
 
     def add(self, identity: str, text: str, *, now: float) -> Notification:
@@ -38,7 +52,25 @@ class NotificationBox:
         )
         with self._lock:
             self._by_person.setdefault(identity, []).append(note)
+            self._sequence.append(FeedItem(len(self._sequence) + 1, identity, note))
+            self._pending.add(note.id)
         return note
+
+    def feed(self, *, after: int, limit: int) -> tuple[list[FeedItem], int]:
+        """At most `limit` notifications that arrived after the sequence number `after`, oldest
+        first, and the cursor to ask after next (`after` itself when there are none)."""
+        with self._lock:
+            found: list[FeedItem] = []
+            cursor = after
+            # Sequence numbers are positions + 1: the first one after `after` is at `after`.
+            for position in range(max(after, 0), len(self._sequence)):
+                if len(found) == limit:
+                    break
+                item = self._sequence[position]
+                cursor = item.seq
+                if item.notification.id in self._pending:  # not deleted through /notification
+                    found.append(item)
+            return found, cursor
 
     def of(self, identity: str) -> list[Notification]:
         with self._lock:
@@ -50,6 +82,7 @@ class NotificationBox:
         with self._lock:
             notes = self._by_person.get(identity, [])
             kept = [note for note in notes if note.id not in wanted]
+            self._pending.difference_update(n.id for n in notes if n.id in wanted)
             if kept:
                 self._by_person[identity] = kept
             else:
