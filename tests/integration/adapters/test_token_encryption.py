@@ -15,6 +15,7 @@ from tggate.core.session import (
     Status,
     StoredSession,
 )
+from tggate_sandbox.reference.auth.tokens import TokenCodec
 
 ACCESS = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
 
@@ -61,3 +62,18 @@ async def test_keys_rotate_and_plaintext_from_before_still_reads(redis_client: R
 def test_a_malformed_key_is_refused_with_a_message() -> None:
     with pytest.raises(TokenCipherError, match="not a Fernet key"):
         TokenCipher(["short"])
+
+
+async def test_a_sealed_authorized_session_fits_in_a_kib(redis_client: Redis) -> None:
+    """Issue 11: Redis holds at most 1 KiB per session (bench/README.md measures 724 bytes,
+    its index entry included). A real JWT pair of the reference module, sealed as deployed;
+    the embedded server keeps such hashes compact (tests/support/redis_servers.py)."""
+    codec = TokenCodec("a-jwt-secret-for-sizes-0123456789abcdef")
+    access, refresh = (
+        codec.encode(codec.mint(sub="alice", name="Alice", typ=typ, now=1.8e9, ttl_s=86_400))
+        for typ in ("access", "refresh")
+    )
+    store = RedisSessionStore(redis_client, cipher=TokenCipher([TokenCipher.generate_key()]))
+    await store.replace(1, Authorized(access, refresh, "en"), expect=None)
+    used = await redis_client.memory_usage(store.keys.session(1))
+    assert used is not None and used <= 1024, used
