@@ -153,7 +153,9 @@ async def _module_http(
     from tggate.adapters.http_pool import HttpPool
 
     # Bounded like the rest: never more connections to a module than twice the chats in flight.
-    pool = HttpPool(url, limit=settings.max_concurrent_chats * 2, timeout_s=settings.http_timeout_s)
+    pool = HttpPool(
+        url, max_connections=settings.max_concurrent_chats * 2, timeout_s=settings.http_timeout_s
+    )
     try:
         yield JsonHttp(
             pool=pool, name=name, observe_seconds=metrics.module_seconds.labels(name).observe

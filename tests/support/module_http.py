@@ -16,7 +16,7 @@ class ModuleHttp:
     pools: list[HttpPool] = field(default_factory=list)
 
     def json_http(self, url: str, name: str, *, timeout_s: float = 5) -> JsonHttp:
-        self.pools.append(HttpPool(url, limit=8, timeout_s=timeout_s))
+        self.pools.append(HttpPool(url, max_connections=8, timeout_s=timeout_s))
         return JsonHttp(pool=self.pools[-1], name=name)
 
     async def aclose(self) -> None:

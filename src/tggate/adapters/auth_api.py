@@ -25,10 +25,10 @@ from tggate.adapters.json_pointer import JsonPointer, JsonPointerError
 
 __all__ = [
     "CALLS",
+    "AnswerKind",
     "AuthApi",
     "AuthApiError",
     "Call",
-    "Outcome",
     "default_auth_api",
     "load_auth_api",
     "parse_auth_api",
@@ -97,7 +97,7 @@ def _same(found: Json, wanted: Json) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class AnswerKind:
     """One kind of answer, told apart by its status and, optionally, a field (and its value)."""
 
     name: str
@@ -124,7 +124,7 @@ class Call:
     request: Mapping[str, JsonPointer]
     constants: Mapping[JsonPointer, Json]
     response: Mapping[str, JsonPointer]
-    outcomes: tuple[Outcome, ...]  # in the order they are tried
+    outcomes: tuple[AnswerKind, ...]  # in the order they are tried
 
     def body(self, values: Mapping[str, Json]) -> bytes:
         """The JSON body carrying `values` where this call puts them (compact, like pydantic)."""
@@ -349,7 +349,7 @@ def _no_overlap(name: str, pointers: list[JsonPointer]) -> None:
 
 def _outcomes(
     name: str, raw: Any, vocabulary: _Vocabulary, state: JsonPointer | None
-) -> tuple[Outcome, ...]:
+) -> tuple[AnswerKind, ...]:
     where = f"{name}.outcomes"
     if not isinstance(raw, dict):
         raise AuthApiError(f"{where}: expected a table [{where}]")
@@ -358,7 +358,7 @@ def _outcomes(
     for key in raw:
         if key not in known:
             raise AuthApiError(f"{where}.{key}: not an outcome of this call ({', '.join(known)})")
-    outcomes: list[Outcome] = []
+    outcomes: list[AnswerKind] = []
     for key in known:
         value = raw.get(key, False)
         if value is False:
@@ -371,7 +371,7 @@ def _outcomes(
     return tuple(sorted(outcomes, key=lambda outcome: outcome.at is None))
 
 
-def _outcome(name: str, raw: Any, where: str, state: JsonPointer | None) -> Outcome:
+def _outcome(name: str, raw: Any, where: str, state: JsonPointer | None) -> AnswerKind:
     if not isinstance(raw, dict):
         raise AuthApiError(f'{where}: expected a table like {{ status = [200], value = "ok" }}')
     for key in raw:
@@ -388,7 +388,7 @@ def _outcome(name: str, raw: Any, where: str, state: JsonPointer | None) -> Outc
                 call = where.split(".")[0]
                 raise AuthApiError(f"{where}.value: say where it is: `at`, or {call}.state")
             at = state
-    return Outcome(name=name, statuses=statuses, at=at, value=value)
+    return AnswerKind(name=name, statuses=statuses, at=at, value=value)
 
 
 def _statuses(raw: Any, where: str) -> frozenset[int]:

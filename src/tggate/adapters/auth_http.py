@@ -15,7 +15,8 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from tggate.adapters.auth_api import AuthApi, Call, default_auth_api
-from tggate.adapters.http_base import HttpAnswer, JsonHttp
+from tggate.adapters.http_base import JsonHttp
+from tggate.adapters.http_pool import HttpAnswer
 from tggate.contract.auth import (
     DEFAULT_LOGIN_TTL_S,
     LoginAnswer,

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, ValidationError
 
-from tggate.adapters.http_pool import HttpPool, HttpPoolError
+from tggate.adapters.http_pool import JSON_HEADERS, HttpAnswer, HttpFailure, HttpPool
 
-__all__ = ["HttpAnswer", "JsonHttp", "misfit"]
+__all__ = ["JsonHttp", "misfit"]
 
 log = logging.getLogger("tggate.adapters.http")
-
-_JSON_HEADERS = {"Content-Type": "application/json"}
-
-
-@dataclass(frozen=True, slots=True)
-class HttpAnswer:
-    status: int
-    content: bytes  # the body as it came; contract models parse it straight from here
-
-    def json(self) -> Any:
-        """The body as JSON, or None when it is empty or not JSON."""
-        if not self.content:
-            return None
-        try:
-            return json.loads(self.content)
-        except (ValueError, RecursionError):
-            return None
 
 
 class JsonHttp:
@@ -67,18 +47,15 @@ class JsonHttp:
         """Send `body` (a contract model, docs/openapi/) or `content` (JSON already encoded,
         e.g. by a configured API, adapters/auth_api.py) as JSON; the answer, or None."""
         data = body.model_dump_json().encode() if body is not None else content
+        sent: Mapping[str, str] | None = headers
         if data is not None:
-            headers = {**headers, **_JSON_HEADERS} if headers else _JSON_HEADERS
+            sent = {**headers, **JSON_HEADERS} if headers else JSON_HEADERS
         target = f"{path}{'&' if '?' in path else '?'}{urlencode(params)}" if params else path
         started = time.monotonic()
         try:
-            answer = await self._pool.request(method, target, headers=headers, body=data)
-        except TimeoutError:
-            log.warning("%s: %s %s timed out", self.name, method, _route(path))
-        except HttpPoolError as error:
+            return await self._pool.request(method, target, headers=sent, body=data)
+        except HttpFailure as error:
             log.warning("%s: %s %s failed: %s", self.name, method, _route(path), error)
-        else:
-            return HttpAnswer(status=answer.status, content=answer.body)
         finally:
             if self._observe_seconds is not None:
                 self._observe_seconds(time.monotonic() - started)

@@ -14,6 +14,7 @@ from typing import Final, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from tggate.adapters.http_pool import JSON_HEADERS, HttpFailure, HttpPool
 from tggate.contract.logic import (
     ACK_ANSWER,
     LEASE_ANSWER,
@@ -31,7 +32,6 @@ from tggate.core.replies import ChatReply
 from tggate.core.texts import Language
 
 from .base import LogicRejected, LogicUnavailable
-from .http import HttpFailure, HttpPool
 
 __all__ = ["HttpLogicApi"]
 
@@ -70,13 +70,13 @@ class HttpLogicApi:
         """A client with its own connections, closed on exit."""
         pool = HttpPool(
             base_url,
-            headers={"X-Internal-Token": internal_token},
+            headers={"X-Internal-Token": internal_token, **JSON_HEADERS},
             max_connections=max_connections,
         )
         try:
             yield cls(pool, timeout_s=timeout_s)
         finally:
-            await pool.close()
+            await pool.aclose()
 
     async def _post(self, path: str, body: BaseModel, answer: TypeAdapter[_T]) -> _T:
         try:

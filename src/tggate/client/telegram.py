@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from tggate.adapters.http_pool import JSON_HEADERS, HttpFailure, HttpPool
 from tggate.contract.auth import TELEGRAM_NAME_MAX
 from tggate.core.ports import TelegramUser
 from tggate.core.replies import Keyboard
@@ -39,7 +40,6 @@ from .base import (
     TelegramFailure,
     Unavailable,
 )
-from .http import HttpFailure, HttpPool
 
 __all__ = ["ALLOWED_UPDATES", "HttpTelegramApi", "incoming_from_json", "inline_keyboard"]
 
@@ -167,11 +167,15 @@ class HttpTelegramApi:
         max_connections: int = 100,
     ) -> AsyncIterator[HttpTelegramApi]:
         """A client with its own connections, closed on exit."""
-        pool = HttpPool(f"{api_url.rstrip('/')}/bot{token}", max_connections=max_connections)
+        pool = HttpPool(
+            f"{api_url.rstrip('/')}/bot{token}",
+            max_connections=max_connections,
+            headers=JSON_HEADERS,
+        )
         try:
             yield cls(pool, token=token, request_timeout_s=request_timeout_s)
         finally:
-            await pool.close()
+            await pool.aclose()
 
     async def get_username(self) -> str:
         me = await self._call("getMe", {}, self._request_timeout_s)

@@ -17,8 +17,8 @@ from typing import Any
 
 from tggate.adapters.auth_api import AuthApi, Call
 from tggate.adapters.auth_http import read_values
-from tggate.conformance.logins import Decider, PendingLogin, TokenPair
-from tggate.conformance.plan import Person
+from tggate.conformance.logins import Decider, GrantedTokens, StartedLogin
+from tggate.conformance.plan import Persona
 from tggate.conformance.probe import Probe
 from tggate.conformance.report import Exchange, Report, Verdict
 from tggate.contract.auth import LoginAnswer, TokenPairAnswer
@@ -94,7 +94,7 @@ class AuthChecks:
     def _line(self, verdict: Verdict, call: Call, what: str, detail: str, *seen: Exchange) -> None:
         self._report.line(verdict, f"auth {call.name} {what}".rstrip(), detail, *seen)
 
-    async def _open(self, login_type: str) -> PendingLogin | Refused:
+    async def _open(self, login_type: str) -> StartedLogin | Refused:
         """`/login` as Bot Logic calls it (U2): the login, or why it did not start."""
         call = self._api.login
         login_token = secrets.token_urlsafe(32)  # as Bot Logic makes them
@@ -119,7 +119,7 @@ class AuthChecks:
                 exchange,
             )
         expires_in = call.read(exchange.json()).get("expires_in")
-        return PendingLogin(
+        return StartedLogin(
             chat_id=chat_id,
             login_token=login_token,
             login_type=login_type,
@@ -131,7 +131,7 @@ class AuthChecks:
             exchange=exchange,
         )
 
-    async def start(self, login_type: str) -> PendingLogin | None:
+    async def start(self, login_type: str) -> StartedLogin | None:
         """`/login` of one type: a prompt with a link or a code, and its expiry."""
         call = self._api.login
         what = f"({login_type})"
@@ -197,7 +197,7 @@ class AuthChecks:
                 exchange,
             )
 
-    async def pending_login(self, login: PendingLogin) -> None:
+    async def pending_login(self, login: StartedLogin) -> None:
         """A6: right after /login, nobody has decided yet."""
         call = self._api.login_check
         outcome, exchange = await self.check(login.login_token)
@@ -212,7 +212,7 @@ class AuthChecks:
                 exchange,
             )
 
-    async def _decided(self, login: PendingLogin) -> tuple[str | None, Exchange, float]:
+    async def _decided(self, login: StartedLogin) -> tuple[str | None, Exchange, float]:
         """Ask until the login is no longer pending, for as long as the decider's patience."""
         deadline = time.monotonic() + self._decider.patience_s
         while True:
@@ -222,8 +222,8 @@ class AuthChecks:
             await asyncio.sleep(self._decider.poll_s)
 
     async def grant(
-        self, person: Person, *, access_ttl_s: int | None = None, why: str = ""
-    ) -> TokenPair | None:
+        self, person: Persona, *, access_ttl_s: int | None = None, why: str = ""
+    ) -> GrantedTokens | None:
         """A5: a login the person confirmed is `granted` with two JWTs; handed out once."""
         call = self._api.login_check
         what = f"granted ({person.identity}{why})"
@@ -260,7 +260,7 @@ class AuthChecks:
             return None
         self._line(PASS, call, what, "two JWTs, an access and a refresh token")
         if self._handed_out_once_checked:
-            return TokenPair(person.identity, pair.access_token, pair.refresh_token)
+            return GrantedTokens(person.identity, pair.access_token, pair.refresh_token)
         self._handed_out_once_checked = True
         again, repeat = await self.check(login.login_token)
         once = "(the same token again)"
@@ -274,7 +274,7 @@ class AuthChecks:
             self._line(
                 FAIL, call, once, f"expected `unknown`, got {said(call, repeat, again)}", repeat
             )
-        return TokenPair(person.identity, pair.access_token, pair.refresh_token)
+        return GrantedTokens(person.identity, pair.access_token, pair.refresh_token)
 
     async def deny(self) -> None:
         """A4: a login the person refused is `denied`."""
@@ -302,7 +302,7 @@ class AuthChecks:
                 exchange,
             )
 
-    async def expiry(self, login: PendingLogin) -> None:
+    async def expiry(self, login: StartedLogin) -> None:
         """A3: a login nobody finished in time is `expired` (or `unknown`)."""
         call = self._api.login_check
         what = "expired"
@@ -360,7 +360,7 @@ class AuthChecks:
         return outcome, exchange, pair, misfit
 
     async def rotation(
-        self, old: TokenPair, accepted: Callable[[TokenPair], Awaitable[None]]
+        self, old: GrantedTokens, accepted: Callable[[GrantedTokens], Awaitable[None]]
     ) -> None:
         """Z7/Z9: /refresh gives a new pair, and the old refresh token stops working (after a
         grace window in which it gives the same new pair again)."""
@@ -388,7 +388,7 @@ class AuthChecks:
             )
             return
         self._line(PASS, call, "rotates", "a new access and refresh token")
-        await accepted(TokenPair(old.identity, pair.access_token, pair.refresh_token))
+        await accepted(GrantedTokens(old.identity, pair.access_token, pair.refresh_token))
         # Within the grace window the old token gives the same pair (RFC 9700 §4.14.2).
         again, repeat, second, _ = await self._refresh(old.refresh_token)
         grace = "(the old token at once)"
@@ -447,7 +447,7 @@ class AuthChecks:
             last,
         )
 
-    async def unknown_refresh(self, sample: TokenPair) -> None:
+    async def unknown_refresh(self, sample: GrantedTokens) -> None:
         """Z8: a refresh token the module never issued is refused."""
         call = self._api.refresh
         fake = forged(sample.refresh_token)
@@ -464,7 +464,7 @@ class AuthChecks:
                 exchange,
             )
 
-    async def logout(self, kept: TokenPair, given: TokenPair) -> None:
+    async def logout(self, kept: GrantedTokens, given: GrantedTokens) -> None:
         """Z3: /logout with one session's refresh token ends every session of the person."""
         call = self._api.logout
         outcome, exchange = await self._call(call, {"refresh_token": given.refresh_token})

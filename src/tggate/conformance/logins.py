@@ -11,17 +11,17 @@ import json
 from dataclasses import dataclass
 from typing import Protocol
 
-from tggate.conformance.plan import Person
+from tggate.conformance.plan import Persona
 from tggate.conformance.probe import Probe
 from tggate.conformance.report import Exchange, Report
 
 __all__ = [
     "HOOK_SECRET_HEADER",
     "Decider",
+    "GrantedTokens",
     "Hooks",
-    "PendingLogin",
     "PersonAtThePage",
-    "TokenPair",
+    "StartedLogin",
 ]
 
 # The header the reference modules' test API reads its secret from; the check sends
@@ -30,7 +30,7 @@ HOOK_SECRET_HEADER = "X-Test-Api-Secret"
 
 
 @dataclass(frozen=True, slots=True)
-class PendingLogin:
+class StartedLogin:
     """A login the check started: what the module showed, and when."""
 
     chat_id: int
@@ -55,7 +55,7 @@ class PendingLogin:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenPair:
+class GrantedTokens:
     """A granted (or refreshed) pair, and whose it is."""
 
     identity: str
@@ -71,13 +71,13 @@ class Decider(Protocol):
     expires_at_once: bool  # `expire` ends a login now (else the check waits out expires_in)
 
     async def grant(
-        self, login: PendingLogin, person: Person, *, access_ttl_s: int | None = None
+        self, login: StartedLogin, person: Persona, *, access_ttl_s: int | None = None
     ) -> Exchange | None:
         """Ask for the grant; the exchange when a hook refused."""
 
-    async def deny(self, login: PendingLogin) -> Exchange | None: ...
+    async def deny(self, login: StartedLogin) -> Exchange | None: ...
 
-    async def expire(self, login: PendingLogin) -> Exchange | None: ...
+    async def expire(self, login: StartedLogin) -> Exchange | None: ...
 
 
 class Hooks:
@@ -102,7 +102,7 @@ class Hooks:
         return None if ok else exchange
 
     async def grant(
-        self, login: PendingLogin, person: Person, *, access_ttl_s: int | None = None
+        self, login: StartedLogin, person: Persona, *, access_ttl_s: int | None = None
     ) -> Exchange | None:
         body: dict[str, object] = {
             "chat_id": login.chat_id,
@@ -113,10 +113,10 @@ class Hooks:
             body["access_ttl_s"] = access_ttl_s
         return await self._post("/logins/resolve", body)
 
-    async def deny(self, login: PendingLogin) -> Exchange | None:
+    async def deny(self, login: StartedLogin) -> Exchange | None:
         return await self._post("/logins/resolve", {"chat_id": login.chat_id, "decision": "denied"})
 
-    async def expire(self, login: PendingLogin) -> Exchange | None:
+    async def expire(self, login: StartedLogin) -> Exchange | None:
         return await self._post("/logins/expire", {"chat_id": login.chat_id})
 
 
@@ -130,20 +130,20 @@ class PersonAtThePage:
         self._report = report
         self.patience_s = patience_s
 
-    def _show(self, login: PendingLogin, task: str) -> None:
+    def _show(self, login: StartedLogin, task: str) -> None:
         self._report.wait(f"{task}: {login.how()} (waiting up to {self.patience_s:g} s)")
         for line in login.text.splitlines():
             self._report.note(f"the module says: {line}")
 
     async def grant(
-        self, login: PendingLogin, person: Person, *, access_ttl_s: int | None = None
+        self, login: StartedLogin, person: Persona, *, access_ttl_s: int | None = None
     ) -> Exchange | None:
         self._show(login, f"log in as {person.identity} ({person.role}) and confirm (Yes)")
         return None
 
-    async def deny(self, login: PendingLogin) -> Exchange | None:
+    async def deny(self, login: StartedLogin) -> Exchange | None:
         self._show(login, "refuse this login (No), signed in as anyone")
         return None
 
-    async def expire(self, login: PendingLogin) -> Exchange | None:
+    async def expire(self, login: StartedLogin) -> Exchange | None:
         return None  # nobody can end a login early: the check waits out its expires_in

@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from tggate.conformance.logins import TokenPair
-from tggate.conformance.plan import Notify, Person, Plan
+from tggate.conformance.logins import GrantedTokens
+from tggate.conformance.plan import Notify, Persona, Plan
 from tggate.conformance.probe import Probe, bearer
 from tggate.conformance.report import Exchange, Report, Verdict
 from tggate.contract.main import (
@@ -110,7 +110,7 @@ class MainChecks:
         for name, why in self._plan.skip.items():
             self._report.line(SKIP, f"main {name}", f"not called: {why}")
 
-    async def allowed(self, person: Person, pair: TokenPair) -> None:
+    async def allowed(self, person: Persona, pair: GrantedTokens) -> None:
         """Z5: each action the person may run answers 200 with what its reply reads."""
         for action in self._actions(person.can):
             subject = f"main {action.command} ({person.identity})"
@@ -138,7 +138,7 @@ class MainChecks:
             else:
                 self._report.line(PASS, subject, "200 with every field the reply reads")
 
-    async def accepts(self, pair: TokenPair, person: Person) -> None:
+    async def accepts(self, pair: GrantedTokens, person: Persona) -> None:
         """A refreshed access token works (Z9: the retried action succeeds)."""
         actions = self._actions(person.can)
         if not actions:
@@ -151,7 +151,7 @@ class MainChecks:
             got = exchange.got()
             self._report.line(FAIL, subject, f"expected 200, got {got}", exchange)
 
-    async def forbidden(self, person: Person, pair: TokenPair) -> None:
+    async def forbidden(self, person: Persona, pair: GrantedTokens) -> None:
         """Z6: each action the person's role lacks answers 403."""
         for action in self._actions(person.cannot):
             subject = f"main {action.command} ({person.identity}, {person.role})"
@@ -200,7 +200,7 @@ class MainChecks:
 
     # ---- notifications ----
 
-    async def _read(self, pair: TokenPair) -> tuple[list[NotificationView] | None, Exchange]:
+    async def _read(self, pair: GrantedTokens) -> tuple[list[NotificationView] | None, Exchange]:
         exchange = await self._probe.send(
             NOTIFICATIONS.method, self._base + NOTIFICATIONS.path, headers=bearer(pair.access_token)
         )
@@ -215,7 +215,7 @@ class MainChecks:
                 continue
         return views, exchange
 
-    async def _delete(self, pair: TokenPair, ids: list[str]) -> Exchange:
+    async def _delete(self, pair: GrantedTokens, ids: list[str]) -> Exchange:
         return await self._probe.send(
             DELETE_NOTIFICATIONS.method,
             self._base + DELETE_NOTIFICATIONS.path,
@@ -223,7 +223,7 @@ class MainChecks:
             headers=bearer(pair.access_token),
         )
 
-    async def _create(self, notify: Notify, person: Person, text: str) -> Exchange:
+    async def _create(self, notify: Notify, person: Persona, text: str) -> Exchange:
         headers = (
             {notify.secret_header: self._notify_secret}
             if notify.secret_header and self._notify_secret
@@ -234,7 +234,7 @@ class MainChecks:
             notify.method, self._base + notify.path, content=body, headers=headers
         )
 
-    async def notifications(self, person: Person, pair: TokenPair) -> None:
+    async def notifications(self, person: Persona, pair: GrantedTokens) -> None:
         """N2: the list, then a delete of exactly the ids given (a notification that arrived
         meanwhile must stay)."""
         subject = f"main {NOTIFICATIONS.method} {NOTIFICATIONS.path}"
@@ -336,7 +336,7 @@ class MainChecks:
         await self._delete(pair, [second])  # leave the module as it was
 
     async def _await_new(
-        self, pair: TokenPair, known: set[str]
+        self, pair: GrantedTokens, known: set[str]
     ) -> tuple[list[NotificationView], Exchange]:
         """The notifications not listed before, once there are two (or the patience is out)."""
         deadline = time.monotonic() + self._patience_s

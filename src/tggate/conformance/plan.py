@@ -17,7 +17,7 @@ from typing import Any
 
 from tggate.core.commands import LOGIN_TYPES, ActionSpec, CommandTable
 
-__all__ = ["Notify", "Person", "Plan", "PlanError", "load_plan", "parse_plan"]
+__all__ = ["Notify", "Persona", "Plan", "PlanError", "load_plan", "parse_plan"]
 
 
 class PlanError(ValueError):
@@ -25,7 +25,7 @@ class PlanError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Person:
+class Persona:
     identity: str
     role: str  # how the prompt names them: "a student"
     can: tuple[str, ...]
@@ -62,7 +62,7 @@ class Plan:
     login_types: tuple[str, ...]
     login_with: str
     arguments: Mapping[str, str]
-    people: tuple[Person, ...]
+    people: tuple[Persona, ...]
     skip: Mapping[str, str]  # action -> why it is not called
     notify: Notify | None
     source: str
@@ -154,10 +154,10 @@ def _strings(raw: Any, where: str) -> dict[str, str]:
     return dict(raw)
 
 
-def _people(raw: Any, table: CommandTable) -> tuple[Person, ...]:
+def _people(raw: Any, table: CommandTable) -> tuple[Persona, ...]:
     if not isinstance(raw, list) or not raw:
         raise PlanError("people: name at least one person ([[people]] identity = …)")
-    people: list[Person] = []
+    people: list[Persona] = []
     for index, entry in enumerate(raw):
         where = f"people[{index}]"
         if not isinstance(entry, dict):
@@ -184,7 +184,7 @@ def _people(raw: Any, table: CommandTable) -> tuple[Person, ...]:
         if both:
             raise PlanError(f"{where}: '{sorted(both)[0]}' is in both can and cannot")
         people.append(
-            Person(identity=identity, role=role, can=lists["can"], cannot=lists["cannot"])
+            Persona(identity=identity, role=role, can=lists["can"], cannot=lists["cannot"])
         )
     return tuple(people)
 

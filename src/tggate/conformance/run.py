@@ -20,7 +20,7 @@ import aiohttp
 
 from tggate.adapters.auth_api import AuthApi
 from tggate.conformance.auth_checks import AuthChecks, forged
-from tggate.conformance.logins import Decider, Hooks, PersonAtThePage, TokenPair
+from tggate.conformance.logins import Decider, GrantedTokens, Hooks, PersonAtThePage
 from tggate.conformance.main_checks import MainChecks
 from tggate.conformance.plan import Plan
 from tggate.conformance.probe import Probe
@@ -119,7 +119,7 @@ async def _run(options: CheckOptions, probe: Probe, report: Report) -> None:
     expiring = started.get(plan.login_with)
     if expiring is not None:
         await auth.pending_login(expiring)
-    pairs: dict[str, TokenPair] = {}
+    pairs: dict[str, GrantedTokens] = {}
     for person in plan.people:
         pair = await auth.grant(person)
         if pair is not None:
@@ -171,7 +171,7 @@ async def _expired_token(
     auth: AuthChecks,
     report: Report,
     decider: Decider,
-    sample: TokenPair | None,
+    sample: GrantedTokens | None,
 ) -> str | None:
     """An expired access token for the 401 checks: the one given (--expired-token), one a test
     hook grants already expired, or a person's own once its `exp` has passed (if soon enough)."""

@@ -109,7 +109,7 @@ def module(served: tuple[ScriptedModule, str]) -> ScriptedModule:
 
 @pytest.fixture
 async def http(served: tuple[ScriptedModule, str]) -> AsyncIterator[JsonHttp]:
-    pool = HttpPool(served[1], limit=8, timeout_s=5)
+    pool = HttpPool(served[1], max_connections=8, timeout_s=5)
     try:
         yield JsonHttp(pool=pool, name="scripted")
     finally:

@@ -6,7 +6,7 @@ Per chat: a token bucket of size 1 (no burst). Per group (a chat with a negative
 numbers groups): at most `group_per_minute` messages in any one-minute window. Overall: at most
 `global_per_s` free messages in any one-second window, and at most `paid_per_s` messages of
 either kind; a message marked paid goes when the second holds fewer than `paid_per_s`, and is
-counted as paid (`Verdict.paid`). A refused message
+counted as paid (`RateDecision.paid`). A refused message
 gets `retry_after` (whole seconds, at least 1); a message to the same chat before that time has
 passed is refused again and counted as a violation, because a client that does not honour
 `retry_after` is what the limits are there to catch (docs/contract.md#limits).
@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["GROUP_WINDOW_S", "RateLimiter", "Verdict"]
+__all__ = ["GROUP_WINDOW_S", "RateDecision", "RateLimiter"]
 
 # Requests spaced exactly 1/rate apart by a client arrive with a few ms of jitter: not punished.
 _TOLERANCE_S = 0.02
@@ -27,7 +27,7 @@ GROUP_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class RateDecision:
     """`retry_after` is None when the message may go; `ignored_retry_after` marks a violation;
     `paid` a paid broadcast that went."""
 
@@ -105,13 +105,15 @@ class RateLimiter:
         self._all.events.clear()
         self._groups.clear()
 
-    def check(self, chat_id: int, *, paid: bool = False) -> Verdict:
+    def check(self, chat_id: int, *, paid: bool = False) -> RateDecision:
         """Decide on one message to `chat_id` (a paid broadcast when `paid`); an allowed one is
         counted against the limits."""
         now = self._clock()
         retry_until = self._retry_until.get(chat_id)
         if retry_until is not None and now < retry_until - _TOLERANCE_S:
-            return Verdict(retry_after=_whole_seconds(retry_until - now), ignored_retry_after=True)
+            return RateDecision(
+                retry_after=_whole_seconds(retry_until - now), ignored_retry_after=True
+            )
         wait = self._next_in_chat.get(chat_id, now) - now
         group = None
         if chat_id < 0:
@@ -123,7 +125,7 @@ class RateLimiter:
         if wait > _TOLERANCE_S:
             retry_after = _whole_seconds(wait)
             self._retry_until[chat_id] = now + retry_after
-            return Verdict(retry_after=retry_after)
+            return RateDecision(retry_after=retry_after)
         self._retry_until.pop(chat_id, None)
         self._next_in_chat[chat_id] = now + self._per_chat_interval
         if group is not None:
@@ -131,7 +133,7 @@ class RateLimiter:
         self._all.events.append(now)
         if not paid:
             self._free.events.append(now)
-        return Verdict(paid=paid)
+        return RateDecision(paid=paid)
 
 
 def _whole_seconds(seconds: float) -> int:

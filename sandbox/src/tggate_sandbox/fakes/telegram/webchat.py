@@ -64,7 +64,7 @@ from tggate_sandbox.fakes.telegram.disconnect import unless_disconnected
 from tggate_sandbox.fakes.telegram.errors import ApiError
 from tggate_sandbox.fakes.telegram.state import FakeTelegram, InjectedMessage, TestApiError
 
-__all__ = ["KEY_HEADER", "Person", "WebChat", "webchat_router"]
+__all__ = ["KEY_HEADER", "Visitor", "WebChat", "webchat_router"]
 
 Language = Literal["ru", "en"]
 
@@ -97,7 +97,7 @@ _PAGE_HEADERS = {
 
 
 @dataclass(frozen=True, slots=True)
-class Person:
+class Visitor:
     """Someone talking to the bot from the web chat; the chat id is their Telegram user id, the
     key their session (only their own browser has it)."""
 
@@ -152,7 +152,7 @@ class TextBody(BaseModel):
         return text.strip()
 
 
-class PressBody(BaseModel):
+class WebPressBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     message_id: int = Field(gt=0)
@@ -164,23 +164,23 @@ class WebChat:
 
     def __init__(self, telegram: FakeTelegram) -> None:
         self.telegram = telegram
-        self._people: dict[int, Person] = {}
+        self._people: dict[int, Visitor] = {}
 
     def _taken(self, chat_id: int) -> bool:
         """A person of the web chat, or a chat the fake knows from elsewhere (the test API)."""
         return chat_id in self._people or self.telegram.knows_chat(chat_id)
 
-    def create(self, name: str, language: str) -> Person:
+    def create(self, name: str, language: str) -> Visitor:
         """A new person with a fresh key, at the first free id derived from name and language."""
         for attempt in range(1_000):
             candidate = _derived_chat_id(name, language, attempt)
             if not self._taken(candidate):
-                person = Person(candidate, name, language, secrets.token_urlsafe(32))
+                person = Visitor(candidate, name, language, secrets.token_urlsafe(32))
                 self._people[candidate] = person
                 return person
         raise TestApiError(409, "could not find a free chat id for this person")
 
-    def register_again(self, name: str, language: str, chat_id: int, key: str) -> Person:
+    def register_again(self, name: str, language: str, chat_id: int, key: str) -> Visitor:
         """The person the browser remembers: theirs if the key matches, or a free id again."""
         known = self._people.get(chat_id)
         if known is not None:
@@ -189,11 +189,11 @@ class WebChat:
             return known
         if self.telegram.knows_chat(chat_id):
             raise TestApiError(403, f"chat {chat_id} belongs to someone else")
-        person = Person(chat_id, name, language, key)
+        person = Visitor(chat_id, name, language, key)
         self._people[chat_id] = person
         return person
 
-    def owned(self, chat_id: int, key: str | None) -> Person:
+    def owned(self, chat_id: int, key: str | None) -> Visitor:
         """The person behind `chat_id`, if `key` is theirs: 404, 401 or 403 otherwise."""
         person = self._people.get(chat_id)
         if person is None:
@@ -204,7 +204,7 @@ class WebChat:
             raise TestApiError(403, f"chat {chat_id} belongs to someone else")
         return person
 
-    async def send(self, person: Person, text: str) -> dict[str, object]:
+    async def send(self, person: Visitor, text: str) -> dict[str, object]:
         [result] = await self.telegram.inject(
             [
                 InjectedMessage(
@@ -233,7 +233,7 @@ class WebChat:
 
         await self.telegram.wait_until(ready, timeout_s=timeout_s)
 
-    async def commands(self, person: Person) -> list[dict[str, str]]:
+    async def commands(self, person: Visitor) -> list[dict[str, str]]:
         """The bot's menu as Telegram shows it in a private chat (Bot API, "Determining list")."""
         scopes: Sequence[Mapping[str, object] | None] = (
             {"type": "chat", "chat_id": person.chat_id},
@@ -297,7 +297,7 @@ def webchat_router(telegram: FakeTelegram) -> APIRouter:
 
     async def owner(
         chat_id: ChatId, key: Annotated[str | None, Header(alias=KEY_HEADER)] = None
-    ) -> Person:
+    ) -> Visitor:
         return webchat.owned(chat_id, key)
 
     # `Depends(owner)` as a default, not in an Annotated alias: with postponed annotations
@@ -319,7 +319,7 @@ def webchat_router(telegram: FakeTelegram) -> APIRouter:
     @router.get("/webchat/api/chats/{chat_id}/messages")
     async def messages(
         request: Request,
-        person: Person = is_owner,
+        person: Visitor = is_owner,
         after: int = Query(default=0, ge=0),
         revision: str | None = Query(default=None, min_length=1, max_length=64),
         timeout_s: float = Query(default=0.0, ge=0, le=MAX_POLL_S, alias="timeout"),
@@ -341,21 +341,21 @@ def webchat_router(telegram: FakeTelegram) -> APIRouter:
         )
 
     @router.post("/webchat/api/chats/{chat_id}/messages")
-    async def send(body: TextBody, person: Person = is_owner) -> JSONResponse:
+    async def send(body: TextBody, person: Visitor = is_owner) -> JSONResponse:
         return JSONResponse(await webchat.send(person, body.text))
 
     @router.post("/webchat/api/chats/{chat_id}/press")
-    async def press(body: PressBody, person: Person = is_owner) -> JSONResponse:
+    async def press(body: WebPressBody, person: Visitor = is_owner) -> JSONResponse:
         return JSONResponse(await telegram.press(person.chat_id, body.message_id, body.data))
 
     @router.get("/webchat/api/chats/{chat_id}/commands")
-    async def commands(person: Person = is_owner) -> JSONResponse:
+    async def commands(person: Visitor = is_owner) -> JSONResponse:
         return JSONResponse({"commands": await webchat.commands(person)})
 
     @router.get("/webchat/api/chats/{chat_id}/callbacks/{callback_query_id}")
     async def callback_answer(
         request: Request,
-        person: Person = is_owner,
+        person: Visitor = is_owner,
         callback_query_id: str = Path(min_length=1, max_length=64),
         timeout_s: float = Query(default=10.0, ge=0, le=MAX_POLL_S, alias="timeout"),
     ) -> JSONResponse:

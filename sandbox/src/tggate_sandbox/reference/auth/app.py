@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from tggate.contract.auth import LoginCheckAnswer, LoginGrantedAnswer
 from tggate.core.ports import Clock
 from tggate_sandbox.hardening import guard_test_api, sandbox_app
 from tggate_sandbox.reference.auth.browser import BrowserState
@@ -29,7 +30,6 @@ from tggate_sandbox.reference.auth.models import (
     DelayRequest,
     ExpireAnswer,
     ExpireRequest,
-    LoginCheckAnswer,
     LoginCheckRequest,
     LoginRequest,
     LoginStarted,
@@ -249,7 +249,7 @@ def _module_router(
         now = clock()
         status, grant = logins.take_status(body.login_token, now=now)
         if status != "granted" or grant is None:
-            return LoginCheckAnswer(status=status)
+            return LoginCheckAnswer.model_validate({"status": status})
         pair = sessions.issue(
             sub=grant.identity,
             name=grant.name,
@@ -259,7 +259,9 @@ def _module_router(
         )
         log.info("login granted and handed out: sub=%s", grant.identity)
         return LoginCheckAnswer(
-            status="granted", access_token=pair.access_token, refresh_token=pair.refresh_token
+            LoginGrantedAnswer(
+                status="granted", access_token=pair.access_token, refresh_token=pair.refresh_token
+            )
         )
 
     @router.post("/refresh")

@@ -12,11 +12,9 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from tggate.contract.auth import (
-    Jwt,
     LoginAnswer,
     LoginCheckRequest,
     LoginRequest,
-    LoginStatus,
     RefreshRequest,
     TelegramUserJson,
     TokenPairAnswer,
@@ -27,7 +25,6 @@ __all__ = [
     "DelayRequest",
     "ExpireAnswer",
     "ExpireRequest",
-    "LoginCheckAnswer",
     "LoginCheckRequest",
     "LoginRequest",
     "LoginStarted",
@@ -48,15 +45,6 @@ LoginStarted = LoginAnswer
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
-
-
-class LoginCheckAnswer(BaseModel):
-    """The contract's `LoginCheckAnswer` in one model that is easy to build, sent without its
-    null fields: {"status": "pending"}, or "granted" with both tokens."""
-
-    status: LoginStatus
-    access_token: Jwt | None = None
-    refresh_token: Jwt | None = None
 
 
 class LogoutAnswer(BaseModel):
