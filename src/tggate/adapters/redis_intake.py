@@ -171,8 +171,10 @@ local group = KEYS[2]
 if group then
   redis.call('ZREMRANGEBYSCORE', group, '-inf', ms(now))
   if redis.call('ZCARD', group) >= tonumber(ARGV[3]) then
+    -- Until the first place lapses; a message still in flight lapses one window after its
+    -- answer, sooner than its hold: look again after one window at the latest.
     local first = redis.call('ZRANGE', group, 0, 0, 'WITHSCORES')
-    return math.max(1, tonumber(first[2]) - now)
+    return math.max(1, math.min(tonumber(first[2]) - now, tonumber(ARGV[4])))
   end
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
