@@ -161,7 +161,8 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ms(now), 'LIMIT', 0, tonumbe
 )
 
 # KEYS[1] the chat's turn  KEYS[2] the group's window (groups only).  ARGV[1] token
-# ARGV[2] longest hold (ms)  ARGV[3] a group's messages per window  ARGV[4] the window (ms).
+# ARGV[2] longest hold (ms)  ARGV[3] a group's messages per window  ARGV[4] the window (ms)
+# ARGV[5] how often to look again while the turn's message is in flight (ms).
 # Returns 0 when the turn (and for a group a place in its window) is the caller's, else the
 # milliseconds to wait. A full group takes nothing: the chat's turn is not held for a minute.
 RESERVE_CHAT = (
@@ -178,7 +179,11 @@ if group then
   end
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return math.max(1, redis.call('PTTL', KEYS[1]))
+  local wait = redis.call('PTTL', KEYS[1])
+  -- A message in flight holds the turn until Telegram answers (its PTTL is the longest hold,
+  -- not when that comes): look again soon. A pause ("held") ends at its PTTL.
+  if redis.call('GET', KEYS[1]) ~= 'held' then wait = math.min(wait, tonumber(ARGV[5])) end
+  return math.max(1, wait)
 end
 if group then
   redis.call('ZADD', group, ms(now + tonumber(ARGV[2])), ARGV[1])
@@ -463,6 +468,11 @@ def _entry_of(chat_id: int, item: str) -> Entry:
     return Entry(chat_id=chat_id, update_id=int(update_id), payload=payload)
 
 
+# How often a message waiting for a chat's turn looks again while another one to the chat is in
+# flight (a replica's timer and another's reply to one chat): about one Bot API round trip.
+_IN_FLIGHT_LOOK_MS = 25
+
+
 class RedisSendPace:
     """`SendPace` in Redis: a chat's turn is one key (at most one message in flight to a chat
     from all replicas, the next one `per_chat_interval_s` after Telegram answered), a group's
@@ -524,6 +534,7 @@ class RedisSendPace:
             self._longest_hold_ms,
             self._group_count,
             self._group_window_ms,
+            _IN_FLIGHT_LOOK_MS,
         )
         if self._all is None:
             await self._wait(
