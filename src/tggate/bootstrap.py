@@ -398,6 +398,8 @@ async def open_intake(settings: Settings, *, instance: str | None = None) -> Asy
             redis,
             global_per_s=settings.send_global_per_s,
             per_chat_interval_s=settings.send_per_chat_interval_s,
+            group_per_minute=settings.send_group_per_minute,
+            paid_per_s=settings.send_paid_broadcast_per_s,
         )
         yield Intake(
             telegram=PacedTelegram(telegram, pace),

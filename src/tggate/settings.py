@@ -406,15 +406,21 @@ class Settings(BaseSettings):
         le=1_000_000,
     )
     send_group_per_minute: int = _setting(
-        20, "messages per minute to one group chat (Telegram's limit is 20)", CLIENT, ge=1
+        20,
+        "messages per minute to one group chat (Telegram's limit is 20), for all intake "
+        "replicas together in webhook mode",
+        CLIENT,
+        INTAKE,
+        ge=1,
     )
     send_paid_broadcast_per_s: float = _setting(
         0.0,
         "messages per second overall with Telegram's paid broadcasts (sendMessage's "
         "allow_paid_broadcast): those beyond TGGATE_SEND_GLOBAL_PER_S go as paid ones, 0.1 "
         "Telegram Stars each from the bot's balance; 0: off (Telegram's limit is 1000, for bots "
-        "it admits to paid broadcasts)",
+        "it admits to paid broadcasts); for all intake replicas together in webhook mode",
         CLIENT,
+        INTAKE,
         ge=0,
         le=1000,
     )

@@ -2,7 +2,7 @@
 
 Layout (prefix `tggate`). A chat belongs to the bucket `chat_id % buckets`; every key of a chat and
 of its bucket carries the bucket's hash tag (`{b5}`), so each script below touches one Cluster
-slot; the one global key, the sending permits, is a script's only key.
+slot; the global keys, the sending permits, are each a script's only key.
 
     tggate:{b5}:intake:queue:42   list: the chat's updates, oldest first ("<update_id>:<payload>")
     tggate:{b5}:intake:seen:42    sorted set: the update_ids the chat received (each its own
@@ -12,7 +12,10 @@ slot; the one global key, the sending permits, is a script's only key.
     tggate:{b5}:intake:due        sorted set: chats with updates -> when they may be claimed
                                   (ms; a held chat's score is when its claim lapses)
     tggate:{b5}:pace:42           the chat's sending turn (a ticket's token, or "held")
-    tggate:pace:permits           sorted set: sending permits -> when each one lapses (ms)
+    tggate:{b5}:pace:group:-42    sorted set: a group's messages of the last minute -> when each
+                                  one lapses (ms); groups only (negative ids)
+    tggate:pace:permits           sorted set: free sending permits -> when each one lapses (ms)
+    tggate:pace:all               sorted set: with paid broadcasts on, permits of either kind
 
 Time in the scripts is Redis' own (`TIME`): the replicas' clocks never decide a claim or a turn.
 """
@@ -30,6 +33,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tggate.client.ratelimit import GROUP_WINDOW_S, is_group
 from tggate.intake.base import Backlog, Claim, Entry, QueueUnavailable, Stored, Ticket
 
 __all__ = ["INTAKE_BUCKETS", "IntakeKeys", "RedisIntakeQueue", "RedisSendPace"]
@@ -156,16 +160,56 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ms(now), 'LIMIT', 0, tonumbe
 """
 )
 
-# KEYS[1] the chat's turn.  ARGV[1] token  ARGV[2] longest hold (ms).
-# Returns 0 when the turn is the caller's, else the milliseconds to wait.
-RESERVE_CHAT = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-return math.max(1, redis.call('PTTL', KEYS[1]))
+# KEYS[1] the chat's turn  KEYS[2] the group's window (groups only).  ARGV[1] token
+# ARGV[2] longest hold (ms)  ARGV[3] a group's messages per window  ARGV[4] the window (ms)
+# ARGV[5] how often to look again while the turn's message is in flight (ms).
+# Returns 0 when the turn (and for a group a place in its window) is the caller's, else the
+# milliseconds to wait. A full group takes nothing: the chat's turn is not held for a minute.
+RESERVE_CHAT = (
+    _NOW
+    + """
+local group = KEYS[2]
+if group then
+  redis.call('ZREMRANGEBYSCORE', group, '-inf', ms(now))
+  if redis.call('ZCARD', group) >= tonumber(ARGV[3]) then
+    -- Until the first place lapses; a message still in flight lapses one window after its
+    -- answer, sooner than its hold: look again after one window at the latest.
+    local first = redis.call('ZRANGE', group, 0, 0, 'WITHSCORES')
+    return math.max(1, math.min(tonumber(first[2]) - now, tonumber(ARGV[4])))
+  end
+end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local wait = redis.call('PTTL', KEYS[1])
+  -- A message in flight holds the turn until Telegram answers (its PTTL is the longest hold,
+  -- not when that comes): look again soon. A pause ("held") ends at its PTTL.
+  if redis.call('GET', KEYS[1]) ~= 'held' then wait = math.min(wait, tonumber(ARGV[5])) end
+  return math.max(1, wait)
+end
+if group then
+  redis.call('ZADD', group, ms(now + tonumber(ARGV[2])), ARGV[1])
+  redis.call('PEXPIRE', group, tonumber(ARGV[2]) + tonumber(ARGV[4]))
+end
+return 0
 """
+)
 
-# KEYS[1] the chat's turn.  ARGV[1] token  ARGV[2] pause before the chat's next message (ms).
+# KEYS[1] the chat's turn  KEYS[2] the group's window (groups only).  ARGV[1] token
+# ARGV[2] pause before the chat's next message (ms)  ARGV[3] the group's window (ms)
+# ARGV[4] 1: Telegram took the message (it counts in the group's minute), 0: it refused it (429).
 # A pause longer than one already there (a 429's) replaces it even when the turn was lost.
-SETTLE_CHAT = """
+SETTLE_CHAT = (
+    _NOW
+    + """
+local group = KEYS[2]
+if group then
+  if ARGV[4] == '1' then
+    -- Counted from Telegram's answer on, as the Telegram Client's SendLimiter does.
+    redis.call('ZADD', group, ms(now + tonumber(ARGV[3])), ARGV[1])
+    redis.call('PEXPIRE', group, tonumber(ARGV[3]))
+  else
+    redis.call('ZREM', group, ARGV[1])
+  end
+end
 local mine = redis.call('GET', KEYS[1]) == ARGV[1]
 local pause = tonumber(ARGV[2])
 if pause <= 0 then
@@ -177,6 +221,7 @@ if mine or redis.call('PTTL', KEYS[1]) < pause then
 end
 return 1
 """
+)
 
 # KEYS[1] permits.  ARGV[1] token  ARGV[2] permits  ARGV[3] longest hold (ms).
 # Returns 0 with a permit taken, else the milliseconds until the first permit lapses.
@@ -236,9 +281,16 @@ class IntakeKeys:
     def pace(self, chat_id: int) -> str:
         return self._chat(chat_id, "pace")
 
+    def group(self, chat_id: int) -> str:
+        return self._chat(chat_id, "pace:group")
+
     @property
     def permits(self) -> str:
         return f"{self.prefix}:pace:permits"
+
+    @property
+    def all_permits(self) -> str:
+        return f"{self.prefix}:pace:all"
 
 
 def _text(value: object) -> str:
@@ -416,12 +468,21 @@ def _entry_of(chat_id: int, item: str) -> Entry:
     return Entry(chat_id=chat_id, update_id=int(update_id), payload=payload)
 
 
+# How often a message waiting for a chat's turn looks again while another one to the chat is in
+# flight (a replica's timer and another's reply to one chat): about one Bot API round trip.
+_IN_FLIGHT_LOOK_MS = 25
+
+
 class RedisSendPace:
     """`SendPace` in Redis: a chat's turn is one key (at most one message in flight to a chat
-    from all replicas, the next one `per_chat_interval_s` after Telegram answered), and the
-    permits are one sorted set (at most floor(rate) messages in any window of floor(rate)/rate
-    seconds, each permit held from before its message leaves until one window after Telegram
-    answered, as the Telegram Client's `GlobalPermits` does for one process)."""
+    from all replicas, the next one `per_chat_interval_s` after Telegram answered), a group's
+    minute one sorted set (at most `group_per_minute` messages, each counted from Telegram's
+    answer for a minute), and the permits are one sorted set (at most floor(rate) messages in
+    any window of floor(rate)/rate seconds, each permit held from before its message leaves until
+    one window after Telegram answered, as the Telegram Client's `GlobalPermits` does for one
+    process). With paid broadcasts on (`paid_per_s` above `global_per_s`), a second sorted set
+    holds permits of either kind up to `paid_per_s`; a message that finds no free permit left
+    goes as a paid broadcast (its ticket says so) instead of waiting."""
 
     def __init__(
         self,
@@ -429,50 +490,114 @@ class RedisSendPace:
         *,
         global_per_s: float,
         per_chat_interval_s: float,
+        group_per_minute: int = 20,
+        paid_per_s: float = 0.0,
         keys: IntakeKeys | None = None,
         longest_hold_s: float = 10.0,
+        group_window_s: float = GROUP_WINDOW_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`group_window_s`: Telegram's minute; only tests shorten it."""
         if global_per_s <= 0 or per_chat_interval_s < 0 or longest_hold_s <= 0:
             raise ValueError("global_per_s and longest_hold_s must be > 0, the interval >= 0")
+        if group_per_minute < 1 or group_window_s <= 0 or paid_per_s < 0:
+            raise ValueError("group_per_minute >= 1, group_window_s > 0, paid_per_s >= 0")
         self._redis = redis
         self._keys = keys or IntakeKeys()
-        self._permits = max(1, math.floor(global_per_s))
-        self._window_ms = max(1, round(self._permits / global_per_s * 1000))
+        self._free = _Permits.at(global_per_s)
+        # Paid broadcasts only above the free rate (as GlobalPermits: none otherwise).
+        self._all = _Permits.at(paid_per_s) if paid_per_s > global_per_s else None
         self._interval_ms = round(per_chat_interval_s * 1000)
+        self._group_count = group_per_minute
+        self._group_window_ms = max(1, round(group_window_s * 1000))
         # A turn or a permit whose holder died (or whose request hangs) lapses after this long.
-        self._longest_hold_ms = max(round(longest_hold_s * 1000), self._window_ms)
+        windows = [self._free.window_ms, *([self._all.window_ms] if self._all else [])]
+        self._longest_hold_ms = max(round(longest_hold_s * 1000), *windows)
         self._sleep = sleep
         self._reserve_chat = redis.register_script(RESERVE_CHAT)
         self._settle_chat = redis.register_script(SETTLE_CHAT)
         self._acquire_permit = redis.register_script(ACQUIRE_PERMIT)
         self._return_permit = redis.register_script(RETURN_PERMIT)
 
-    async def reserve(self, chat_id: int) -> Ticket:
-        ticket = Ticket(chat_id=chat_id, token=secrets.token_hex(8))
-        # The chat's turn first: a permit is not held while the chat still waits.
-        await self._wait(self._reserve_chat, [self._keys.pace(chat_id)], ticket)
-        await self._wait(self._acquire_permit, [self._keys.permits], ticket, self._permits)
-        return ticket
+    def _chat_keys(self, chat_id: int) -> list[str]:
+        turn = self._keys.pace(chat_id)
+        return [turn, self._keys.group(chat_id)] if is_group(chat_id) else [turn]
 
-    async def _wait(self, script: Any, keys: list[str], ticket: Ticket, *extra: int) -> None:
-        while True:
-            wait_ms = int(
-                await _guarded(
-                    script(keys=keys, args=[ticket.token, *extra, self._longest_hold_ms])
-                )
+    async def reserve(self, chat_id: int, *, may_pay: bool = True) -> Ticket:
+        token = secrets.token_hex(8)
+        # The chat's turn (and a group's place in its minute) first: a permit is not held while
+        # the chat still waits.
+        await self._wait(
+            self._reserve_chat,
+            self._chat_keys(chat_id),
+            token,
+            self._longest_hold_ms,
+            self._group_count,
+            self._group_window_ms,
+            _IN_FLIGHT_LOOK_MS,
+        )
+        if self._all is None:
+            await self._wait(
+                self._acquire_permit,
+                [self._keys.permits],
+                token,
+                self._free.count,
+                self._longest_hold_ms,
             )
+            return Ticket(chat_id=chat_id, token=token)
+        # Paid broadcasts on: a permit of either kind first (the rate with paid ones), then a
+        # free one if there is one left now; none left: paid, unless paying was refused.
+        await self._wait(
+            self._acquire_permit,
+            [self._keys.all_permits],
+            token,
+            self._all.count,
+            self._longest_hold_ms,
+        )
+        args: list[str | int] = [token, self._free.count, self._longest_hold_ms]
+        free_now = await _guarded(self._acquire_permit(keys=[self._keys.permits], args=args)) == 0
+        if not free_now and not may_pay:
+            await self._wait(self._acquire_permit, [self._keys.permits], *args)
+        return Ticket(chat_id=chat_id, token=token, paid=not free_now and may_pay)
+
+    async def _wait(self, script: Any, keys: list[str], *args: str | int) -> None:
+        while True:
+            wait_ms = int(await _guarded(script(keys=keys, args=list(args))))
             if wait_ms <= 0:
                 return
             await self._sleep(wait_ms / 1000)
 
     async def settle(self, ticket: Ticket, *, hold_chat_s: float | None = None) -> None:
         pause_ms = self._interval_ms if hold_chat_s is None else round(hold_chat_s * 1000)
+        # A 429 (a hold) means Telegram did not take the message: not one of its group's minute.
+        counted = 1 if hold_chat_s is None else 0
         async with self._redis.pipeline(transaction=False) as pipe:
+            # Giving back a permit the ticket does not hold (a paid one's free) changes nothing.
             await self._return_permit(
-                keys=[self._keys.permits], args=[ticket.token, self._window_ms], client=pipe
+                keys=[self._keys.permits], args=[ticket.token, self._free.window_ms], client=pipe
             )
+            if self._all is not None:
+                await self._return_permit(
+                    keys=[self._keys.all_permits],
+                    args=[ticket.token, self._all.window_ms],
+                    client=pipe,
+                )
             await self._settle_chat(
-                keys=[self._keys.pace(ticket.chat_id)], args=[ticket.token, pause_ms], client=pipe
+                keys=self._chat_keys(ticket.chat_id),
+                args=[ticket.token, pause_ms, self._group_window_ms, counted],
+                client=pipe,
             )
             await _guarded(pipe.execute())
+
+
+@dataclass(frozen=True, slots=True)
+class _Permits:
+    """floor(rate) permits in any window of floor(rate)/rate seconds."""
+
+    count: int
+    window_ms: int
+
+    @classmethod
+    def at(cls, per_s: float) -> _Permits:
+        count = max(1, math.floor(per_s))
+        return cls(count, max(1, round(count / per_s * 1000)))

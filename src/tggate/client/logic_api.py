@@ -120,6 +120,11 @@ class HttpLogicApi:
             telegram_user=None if telegram_user is None else asdict(telegram_user),
         )
         answer = await self._post(path, body, REPLIES_ANSWER)
+        if answer.get("retry", False):
+            # Not done, nothing recorded (Bot Logic's Redis is down): the update is kept and
+            # offered again like any outage, and its replies, which only say so, are not the
+            # answer (docs/contract.md#bot-logic).
+            raise LogicUnavailable(f"{path}: not done, Bot Logic asks for it again")
         return [chat_reply_of(reply) for reply in answer["replies"]]
 
     async def cycle(self, kind: OutboxKind, *, shard: int, shards: int) -> Sequence[OutboxMessage]:

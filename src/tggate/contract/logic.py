@@ -153,6 +153,17 @@ class RepliesAnswer(TypedDict):
     answer again."""
 
     replies: list[ReplyJson]
+    retry: NotRequired[
+        Annotated[
+            bool,
+            Field(
+                description="True: the command was not done (Bot Logic's store is unavailable) "
+                "and nothing was recorded for its update_id; offer the update again later. The "
+                "replies then only say so, for a reader that does not know this field. Left "
+                "out when false."
+            ),
+        ]
+    ]
 
 
 class MessageJson(TypedDict):
@@ -222,14 +233,17 @@ def _buttons_json(buttons: Keyboard) -> list[list[ButtonJson]]:
     return [[_button_json(button) for button in row] for row in buttons]
 
 
-def replies_answer(chat_id: int, replies: Iterable[Reply]) -> RepliesAnswer:
-    """The answer to a command of `chat_id`."""
-    return {
+def replies_answer(chat_id: int, replies: Iterable[Reply], *, retry: bool = False) -> RepliesAnswer:
+    """The answer to a command of `chat_id`; `retry`: it was not done, offer it again."""
+    answer: RepliesAnswer = {
         "replies": [
             {"chat_id": chat_id, "text": reply.text, "buttons": _buttons_json(reply.buttons)}
             for reply in replies
         ]
     }
+    if retry:
+        answer["retry"] = True  # omitted when false: most answers stay as small as before
+    return answer
 
 
 def messages_answer(messages: Iterable[OutboxMessage]) -> MessagesAnswer:

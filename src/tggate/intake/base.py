@@ -116,14 +116,19 @@ class Ticket:
 
     chat_id: int
     token: str
+    # The message goes as a paid broadcast (sendMessage's allow_paid_broadcast): the free rate
+    # was used up when it was reserved.
+    paid: bool = False
 
 
 class SendPace(Protocol):
     """Telegram's sending limits kept for every replica together (docs/contract.md#limits:
-    ~30 messages/s overall, 1 message/s per chat), so more replicas do not send faster."""
+    ~30 messages/s overall, or more with paid broadcasts, 1 message/s per chat, 20 a minute per
+    group), so more replicas do not send faster."""
 
-    async def reserve(self, chat_id: int) -> Ticket:
-        """Wait until a message may go to the chat, and hold that turn."""
+    async def reserve(self, chat_id: int, *, may_pay: bool = True) -> Ticket:
+        """Wait until a message may go to the chat, and hold that turn; the ticket says whether
+        it goes as a paid broadcast (never unless `may_pay`: then it waits for the free rate)."""
         ...
 
     async def settle(self, ticket: Ticket, *, hold_chat_s: float | None = None) -> None:

@@ -57,10 +57,13 @@ class Intake:
         self._queue = queue
         self._table = table
         self._options = o = options or ClientOptions()
+        # Paid broadcasts are the shared pace's to decide (src/tggate/intake/pacing.py), so this
+        # Sender never pays, and its own overall rate is the highest one allowed.
         self._sender = Sender(
             telegram,
-            global_per_s=o.send_global_per_s,
+            global_per_s=max(o.send_global_per_s, o.send_paid_broadcast_per_s),
             per_chat_interval_s=o.send_per_chat_interval_s,
+            group_per_minute=o.send_group_per_minute,
             backoff=o.retry,
         )
         self._forwarder = forwarder = Forwarder(

@@ -71,9 +71,9 @@ class UpdateInProgress(Exception):
     """Another request is still processing this update_id; the caller should retry later."""
 
 
-def answer_json(chat_id: int, replies: Iterable[Reply]) -> str:
+def answer_json(chat_id: int, replies: Iterable[Reply], *, retry: bool = False) -> str:
     """The JSON answer to a command of `chat_id` (tggate.contract.logic.RepliesAnswer)."""
-    return REPLIES_ANSWER.dump_json(replies_answer(chat_id, replies)).decode()
+    return REPLIES_ANSWER.dump_json(replies_answer(chat_id, replies, retry=retry)).decode()
 
 
 def _change(outcome: Outcome, revision: str | None) -> SessionChange | None:
@@ -165,11 +165,13 @@ class Commands:
                 return answer_json(chat_id, claim.replies)
             replies = await self._handle_claimed(update_id, command, owner, claim.stored)
         except StoreUnavailable as error:
-            # A clear reply, never a 5xx (docs/scenarios.md#unavailable); nothing was recorded, so
-            # a retry runs anew.
+            # Never a 5xx (issue 10), and never lost (issue 9): nothing was recorded, so the
+            # answer asks for the update again and the retry runs anew; its reply only says so,
+            # for a reader that does not know the marker (docs/scenarios.md#unavailable).
             log.warning("Redis unavailable during /%s: %s", command.name, error)
             self._metrics.commands.labels(command.name, "store_unavailable").inc()
-            return answer_json(chat_id, [Reply(text=say(Text.UNAVAILABLE, command.language))])
+            unavailable = Reply(text=say(Text.UNAVAILABLE, command.language))
+            return answer_json(chat_id, [unavailable], retry=True)
         return answer_json(chat_id, replies)
 
     async def run_command(self, command: Command) -> tuple[Reply, ...]:

@@ -70,6 +70,9 @@ class StubLogic:
     answering: threading.Event = field(default_factory=lambda: _set(threading.Event()))
     # update_id → statuses to answer, one per request, before the real answer.
     failures: dict[int, list[int]] = field(default_factory=dict)
+    # While set, commands are answered 200 "not done, offer it again" (the `retry` marker, as
+    # Bot Logic answers while its Redis is down): the test clears it to let the answers through.
+    not_done: threading.Event = field(default_factory=threading.Event)
     # By cycle path ("login", "notifications"): messages without their kind, which the path gives.
     outbox: dict[str, list[Json]] = field(
         default_factory=lambda: {"login": [], "notifications": []}
@@ -110,6 +113,9 @@ def create_stub_app(stub: StubLogic) -> FastAPI:
             status = pending.pop(0) if pending else None
         if status is not None:
             return JSONResponse({"detail": "scripted failure"}, status_code=status)
+        if stub.not_done.is_set():
+            unavailable = {"chat_id": body["chat_id"], "text": "temporarily unavailable"}
+            return _answer(REPLIES_ANSWER, {"replies": [unavailable], "retry": True})
         delay = stub.delay_s(body)
         if delay:
             await asyncio.sleep(delay)

@@ -10,6 +10,10 @@ from typing import Any
 from tests.integration.client.conftest import PersonApi, eventually, running_client
 from tests.integration.client.stub_logic import StubLogic
 
+from tggate.core.texts import Text, say
+
+STILL_TRYING = say(Text.STILL_TRYING, "en")
+
 
 async def test_C5_unknown_text_is_answered_locally(
     telegram_url: str, logic_url: str, stub: StubLogic, person: PersonApi
@@ -133,6 +137,30 @@ async def test_offset_is_confirmed_only_after_the_reply(
     assert stats["pending_updates"] == 0  # confirmed by the end
     assert len(stub.calls_for(update_id)) == 3  # 503, 503, answer: same update_id each time
     assert await person.bot_texts(7) == ["echo /help"]  # exactly once
+
+
+async def test_an_answer_marked_retry_is_offered_again_not_sent(
+    telegram_url: str, logic_url: str, stub: StubLogic, person: PersonApi
+) -> None:
+    """Issue 9: Bot Logic's "not done, offer it again" (200 + retry, its Redis down) is not the
+    answer: the update stays unconfirmed and is asked again, the person reads the delay notice
+    once, then the answer (docs/contract.md#bot-logic)."""
+    update_id = 1
+    stub.not_done.set()
+    async with running_client(telegram_url, logic_url, unavailable_notice_after_s=0.2):
+        assert await person.inject(7, "/help", language_code="en") == update_id
+        assert [m["text"] for m in await person.wait(7, 1)] == [STILL_TRYING]
+        await eventually(lambda: len(stub.calls_for(update_id)) >= 3)  # asked again, and again
+        assert (await person.stats())["pending_updates"] == 1
+        stub.not_done.clear()
+        texts = [m["text"] for m in await person.wait(7, 2)]
+        await eventually(lambda: _confirmed(person))
+    assert texts == [STILL_TRYING, "echo /help"]
+    assert await person.bot_texts(7) == texts  # neither the notice nor the answer twice
+
+
+async def _confirmed(person: PersonApi) -> bool:
+    return (await person.stats())["pending_updates"] == 0
 
 
 async def test_a_4xx_from_bot_logic_gets_a_generic_reply_and_is_not_retried(

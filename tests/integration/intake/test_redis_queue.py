@@ -158,6 +158,7 @@ def test_every_key_a_script_touches_for_a_chat_is_in_one_cluster_slot() -> None:
             keys.owner(chat_id),
             keys.sent(chat_id),
             keys.pace(chat_id),
+            keys.group(chat_id),
             keys.due(keys.bucket(chat_id)),
         ]
         assert len({key_slot(name.encode()) for name in names}) == 1, names

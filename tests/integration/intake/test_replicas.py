@@ -12,9 +12,12 @@ from typing import Any
 from redis.asyncio import Redis
 from tests.integration.client.conftest import PersonApi, eventually
 from tests.integration.client.stub_logic import Json, StubLogic
-from tests.integration.intake.conftest import delivered_updates, running_intake
+from tests.integration.intake.conftest import Replica, delivered_updates, running_intake
 
+from tggate.core.texts import Text, say
 from tggate.intake.base import Stored
+
+STILL_TRYING = say(Text.STILL_TRYING, "en")
 
 
 async def test_two_replicas_each_chat_in_order_each_update_once(
@@ -255,3 +258,35 @@ async def test_C4_a_command_for_another_bot_is_not_ours_to_answer(
         assert [m["text"] for m in await person.wait(601, 1)] == ["echo /course@TGGATE_bot py102"]
         assert await person.bot_texts(601) == ["echo /course@TGGATE_bot py102"]
     assert [call["args"] for call in stub.snapshot()] == [{"course_id": "py102"}]
+
+
+async def test_an_answer_marked_retry_keeps_the_update_queued_until_it_is_answered(
+    redis_url: str,
+    redis_client: Redis,
+    telegram_url: str,
+    logic_url: str,
+    stub: StubLogic,
+    person: PersonApi,
+) -> None:
+    """Issue 9, webhook mode: Bot Logic's "not done, offer it again" (200 + retry, its Redis
+    down) is not the answer: the update stays in its chat's queue and is asked again, the person
+    reads the delay notice once, then the answer (docs/contract.md#bot-logic)."""
+    stub.not_done.set()
+    async with running_intake(
+        redis_url, telegram_url, logic_url, instance="a", unavailable_notice_after_s=0.2
+    ) as a:
+        update_id = await person.inject(610, "/course py101", language_code="en")
+        for update in await delivered_updates(person, telegram_url):
+            await a.accept(update)
+        assert [m["text"] for m in await person.wait(610, 1)] == [STILL_TRYING]
+        await eventually(lambda: len(stub.calls_for(update_id)) >= 3)  # asked again, and again
+        assert (await a.queue.backlog()).updates == 1  # still kept
+        stub.not_done.clear()
+        texts = [m["text"] for m in await person.wait(610, 2)]
+        await eventually(lambda: _queue_empty(a))
+    assert texts == [STILL_TRYING, "echo /course py101"]
+    assert await person.bot_texts(610) == texts  # neither the notice nor the answer twice
+
+
+async def _queue_empty(replica: Replica) -> bool:
+    return (await replica.queue.backlog()).updates == 0

@@ -3,13 +3,16 @@ modules, probes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 from tests.integration.logic.conftest import INTERNAL_TOKEN, Bot, ModuleUrls
+from tests.support.redis_servers import RedisProcess, free_port, server_args
 from tests.support.servers import run_asgi
 
 from tggate.bootstrap import build_logic_app
@@ -167,6 +170,8 @@ async def test_modules_down_give_unavailable_and_keep_the_session(
                 response = await client.post("/v1/commands", json=body)
                 assert response.status_code == 200
                 assert "temporarily unavailable" in response.json()["replies"][0]["text"]
+                # A module's failure is the command's answer, recorded: not offered again.
+                assert "retry" not in response.json()
     assert await bot.session(chat) == before
 
 
@@ -189,11 +194,53 @@ async def test_redis_down_is_a_clear_reply_to_a_command_and_a_503_elsewhere(
             body = {"update_id": 1, "chat_id": 1, "command": "help", "language": "en"}
             response = await client.post("/v1/commands", json=body)
             assert response.status_code == 200
-            assert "temporarily unavailable" in response.json()["replies"][0]["text"]
+            answer = response.json()
+            assert "temporarily unavailable" in answer["replies"][0]["text"]
+            # Not done and nothing recorded: the client is to offer it again (issue 9).
+            assert answer["retry"] is True
+            again = await client.post("/v1/commands", json=body)
+            assert again.status_code == 200 and again.json()["retry"] is True
             response = await client.post("/v1/cycles/login", json={})
             assert response.status_code == 503
             assert response.json() == {"detail": "temporarily unavailable"}
             assert (await client.get("/readyz")).status_code == 503
+
+
+async def test_a_command_redis_stopped_is_offered_again_and_then_answered(
+    modules: ModuleUrls, tmp_path: Path
+) -> None:
+    """Issue 9: the command Redis stopped is not done and not recorded (200 with the retry
+    marker, issue 10: no 5xx); the same update_id offered again once Redis is back runs anew."""
+    port = free_port()
+    redis = RedisProcess("redis", port, tmp_path / "redis", server_args(port))
+    redis.start()
+    url = f"redis://127.0.0.1:{port}/0"
+    settings = load_settings(
+        redis_url=url,
+        auth_url=modules.auth,
+        main_url=modules.main,
+        internal_token=INTERNAL_TOKEN,
+        redis_timeout_s=0.5,
+    )
+    headers = {"X-Internal-Token": INTERNAL_TOKEN}
+    body = {"update_id": 77, "chat_id": 77_001, "command": "help", "language": "en"}
+    try:
+        with run_asgi(build_logic_app(settings, redis_url=url)) as logic_url:
+            async with httpx.AsyncClient(base_url=logic_url, headers=headers) as client:
+                redis.stop()
+                stopped = await client.post("/v1/commands", json=body)
+                assert stopped.status_code == 200
+                assert stopped.json()["retry"] is True
+                assert "temporarily unavailable" in stopped.json()["replies"][0]["text"]
+                await asyncio.to_thread(redis.start)
+                answered = await client.post("/v1/commands", json=body)
+                assert answered.status_code == 200
+                assert "retry" not in answered.json()
+                assert "/login" in answered.json()["replies"][0]["text"]  # /help's own reply
+                # Now it is recorded: the same update_id gets that answer again.
+                assert (await client.post("/v1/commands", json=body)).json() == answered.json()
+    finally:
+        redis.stop()
 
 
 async def test_no_token_appears_in_any_log_line(

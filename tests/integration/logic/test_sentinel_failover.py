@@ -34,6 +34,7 @@ class Answer:
     started: float
     status: int
     text: str
+    retry: bool  # the answer's "not done, offer it again" marker
 
 
 @dataclass
@@ -59,8 +60,10 @@ class Load:
                 }
                 started = time.monotonic()
                 response = await client.post("/v1/commands", json=body)
-                text = response.json()["replies"][0]["text"] if response.status_code == 200 else ""
-                self.answers.append(Answer(started, response.status_code, text))
+                answer = response.json() if response.status_code == 200 else {}
+                text = answer["replies"][0]["text"] if answer else ""
+                retry = answer.get("retry", False)
+                self.answers.append(Answer(started, response.status_code, text, retry))
 
     def normal_since(self, moment: float) -> Answer | None:
         return next(
@@ -142,6 +145,9 @@ async def test_bot_logic_follows_a_sentinel_failover_without_a_5xx(
     assert {a.status for a in load.answers} == {200}, "a command got an error status"
     during = [a for a in load.answers if killed <= a.started < back.started]
     assert any(UNAVAILABLE in a.text for a in during), "the outage was not noticed"
+    # Not lost either (issue 9): each command the outage stopped asks to be offered again, and
+    # only those (docs/contract.md#bot-logic).
+    assert all(a.retry == (UNAVAILABLE in a.text) for a in load.answers)
     assert all(
         UNAVAILABLE in a.text or "Login: alice" in a.text or "not logged in" in a.text
         for a in load.answers

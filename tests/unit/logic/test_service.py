@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests.support.clock import FakeClock
 from tests.support.commands import TABLE
@@ -186,7 +187,7 @@ class RedisGone(MemorySessionStore):
         raise StoreUnavailable("ConnectionError")
 
 
-async def test_a_store_outage_is_a_temporarily_unavailable_reply_not_an_error() -> None:
+async def test_a_store_outage_is_not_done_and_asks_to_be_offered_again_not_an_error() -> None:
     logic, _, _, main = make(RedisGone(clock=FakeClock()))
     answer = json.loads(await logic.handle_update(12, me()))
     assert answer == {
@@ -196,9 +197,33 @@ async def test_a_store_outage_is_a_temporarily_unavailable_reply_not_an_error() 
                 "text": "The service is temporarily unavailable, please try again later.",
                 "buttons": [],
             }
-        ]
+        ],
+        "retry": True,
     }
     assert main.calls == []
+
+
+class RedisGoneAtTheEnd(MemorySessionStore):
+    """A store whose database stops answering while a command runs: its answer is not written."""
+
+    failing = True
+
+    async def finish_update(self, *args: Any, **kwargs: Any) -> str | None:
+        if self.failing:
+            raise StoreUnavailable("ConnectionError")
+        return await super().finish_update(*args, **kwargs)
+
+
+async def test_a_command_the_store_failed_midway_runs_anew_when_offered_again() -> None:
+    # Issue 9: nothing of it was recorded, so the same update_id is handled, not replayed.
+    store = RedisGoneAtTheEnd(clock=FakeClock())
+    logic, _, _, _ = make(store)
+    assert json.loads(await logic.handle_update(13, me()))["retry"] is True
+    store.failing = False
+    answer = json.loads(await logic.handle_update(13, me()))
+    assert "retry" not in answer
+    assert answer["replies"][0]["text"].startswith("You are not logged in")
+    assert json.loads(await logic.handle_update(13, me())) == answer  # recorded now
 
 
 class ClaimWatch(MemorySessionStore):
