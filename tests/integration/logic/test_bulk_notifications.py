@@ -265,7 +265,7 @@ def feed_notes(feed_module: str) -> list[tuple[str, str]]:
 
 @pytest.fixture
 async def pool(feed_module: str) -> AsyncIterator[HttpPool]:
-    pool = HttpPool(feed_module, limit=4, timeout_s=5.0)
+    pool = HttpPool(feed_module, max_connections=4, timeout_s=5.0)
     try:
         yield pool
     finally:
