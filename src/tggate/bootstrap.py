@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from tggate.adapters.redis_connect import RedisOptions
     from tggate.adapters.redis_store import RedisSessionStore
     from tggate.adapters.token_cipher import TokenCipher
+    from tggate.client.logic_api import HttpLogicApi
     from tggate.client.service import ClientOptions
     from tggate.conformance.run import CheckOptions
     from tggate.intake.app import IntakeApp
@@ -284,6 +285,19 @@ def client_options(settings: Settings) -> ClientOptions:
     )
 
 
+def open_logic_api(settings: Settings) -> AbstractAsyncContextManager[HttpLogicApi]:
+    """Bot Logic's internal API as the Telegram Client and the webhook intake call it: one
+    connection pool, the same size for both (the chats handled at once, the cycle shards)."""
+    from tggate.client.logic_api import HttpLogicApi
+
+    return HttpLogicApi.open(
+        base_url=str(settings.logic_url),
+        internal_token=settings.require_internal_token(),
+        timeout_s=settings.logic_timeout_s,
+        max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
+    )
+
+
 async def run_client(
     settings: Settings, stop: asyncio.Event, *, metrics_at: tuple[str, int] | None = None
 ) -> None:
@@ -291,13 +305,11 @@ async def run_client(
     with `metrics_at` (host, port) its Prometheus metrics are served there meanwhile."""
     from prometheus_client import start_http_server
 
-    from tggate.client.logic_api import HttpLogicApi
     from tggate.client.metrics import ClientMetrics
     from tggate.client.service import TelegramClient
     from tggate.client.telegram import HttpTelegramApi
 
     token = settings.require_bot_token()
-    internal_token = settings.require_internal_token()
     table = command_table(settings)
     options = client_options(settings)
     metrics = ClientMetrics()
@@ -310,12 +322,7 @@ async def run_client(
     try:
         async with (
             HttpTelegramApi.open(token=token, api_url=str(settings.telegram_api_url)) as telegram,
-            HttpLogicApi.open(
-                base_url=str(settings.logic_url),
-                internal_token=internal_token,
-                timeout_s=settings.logic_timeout_s,
-                max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
-            ) as logic,
+            open_logic_api(settings) as logic,
         ):
             client = TelegramClient(
                 telegram=telegram, logic=logic, table=table, options=options, metrics=metrics
@@ -374,25 +381,18 @@ async def open_intake(settings: Settings, *, instance: str | None = None) -> Asy
     """One webhook intake replica (docs/webhook.md) with its Redis client, Bot Logic and Bot API
     sessions, closed at the end. It sends within the limits every replica shares."""
     from tggate.adapters.redis_intake import RedisIntakeQueue, RedisSendPace
-    from tggate.client.logic_api import HttpLogicApi
     from tggate.client.telegram import HttpTelegramApi
     from tggate.intake.pacing import PacedTelegram
     from tggate.intake.service import Intake
     from tggate.intake.worker import WorkerOptions
 
     token = settings.require_bot_token()
-    internal_token = settings.require_internal_token()
     table = command_table(settings)
     options = client_options(settings)
     async with (
         HttpTelegramApi.open(token=token, api_url=str(settings.telegram_api_url)) as telegram,
         _intake_redis(settings, settings.require_redis_url()) as redis,
-        HttpLogicApi.open(
-            base_url=str(settings.logic_url),
-            internal_token=internal_token,
-            timeout_s=settings.logic_timeout_s,
-            max_connections=settings.max_concurrent_chats + 2 * settings.cycle_shards + 4,
-        ) as logic,
+        open_logic_api(settings) as logic,
     ):
         pace = RedisSendPace(
             redis,

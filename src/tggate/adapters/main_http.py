@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tggate.adapters.http_base import JsonHttp, misfit
 from tggate.contract.main import (
@@ -36,6 +37,8 @@ __all__ = ["HttpMainModule"]
 log = logging.getLogger("tggate.adapters.main")
 
 _NAME = "main"
+
+_View = TypeVar("_View", bound=BaseModel)
 
 
 def _bearer(access_token: str) -> dict[str, str]:
@@ -74,20 +77,11 @@ class HttpMainModule:
             return ActionDone(status=answer.status, data=body)
         if not isinstance(body, list):
             return ModuleUnavailable(_NAME, f"{NOTIFICATIONS.path} did not return a list")
-        found: list[Notification] = []
-        for item in body:
-            # One by one: an item that does not fit stays at the module, the others are read.
-            try:
-                view = NotificationView.model_validate(item)
-            except ValidationError as error:
-                log.warning(
-                    "%s: a notification does not fit docs/openapi/main.yaml, skipped: %s",
-                    _NAME,
-                    misfit(error),
-                )
-                continue
-            found.append(Notification(id=view.id, text=view.text, created_at=view.created_at or ""))
-        return found
+        # An item that does not fit stays at the module, the others are read.
+        return [
+            Notification(id=view.id, text=view.text, created_at=view.created_at or "")
+            for view in _fitting(body, NotificationView, what="a notification")
+        ]
 
     async def delete_notifications(
         self, *, access_token: str, ids: Sequence[str]
@@ -131,18 +125,25 @@ class HttpMainModule:
             return ModuleUnavailable(
                 _NAME, f"{NOTIFICATION_FEED.path} did not answer a page (notifications, cursor)"
             )
-        found: list[FeedNotification] = []
-        for item in items:
-            # One by one: an item that does not fit is skipped (the cursor passes it), the
-            # others are delivered.
-            try:
-                view = FeedItemView.model_validate(item)
-            except ValidationError as error:
-                log.warning(
-                    "%s: a feed notification does not fit docs/openapi/main.yaml, skipped: %s",
-                    _NAME,
-                    misfit(error),
-                )
-                continue
-            found.append(FeedNotification(id=view.id, subject=view.subject, text=view.text))
+        # An item that does not fit is skipped (the cursor passes it), the others are delivered.
+        found = [
+            FeedNotification(id=view.id, subject=view.subject, text=view.text)
+            for view in _fitting(items, FeedItemView, what="a feed notification")
+        ]
         return FeedPage(notifications=found, cursor=cursor)
+
+
+def _fitting(items: list[Any], model: type[_View], *, what: str) -> list[_View]:
+    """The items that fit `model`, read one by one; each misfit is logged and left out."""
+    views: list[_View] = []
+    for item in items:
+        try:
+            views.append(model.model_validate(item))
+        except ValidationError as error:
+            log.warning(
+                "%s: %s does not fit docs/openapi/main.yaml, skipped: %s",
+                _NAME,
+                what,
+                misfit(error),
+            )
+    return views

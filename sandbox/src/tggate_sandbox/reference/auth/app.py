@@ -24,10 +24,8 @@ from tggate.contract.auth import LoginCheckAnswer, LoginGrantedAnswer
 from tggate.core.ports import Clock
 from tggate_sandbox.hardening import guard_test_api, sandbox_app
 from tggate_sandbox.reference.auth.browser import BrowserState
-from tggate_sandbox.reference.auth.instrument import Instrument, InstrumentMiddleware
 from tggate_sandbox.reference.auth.logins import Grant, LoginBook, LoginConflict, NoPendingLogin
 from tggate_sandbox.reference.auth.models import (
-    DelayRequest,
     ExpireAnswer,
     ExpireRequest,
     LoginCheckRequest,
@@ -47,6 +45,7 @@ from tggate_sandbox.reference.auth.sessions import RefreshRefused, SessionRegist
 from tggate_sandbox.reference.auth.texts import login_text, not_configured_text
 from tggate_sandbox.reference.auth.tokens import TokenCodec
 from tggate_sandbox.reference.auth.web import OAUTH_LOGIN_TYPES, pages_router
+from tggate_sandbox.reference.instrument import DelayRequest, Instrument, InstrumentMiddleware
 
 __all__ = ["create_app"]
 
@@ -358,6 +357,7 @@ def _test_router(
 
     @router.post("/delay")
     async def set_delay(body: DelayRequest) -> dict[str, float]:
+        instrument.delayed_route = body.route
         instrument.delay.set(body.seconds)  # requests waiting on the old delay go on now
         return {"seconds": instrument.delay.seconds}
 

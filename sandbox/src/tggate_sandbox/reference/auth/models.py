@@ -22,7 +22,6 @@ from tggate.contract.auth import (
 from tggate_sandbox.reference.auth.logins import LoginType
 
 __all__ = [
-    "DelayRequest",
     "ExpireAnswer",
     "ExpireRequest",
     "LoginCheckRequest",
@@ -100,10 +99,6 @@ class MintRequest(_Body):
     name: Identity | None = None
     access_ttl_s: StrictInt | None = None
     refresh_ttl_s: StrictInt | None = None
-
-
-class DelayRequest(_Body):
-    seconds: float = Field(ge=0, le=600, allow_inf_nan=False)
 
 
 class PendingView(BaseModel):

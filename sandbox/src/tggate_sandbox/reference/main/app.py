@@ -30,14 +30,13 @@ from tggate_sandbox.hardening import (
     guard_test_api,
     sandbox_app,
 )
+from tggate_sandbox.reference.instrument import DelayRequest, Instrument, InstrumentMiddleware
 from tggate_sandbox.reference.main.catalog import Course, Person, School
-from tggate_sandbox.reference.main.instrument import Instrument, InstrumentMiddleware
 from tggate_sandbox.reference.main.models import (
     Broadcast,
     BroadcastDone,
     CourseBrief,
     CourseDetail,
-    DelayRequest,
     FeedItemView,
     FeedPageView,
     GradeView,
@@ -87,7 +86,7 @@ def create_app(
     test_guard = None if test_api_secret is None else guard_test_api(test_api_secret)
     school = School(teachers=teachers)
     box = NotificationBox()
-    instrument = Instrument(skip_prefix="/test/")
+    instrument = Instrument()
 
     async def caller(request: Request) -> Person:
         try:

@@ -18,7 +18,6 @@ __all__ = [
     "BroadcastDone",
     "CourseBrief",
     "CourseDetail",
-    "DelayRequest",
     "FeedItemView",
     "FeedPageView",
     "GradeView",
@@ -92,9 +91,3 @@ class NotificationCreated(BaseModel):
 
 class BroadcastDone(BaseModel):
     ids: list[str]
-
-
-class DelayRequest(_Body):
-    seconds: float = Field(ge=0, le=600, allow_inf_nan=False)
-    # Only this route ("DELETE /notification", as /test/stats names it); every route without.
-    route: str | None = Field(default=None, max_length=200)

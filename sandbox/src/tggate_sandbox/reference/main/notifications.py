@@ -15,11 +15,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["FeedItem", "Notification", "NotificationBox"]
+__all__ = ["FeedItem", "NotificationBox", "StoredNotification"]
 
 
 @dataclass(frozen=True, slots=True)
-class Notification:
+class StoredNotification:
+    """A notification as the module keeps it; Bot Logic reads it as `tggate.core.ports.Notification`
+    through the HTTP contract, never this row."""
+
     id: str
     text: str
     created_at: str  # ISO 8601, UTC
@@ -31,21 +34,21 @@ class FeedItem:
 
     seq: int
     identity: str
-    notification: Notification
+    notification: StoredNotification
 
 
 class NotificationBox:
     """Every person's pending notifications, in arrival order. Thread-safe."""
 
     def __init__(self) -> None:
-        self._by_person: dict[str, list[Notification]] = {}
+        self._by_person: dict[str, list[StoredNotification]] = {}
         # Every notification in arrival order, for the feed; a deleted one is skipped there.
         self._sequence: list[FeedItem] = []
         self._pending: set[str] = set()
         self._lock = threading.Lock()
 
-    def add(self, identity: str, text: str, *, now: float) -> Notification:
-        note = Notification(
+    def add(self, identity: str, text: str, *, now: float) -> StoredNotification:
+        note = StoredNotification(
             id=uuid.uuid4().hex,
             text=text,
             created_at=datetime.fromtimestamp(now, UTC).isoformat(),
@@ -72,7 +75,7 @@ class NotificationBox:
                     found.append(item)
             return found, cursor
 
-    def of(self, identity: str) -> list[Notification]:
+    def of(self, identity: str) -> list[StoredNotification]:
         with self._lock:
             return list(self._by_person.get(identity, ()))
 

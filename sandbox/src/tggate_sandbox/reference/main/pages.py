@@ -35,7 +35,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from tggate.core.ports import Clock
 from tggate_sandbox.reference.main.catalog import School
-from tggate_sandbox.reference.main.notifications import Notification, NotificationBox
+from tggate_sandbox.reference.main.notifications import NotificationBox, StoredNotification
 
 __all__ = ["add_notification_pages"]
 
@@ -78,7 +78,7 @@ _REFUSALS = {
 @dataclass(frozen=True, slots=True)
 class _Sent:
     identity: str
-    note: Notification
+    note: StoredNotification
 
 
 class _SentLog:
@@ -88,7 +88,7 @@ class _SentLog:
         self._items: deque[_Sent] = deque(maxlen=_RECENT)
         self._lock = threading.Lock()
 
-    def add(self, identity: str, note: Notification) -> None:
+    def add(self, identity: str, note: StoredNotification) -> None:
         with self._lock:
             self._items.appendleft(_Sent(identity, note))
 

@@ -540,6 +540,22 @@ async def test_a_delayed_call_waits_until_the_delay_is_set_again_and_the_test_ap
     assert answer.status_code == 200 and answer.json() == {"status": "unknown"}
 
 
+async def test_a_delay_for_one_endpoint_holds_that_endpoint_only(auth_url: str) -> None:
+    async with httpx.AsyncClient(base_url=auth_url, headers=TEST_API, timeout=60) as client:
+        # The endpoint as /test/stats names it, the same word as the Main module's route.
+        await client.post("/test/delay", json={"seconds": 600, "route": "refresh"})
+        held = asyncio.create_task(client.post("/refresh", json={"refresh_token": "held"}))
+
+        async def arrived() -> bool:
+            return bool((await client.get("/test/stats")).json()["refresh"] == 1)
+
+        await eventually(arrived, what="the held /refresh")
+        check = await client.post("/login/check", json={"login_token": "free"})  # not held
+        assert check.status_code == 200 and not held.done()
+        await client.post("/test/delay", json={"seconds": 0})
+        assert (await held).status_code == 401
+
+
 def test_without_the_test_api_secret_there_is_no_test_api() -> None:
     app = create_app(jwt_secret=SECRET)
     with run_asgi(app) as url, httpx.Client(base_url=url) as client:
