@@ -34,7 +34,8 @@ from tggate_sandbox.topology import Topology
 __all__ = ["run_webhook"]
 
 REPLICAS = 3
-WORKLOAD = Workload(paced_seconds=5.0)
+# Only the 100/s phase: one intake replica on this machine does not keep up with 500/s.
+WORKLOAD = Workload(paced_rates=(100.0,), paced_seconds=5.0)
 SHARED = ("nginx", "logic-0", "logic-1", "redis")
 ENVIRONMENT = ("fake-telegram", "reference-main", "reference-auth")
 
@@ -84,6 +85,11 @@ def run_webhook(result: Result) -> None:
     _report(result, runs)
 
 
+def _p50_at_100(figures: Mapping[str, Any]) -> float:
+    latency: Mapping[str, float] = figures["paced"]["paced_100"]["latency_ms"]
+    return latency.get("p50", 0.0)
+
+
 def _report(result: Result, runs: Mapping[str, Mapping[str, Any]]) -> None:
     one = runs["webhook_1"]["commands_per_s"]
     for replicas in range(1, REPLICAS + 1):
@@ -94,23 +100,19 @@ def _report(result: Result, runs: Mapping[str, Mapping[str, Any]]) -> None:
             result.add(
                 f"{label}: scaling over 1 replica", round(figures["commands_per_s"] / one, 2), "x"
             )
-        result.add(
-            f"{label}: latency p50 at 100/s", figures["paced_latency_ms"].get("p50", 0), "ms"
-        )
+        result.add(f"{label}: latency p50 at 100/s", _p50_at_100(figures), "ms")
         result.add(f"{label}: CPU per 1k commands", figures["cpu_s_per_1k_total"], "s")
         result.add(f"{label}: replies lost", figures["burst_lost"] + figures["paced_lost"])
     polling = runs["polling"]
     result.add("polling, one client: commands/s (burst of 2000)", polling["commands_per_s"], "1/s")
-    result.add(
-        "polling, one client: latency p50 at 100/s", polling["paced_latency_ms"].get("p50", 0), "ms"
-    )
+    result.add("polling, one client: latency p50 at 100/s", _p50_at_100(polling), "ms")
     result.add("polling, one client: CPU per 1k commands", polling["cpu_s_per_1k_total"], "s")
     result.add("polling, one client: replies lost", polling["burst_lost"] + polling["paced_lost"])
     result.details = {
         "workload": {
             "chats": WORKLOAD.chats,
             "commands_per_chat_in_burst": WORKLOAD.per_chat,
-            "paced_rate_per_s": WORKLOAD.paced_rate,
+            "paced_rates_per_s": list(WORKLOAD.paced_rates),
             "paced_seconds": WORKLOAD.paced_seconds,
         },
         "runs": dict(runs),
