@@ -24,7 +24,7 @@ from bench.common import RESULTS_DIR
 __all__ = ["CHARTS_DIR", "draw_all"]
 
 CHARTS_DIR = Path(__file__).resolve().parent
-_REPLICAS = re.compile(r"(\d+)\s+replicas?\b")
+_REPLICAS = re.compile(r"(\d+)\s+(?:intake\s+)?replicas?\b")
 _TGGATE, _AIOGRAM, _AIOGRAM_DEFAULT = "#2a6fbb", "#d9822b", "#b9b9b9"
 
 
@@ -170,6 +170,7 @@ def draw_webhook(plt: Any) -> Path | None:
         value = figure_json.get("value")
         if match and figure_json.get("unit") == "1/s" and isinstance(value, int | float):
             label = _REPLICAS.sub("", str(figure_json["name"])).strip(" :,-") or "throughput"
+            label = re.sub(r",\s*:", ":", label)  # "webhook, 2 intake replicas: …" → "webhook: …"
             points.append((int(match.group(1)), float(value), label))
     if not points:
         return None
@@ -177,6 +178,16 @@ def draw_webhook(plt: Any) -> Path | None:
     for label in sorted({label for _, _, label in points}):
         found = sorted((n, v) for n, v, other in points if other == label)
         axes.plot([n for n, _ in found], [v for _, v in found], "o-", label=label)
+    polling = next(
+        (
+            f.get("value")
+            for f in data.get("figures", [])
+            if str(f.get("name", "")).startswith("polling") and f.get("unit") == "1/s"
+        ),
+        None,
+    )
+    if isinstance(polling, int | float):
+        axes.axhline(float(polling), linestyle="--", color="grey", label="polling, one client")
     axes.set_xlabel("webhook replicas")
     axes.set_xticks(sorted({n for n, _, _ in points}))
     axes.set_ylabel("per second")
