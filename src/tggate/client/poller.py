@@ -4,8 +4,9 @@ docs/contract.md#reliability).
 Telegram forgets every update below the offset of a getUpdates call, and the offset is also the
 only cursor for fetching more. So while updates are in flight the poller asks again from the
 lowest unfinished one (with timeout 0, since Telegram answers at once anyway), skips what it
-already has, and waits for progress when nothing new came. A consequence of the Bot API worth
-knowing: with limit=100, at most 100 updates beyond the oldest unfinished one can be in flight.
+already has, and waits for progress before asking again while any is in flight. A consequence
+of the Bot API worth knowing: with limit=100, at most 100 updates beyond the oldest unfinished
+one can be in flight.
 
 Each of those calls answers every update it already holds again, which is what a busy client
 spends its time on if it asks after every finished update (bench/README.md, "Profiles"). So once
@@ -139,7 +140,7 @@ class Poller:
             failures = 0
             self._conflicts.succeeded()
             self._outage.succeeded()
-            fresh = self._accept(updates, dispatcher)
+            self._accept(updates, dispatcher)
             if len(updates) >= FETCH_LIMIT:
                 # Nothing beyond the window is visible until part of it is handled.
                 await self._wait_room(stop, dispatcher)
