@@ -129,16 +129,17 @@ async def open_store(settings: Settings, redis_url: str) -> AsyncIterator[RedisS
     from tggate.adapters.redis_store import RedisSessionStore
     from tggate.core.ports import StoreUnavailable
 
+    cipher = token_cipher(settings)
     async with connect_redis(redis_url, redis_options(settings)) as redis:
         store = RedisSessionStore(
             redis,
             buckets=settings.redis_buckets,
-            cipher=token_cipher(settings),
+            cipher=cipher,
             subject_index=settings.notification_mode == "bulk",
         )
         try:
             await store.check_layout()
-            await move_legacy_layout(redis, store, cipher=token_cipher(settings))
+            await move_legacy_layout(redis, store, cipher=cipher)
         except (StoreUnavailable, RedisError) as error:
             # Bot Logic starts while Redis is down (/readyz says so); the check runs next start.
             cause = error if isinstance(error, StoreUnavailable) else type(error).__name__

@@ -8,7 +8,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -330,11 +330,14 @@ def log_in_with_controls(
 
 
 def inject_shuffled(
-    telegram: Telegram, people: dict[int, Person], rng: random.Random
+    telegram: Telegram,
+    people: dict[int, Person],
+    rng: random.Random,
+    commands: Sequence[str] = LOAD_COMMANDS,
 ) -> dict[int, list[str]]:
-    """Every chat's ten commands in an order of its own, chats interleaved; returns the orders."""
-    orders = {c: rng.sample(LOAD_COMMANDS, len(LOAD_COMMANDS)) for c in people}
-    slots = [c for c in people for _ in LOAD_COMMANDS]
+    """Every chat's `commands` in an order of its own, chats interleaved; returns the orders."""
+    orders = {c: rng.sample(commands, len(commands)) for c in people}
+    slots = [c for c in people for _ in commands]
     rng.shuffle(slots)
     position = dict.fromkeys(people, 0)
     messages = []

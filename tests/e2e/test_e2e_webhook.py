@@ -22,7 +22,14 @@ import httpx
 import pytest
 from redis import Redis
 from tests.e2e.conftest import start_topology
-from tests.e2e.driver import Person, Telegram, log_in_many, texts_after, wait_for_texts
+from tests.e2e.driver import (
+    Person,
+    Telegram,
+    inject_shuffled,
+    log_in_many,
+    texts_after,
+    wait_for_texts,
+)
 
 from tggate.adapters.redis_intake import IntakeKeys
 from tggate.intake.app import SECRET_HEADER
@@ -89,22 +96,6 @@ def people(webhook_topology: Topology, telegram: Telegram) -> dict[int, Person]:
     return log_in_many(telegram, webhook_topology, list(range(90_001, 90_001 + CHATS)))
 
 
-def inject_shuffled(
-    telegram: Telegram, people: dict[int, Person], rng: random.Random
-) -> dict[int, list[str]]:
-    """Every chat's ten commands in an order of its own, chats interleaved; the orders."""
-    orders = {c: rng.sample(COMMANDS, len(COMMANDS)) for c in people}
-    slots = [c for c in people for _ in COMMANDS]
-    rng.shuffle(slots)
-    position = dict.fromkeys(people, 0)
-    messages = []
-    for c in slots:
-        messages.append({"chat_id": c, "text": orders[c][position[c]], "language_code": "en"})
-        position[c] += 1
-    telegram.inject_many(messages)
-    return orders
-
-
 def first(wrong: dict[int, Any]) -> dict[int, Any]:
     """A few of the wrong chats, for a readable failure."""
     return dict(list(wrong.items())[:2])
@@ -152,7 +143,7 @@ def test_2000_messages_from_200_chats_are_answered_once_each_chat_in_order(
     seed = new_seed()
     print(f"seed={seed}")
     handled_before = handled_by_intakes(webhook_topology)
-    orders = inject_shuffled(telegram, people, random.Random(seed))
+    orders = inject_shuffled(telegram, people, random.Random(seed), COMMANDS)
     started = time.monotonic()
     wait_for_texts(people.values(), len(COMMANDS), timeout=240)
     print(f"{CHATS * len(COMMANDS)} messages answered in {time.monotonic() - started:.1f}s")
@@ -182,7 +173,7 @@ def test_a_replica_killed_mid_burst_loses_nothing_and_keeps_each_chats_order(
     print(f"seed={seed}")
     rng = random.Random(seed)
     baseline = sent_so_far(telegram)
-    orders = inject_shuffled(telegram, people, rng)
+    orders = inject_shuffled(telegram, people, rng, COMMANDS)
     target = baseline + rng.randrange(300, 900)
     deadline = time.monotonic() + 120
     while sent_so_far(telegram) < target:

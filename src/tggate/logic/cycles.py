@@ -220,21 +220,13 @@ class Cycles:
         self, chat_id: int, stored: StoredSession, writes: _WriteBatcher
     ) -> None:
         if isinstance(stored.session, LostSession):
-            lost = decide_lost_session(stored.session)
-            await self._write(
-                writes,
-                chat_id,
-                lost,
-                stored.revision,
-                kind=OutboxKind.LOGIN,
-                message_id=_login_message_id,
-            )
+            outcome = decide_lost_session(stored.session)
+        elif isinstance(stored.session, Anonymous):
+            answer = await self._auth.check_login(login_token=stored.session.login_token)
+            self._metrics.module_call("login_check", answer)
+            outcome = decide_login_check(stored.session, answer)
+        else:
             return
-        if not isinstance(stored.session, Anonymous):
-            return
-        answer = await self._auth.check_login(login_token=stored.session.login_token)
-        self._metrics.module_call("login_check", answer)
-        outcome = decide_login_check(stored.session, answer)
         await self._write(
             writes,
             chat_id,
