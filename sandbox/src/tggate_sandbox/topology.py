@@ -44,7 +44,7 @@ from pathlib import Path
 
 from tggate.adapters.embedded_redis import EmbeddedRedis, EmbeddedRedisError, die_with_parent
 from tggate.adapters.token_cipher import TokenCipher
-from tggate_sandbox.hardening import ADMIN_HEADER, TEST_API_HEADER
+from tggate_sandbox.credentials import ADMIN_HEADER, TEST_API_HEADER
 
 __all__ = [
     "NGINX_TEMPLATE",
