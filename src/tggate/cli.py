@@ -136,6 +136,7 @@ def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
             workers=args.workers,
             loop="uvloop",
             http="httptools",
+            ws="none",  # as `tggate.serve`: Bot Logic serves no WebSocket
             log_config=None,
             access_log=False,
         )

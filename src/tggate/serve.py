@@ -31,6 +31,9 @@ def serve(
         port=port,
         loop="uvloop",
         http="httptools",
+        # No tggate or sandbox app serves a WebSocket; "auto" imported a WebSocket implementation
+        # in every server at start (issue 11, item 7).
+        ws="none",
         log_config=None,  # our JSON logging is configured already
         log_level=log_level.lower(),
         access_log=False,

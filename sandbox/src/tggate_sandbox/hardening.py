@@ -27,6 +27,8 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tggate_sandbox.credentials import ADMIN_HEADER, MIN_SECRET_BYTES, TEST_API_HEADER
+
 __all__ = [
     "ADMIN_HEADER",
     "FRAME_HEADERS",
@@ -40,11 +42,6 @@ __all__ = [
     "sandbox_app",
 ]
 
-TEST_API_HEADER = "X-Test-Api-Secret"
-# The reference Main module's admin API (POST /notifications) takes its admin secret here.
-ADMIN_HEADER = "X-Admin-Secret"
-# RFC 7518 §3.2 asks this of an HS256 key; every sandbox secret is held to it.
-MIN_SECRET_BYTES = 32
 
 FRAME_HEADERS = {
     "X-Frame-Options": "DENY",

@@ -10,7 +10,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tggate.settings import SettingsError
-from tggate_sandbox.hardening import MIN_SECRET_BYTES
+from tggate_sandbox.credentials import MIN_SECRET_BYTES
 
 __all__ = ["SandboxSettings", "load_sandbox_settings"]
 

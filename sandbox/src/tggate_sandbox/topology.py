@@ -44,7 +44,7 @@ from pathlib import Path
 
 from tggate.adapters.embedded_redis import EmbeddedRedis, EmbeddedRedisError, die_with_parent
 from tggate.adapters.token_cipher import TokenCipher
-from tggate_sandbox.hardening import ADMIN_HEADER, TEST_API_HEADER
+from tggate_sandbox.credentials import ADMIN_HEADER, TEST_API_HEADER
 
 __all__ = [
     "NGINX_TEMPLATE",
@@ -592,11 +592,19 @@ class Topology:
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
+        # A component that answered is not asked again each round: eight servers importing on two
+        # cores answered every other one's probe meanwhile (issue 11, item 7). Held by name and
+        # identity: a component that moved to another port is a new process, asked afresh.
+        answered: dict[str, _Process] = {}
         while True:
-            # Asked afresh each round: a component that moved to another port is a new process.
-            waiting = [
-                p for p in self.processes.values() if p.ready_url and not _http_ok(p.ready_url)
-            ]
+            waiting = []
+            for name, process in list(self.processes.items()):
+                if not process.ready_url or answered.get(name) is process:
+                    continue
+                if _http_ok(process.ready_url):
+                    answered[name] = process
+                else:
+                    waiting.append(process)
             if not waiting:
                 break
             self._check_running()

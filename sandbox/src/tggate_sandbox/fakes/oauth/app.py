@@ -49,11 +49,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from tggate.core.ports import Clock
 from tggate_sandbox.fakes.oauth.grants import DEMO_USERS, FakeUser, GrantBook, GrantRefused
 from tggate_sandbox.hardening import guard_test_api, sandbox_app
-from tggate_sandbox.reference.auth.oauth import OAuthProviderConfig, github_config, yandex_config
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
+    from tggate_sandbox.reference.auth.oauth import OAuthProviderConfig
     from tggate_sandbox.settings import SandboxSettings
 
 __all__ = ["OAuthClient", "auth_configs", "clients_from_settings", "create_app"]
@@ -119,6 +119,10 @@ def auth_configs(
     base_url: str, *, client_id: str, client_secret: str
 ) -> dict[str, OAuthProviderConfig]:
     """The Authorization module's `oauth=` argument for this fake provider at `base_url`."""
+    # Imported here: the package brings the whole Authorization module's app along, which the
+    # fake provider's server never serves (issue 11, item 7).
+    from tggate_sandbox.reference.auth.oauth import github_config, yandex_config
+
     base = base_url.rstrip("/")
     return {
         "github": github_config(

@@ -15,7 +15,7 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tggate.core.ports import Clock
 from tggate_sandbox.fakes.telegram.errors import (
@@ -31,7 +31,9 @@ from tggate_sandbox.fakes.telegram.formatting import (
     utf16_length,
 )
 from tggate_sandbox.fakes.telegram.ratelimit import RateLimiter
-from tggate_sandbox.fakes.telegram.webhook import WebhookDelivery
+
+if TYPE_CHECKING:
+    from tggate_sandbox.fakes.telegram.webhook import WebhookDelivery
 
 __all__ = [
     "FakeTelegram",
@@ -379,6 +381,10 @@ class FakeTelegram:
             )
 
     def _new_delivery(self, url: str, secret: str | None, max_connections: int) -> WebhookDelivery:
+        # Imported with the first webhook: it brings aiohttp, a third of a CPU-second that a fake
+        # serving getUpdates (the demo's) never needs (issue 11, item 7).
+        from tggate_sandbox.fakes.telegram.webhook import WebhookDelivery
+
         options = self._webhook_options
         return WebhookDelivery(
             url=url,

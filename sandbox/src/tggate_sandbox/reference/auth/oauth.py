@@ -11,22 +11,15 @@ would mix up concurrent logins.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import authlib.deprecate
-import httpx
-
-with warnings.catch_warnings():
-    # Authlib ≥ 1.8 warns on import when it falls back from httpx2 to httpx (authlib/authlib#904);
-    # httpx is this project's HTTP client, and the fallback is the same API. `authlib.deprecate`
-    # is imported above so that its own "always" filter is installed before this "ignore".
-    warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
+if TYPE_CHECKING:
     from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
-if TYPE_CHECKING:
     from tggate_sandbox.settings import SandboxSettings
 
 __all__ = [
@@ -40,8 +33,32 @@ __all__ = [
 ]
 
 
-def _transport_errors() -> tuple[type[Exception], ...]:
-    """httpx's errors, and httpx2's when Authlib runs on it."""
+# Authlib and httpx are imported on the first exchange, not with the module: together they cost
+# the Authorization module's start (and the fake provider's, which reads the configs below)
+# half a CPU-second, and most runs never log in through a provider (issue 11, item 7).
+@functools.cache
+def _authlib() -> tuple[type[AsyncOAuth2Client], type[OAuthError]]:
+    """Authlib's httpx client and its OAuthError."""
+    import authlib.deprecate
+
+    with warnings.catch_warnings():
+        # Authlib ≥ 1.8 warns on import when it falls back from httpx2 to httpx
+        # (authlib/authlib#904); httpx is this project's HTTP client, and the fallback is the same
+        # API. `authlib.deprecate` is imported first so that its own "always" filter is installed
+        # before this "ignore".
+        warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
+        from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
+    return AsyncOAuth2Client, OAuthError
+
+
+@functools.cache
+def _provider_io_errors() -> tuple[type[Exception], ...]:
+    """What talking to a provider may raise besides OAuthError: transport errors and timeouts
+    (httpx's, and httpx2's when Authlib runs on it), an HTTP error status, and ValueError /
+    TypeError / KeyError for an answer of the wrong shape (Authlib parses the token answer before
+    we see it)."""
+    import httpx
+
     errors: list[type[Exception]] = [httpx.HTTPError]
     try:
         import httpx2  # type: ignore[import-not-found, unused-ignore]
@@ -49,18 +66,7 @@ def _transport_errors() -> tuple[type[Exception], ...]:
         pass
     else:
         errors.append(httpx2.HTTPError)
-    return tuple(errors)
-
-
-# What talking to a provider may raise besides OAuthError: transport errors, timeouts, an HTTP
-# error status, and ValueError / TypeError / KeyError for an answer of the wrong shape (Authlib
-# parses the token answer before we see it).
-_PROVIDER_IO_ERRORS: tuple[type[Exception], ...] = (
-    *_transport_errors(),
-    ValueError,
-    TypeError,
-    KeyError,
-)
+    return (*errors, ValueError, TypeError, KeyError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,17 +174,20 @@ class OAuthProvider:
         self.name = name
         self._config = config
         self._redirect_url = config.redirect_url or redirect_url
-        self._timeout = httpx.Timeout(timeout_s)
+        self._timeout_s = timeout_s
 
     def _client(self) -> Any:
-        return AsyncOAuth2Client(
+        import httpx
+
+        client_class, _ = _authlib()
+        return client_class(
             client_id=self._config.client_id,
             client_secret=self._config.client_secret,
             token_endpoint_auth_method=self._config.token_endpoint_auth_method,
             scope=self._config.scope,
             redirect_uri=self._redirect_url,
             code_challenge_method="S256",
-            timeout=self._timeout,
+            timeout=httpx.Timeout(self._timeout_s),
         )
 
     async def authorization_url(self, *, state: str, code_verifier: str) -> str:
@@ -191,6 +200,8 @@ class OAuthProvider:
 
     async def fetch_user(self, *, code: str, code_verifier: str) -> ProviderUser:
         """Exchange the callback's code for a token, then ask who it belongs to."""
+        _, oauth_error = _authlib()
+        io_errors = _provider_io_errors()
         async with self._client() as client:
             try:
                 token = await client.fetch_token(
@@ -199,9 +210,9 @@ class OAuthProvider:
                     code=code,
                     code_verifier=code_verifier,
                 )
-            except OAuthError as error:
+            except oauth_error as error:
                 raise ProviderError(f"{self.name} token endpoint: {error.error}") from None
-            except _PROVIDER_IO_ERRORS as error:
+            except io_errors as error:
                 raise ProviderError(f"{self.name} token endpoint: {type(error).__name__}") from None
             access_token = token.get("access_token") if isinstance(token, Mapping) else None
             if not isinstance(access_token, str) or not access_token:
@@ -219,7 +230,7 @@ class OAuthProvider:
                     withhold_token=True,
                 )
                 data = answer.json() if answer.status_code == 200 else None
-            except _PROVIDER_IO_ERRORS as error:
+            except io_errors as error:
                 raise ProviderError(f"{self.name} user endpoint: {type(error).__name__}") from None
         if not isinstance(data, Mapping):
             raise ProviderError(f"{self.name} user endpoint: HTTP {answer.status_code}")
