@@ -13,8 +13,10 @@ encryption is in the figures too.
 - Authorized: the session hash with a real JWT pair of the reference Authorization module
   (HS256; sizes in the details), its entry in the bucket's index.
 - Idempotency record: what every handled command leaves for `update_ttl_s` (24 h by default):
-  a field of the chat's answers hash, "<expiry minute>:<the replies, compactly>" (here a `/me`
-  reply), written by `finish_update` itself. The hash is the chat's, so what one record costs
+  a field of the chat's answers hash, written by `finish_update` itself (here a `/me` reply):
+  not encrypted "<expiry minute>:<the replies, compactly>"; sealed as deployed, bytes: a format
+  byte, the expiry minute in 4, then AES-GCM (nonce, tag) of the replies deflated against the
+  bot's own texts (`SessionCodec.encode_record`). The hash is the chat's, so what one record costs
   depends on how many commands a chat sends a day: 10 (100k commands of 10k chats) and 1
   (100k chats, one command each: the hash's own cost falls on that one record).
 """
