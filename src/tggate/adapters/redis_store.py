@@ -802,17 +802,22 @@ def _int(value: object) -> int:
 class SessionCodec:
     """A session's values, and a kept answer, as strings: JSON, or with a cipher that JSON
     sealed ("s1:", `TokenCipher.seal_bytes`); with `binary_answers` a sealed answer as bytes
-    (`encode_record`). Both are compressed before sealing, which leaks nothing here: telling a
-    secret by how well it compresses needs the stored lengths and a part of the same sealed
-    value one chooses, and the only one who chooses what is in a chat's session or answer is the
-    person of that chat, whose own data it is; the answers' dictionary is the bot's fixed texts.
-    Compression keeps an Authorized session with two JWTs under 1 KiB, and an answer under 128
-    bytes. A session's language stays readable, so a session no key opens can still be told
-    apart and answered in it (`LostSession`)."""
+    (`encode_record`). A session, and an answer kept as bytes, are compressed before sealing:
+    an Authorized session with two JWTs stays under 1 KiB, an answer under 128 bytes.
+
+    Compressing before sealing tells, by the stored length, how well a value compressed; a
+    secret leaks that way only to someone who reads those lengths (access to Redis) and, again
+    and again, puts text of their choice into the same sealed value next to it (CRIME). A
+    session holds tokens and a login prompt, no text of anyone's choosing. An answer holds the
+    bot's fixed texts (the preset dictionary, the same for everyone), the Main module's data for
+    that person, and what that person typed: someone else's text (a course title) reaches it
+    only through the Main module and only when that person sends a command, and without
+    compression a reader of Redis sees the lengths too. A session's language stays readable,
+    so a session no key opens can still be told apart and answered in it (`LostSession`)."""
 
     def __init__(self, cipher: TokenCipher | None, *, binary_answers: bool = False) -> None:
         self._cipher = cipher
-        self._binary_answers = binary_answers and cipher is not None
+        self._answer_cipher = cipher if binary_answers else None
         # Primed once: copying it is cheaper than loading the dictionary for every answer.
         self._deflate = zlib.compressobj(
             9, zlib.DEFLATED, _DEFLATE_WBITS, _DEFLATE_MEM_LEVEL, zdict=ANSWER_DICTIONARY_V1
@@ -860,13 +865,13 @@ class SessionCodec:
     def encode_record(self, replies: Sequence[Reply], expires_minute: int) -> str | bytes:
         """An idempotency record: the answer and the minute it may be dropped after; sealed as
         bytes (`_ANSWER_V1`) with a cipher and `binary_answers`, else "<minute>:<answer>"."""
-        if not self._binary_answers:
+        cipher = self._answer_cipher
+        if cipher is None:
             return f"{expires_minute}:{self.encode_answer(replies)}"
-        assert self._cipher is not None  # binary_answers is off without one
         header = _ANSWER_HEADER.pack(_ANSWER_V1, expires_minute)
         deflate = self._deflate.copy()
         packed = deflate.compress(self._answer_json(replies).encode()) + deflate.flush()
-        return header + self._cipher.seal_raw(packed, bound=header)
+        return header + cipher.seal_raw(packed, bound=header)
 
     def decode_record(self, record: object) -> tuple[Reply, ...]:
         """The replies of a record in any of its formats; `TokenCipherError` when no
