@@ -18,7 +18,8 @@ encryption is in the figures too.
   byte, the expiry minute in 4, then AES-GCM (nonce, tag) of the replies deflated against the
   bot's own texts (`SessionCodec.encode_record`). The hash is the chat's, so what one record costs
   depends on how many commands a chat sends a day: 10 (100k commands of 10k chats) and 1
-  (100k chats, one command each: the hash's own cost falls on that one record).
+  (100k chats, one command each: the hash's own cost falls on that one record), plain and
+  sealed; and a U1 login offer at 10 a chat, plain and sealed.
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ def run_redis_memory(result: Result) -> None:
                 "update record of a U1 login offer, 10 a chat": lambda: _updates(
                     url, per_chat=10, answer=_OFFER
                 ),
+                "update record, sealed, 1 a chat": lambda: _updates(url, per_chat=1, cipher=cipher),
+                "update record of a U1 login offer, sealed, 10 a chat": lambda: _updates(
+                    url, per_chat=10, answer=_OFFER, cipher=cipher
+                ),
             }
             # As tggate's embedded Redis runs, then with Redis' own default (64 bytes), at
             # which a hash with one value over 64 bytes becomes a full hash table.
@@ -184,6 +189,16 @@ def run_redis_memory(result: Result) -> None:
     result.add(
         "per idempotency record of a U1 login offer, 10 commands a chat",
         per["update record of a U1 login offer, 10 a chat"],
+        "bytes",
+    )
+    result.add(
+        "per idempotency record, sealed, 1 command a chat",
+        per["update record, sealed, 1 a chat"],
+        "bytes",
+    )
+    result.add(
+        "per idempotency record of a U1 login offer, sealed, 10 commands a chat",
+        per["update record of a U1 login offer, sealed, 10 a chat"],
         "bytes",
     )
     result.add("1M Authorized sessions", per["authorized"] * 1e6 / 2**20, "MiB")
