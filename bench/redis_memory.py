@@ -13,10 +13,13 @@ encryption is in the figures too.
 - Authorized: the session hash with a real JWT pair of the reference Authorization module
   (HS256; sizes in the details), its entry in the bucket's index.
 - Idempotency record: what every handled command leaves for `update_ttl_s` (24 h by default):
-  a field of the chat's answers hash, "<expiry minute>:<the replies, compactly>" (here a `/me`
-  reply), written by `finish_update` itself. The hash is the chat's, so what one record costs
+  a field of the chat's answers hash, written by `finish_update` itself (here a `/me` reply):
+  not encrypted "<expiry minute>:<the replies, compactly>"; sealed as deployed, bytes: a format
+  byte, the expiry minute in 4, then AES-GCM (nonce, tag) of the replies deflated against the
+  bot's own texts (`SessionCodec.encode_record`). The hash is the chat's, so what one record costs
   depends on how many commands a chat sends a day: 10 (100k commands of 10k chats) and 1
-  (100k chats, one command each: the hash's own cost falls on that one record).
+  (100k chats, one command each: the hash's own cost falls on that one record), plain and
+  sealed; and a U1 login offer at 10 a chat, plain and sealed.
 """
 
 from __future__ import annotations
@@ -121,6 +124,10 @@ def run_redis_memory(result: Result) -> None:
                 "update record of a U1 login offer, 10 a chat": lambda: _updates(
                     url, per_chat=10, answer=_OFFER
                 ),
+                "update record, sealed, 1 a chat": lambda: _updates(url, per_chat=1, cipher=cipher),
+                "update record of a U1 login offer, sealed, 10 a chat": lambda: _updates(
+                    url, per_chat=10, answer=_OFFER, cipher=cipher
+                ),
             }
             # As tggate's embedded Redis runs, then with Redis' own default (64 bytes), at
             # which a hash with one value over 64 bytes becomes a full hash table.
@@ -182,6 +189,16 @@ def run_redis_memory(result: Result) -> None:
     result.add(
         "per idempotency record of a U1 login offer, 10 commands a chat",
         per["update record of a U1 login offer, 10 a chat"],
+        "bytes",
+    )
+    result.add(
+        "per idempotency record, sealed, 1 command a chat",
+        per["update record, sealed, 1 a chat"],
+        "bytes",
+    )
+    result.add(
+        "per idempotency record of a U1 login offer, sealed, 10 commands a chat",
+        per["update record of a U1 login offer, sealed, 10 a chat"],
         "bytes",
     )
     result.add("1M Authorized sessions", per["authorized"] * 1e6 / 2**20, "MiB")

@@ -122,7 +122,9 @@ return {1, s[1], s[2], s[3]}
 # A hash per chat holds its answers (a key per answer cost 2-3 times the memory, bench/README.md);
 # records carry their expiry minute; a chat with many has the expired ones dropped, at every
 # 16th record (a busy chat pays for the scan once per 16 commands), and the hash itself expires
-# a day after the chat's last command.
+# a day after the chat's last command. A record's minute is its decimal prefix ("<minute>:…"),
+# or in a sealed binary record (first byte 1) the 4 big-endian bytes after it
+# (redis_store.SessionCodec.encode_record).
 FINISH_UPDATE = (
     _WRITE_SESSION
     + """
@@ -138,7 +140,13 @@ if count > 32 and count % 16 == 0 then
   local now = tonumber(ARGV[5])
   local all = redis.call('HGETALL', KEYS[1])
   for i = 1, #all, 2 do
-    local stamp = tonumber(string.match(all[i + 1], '^(%d+):'))
+    local record, stamp = all[i + 1], nil
+    if string.byte(record, 1) == 1 then
+      local a, b, c, d = string.byte(record, 2, 5)
+      if d then stamp = ((a * 256 + b) * 256 + c) * 256 + d end
+    else
+      stamp = tonumber(string.match(record, '^(%d+):'))
+    end
     if stamp and stamp < now then redis.call('HDEL', KEYS[1], all[i]) end
   end
 end

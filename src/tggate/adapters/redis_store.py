@@ -5,7 +5,8 @@ and of its bucket carries the bucket's hash tag (`{b17}`), so one Lua script nev
 Cluster slots, and a timer cycle reads a shard as a set of buckets (`RedisKeys`):
 
     tggate:{b17}:session:42          hash: status, rev, data (the session's values, encoded below)
-    tggate:{b17}:updates:42          hash: update_id -> "<expiry minute>:<answer>" (idempotency)
+    tggate:{b17}:updates:42          hash: update_id -> the answer and its expiry minute
+                                       (idempotency; `SessionCodec.encode_record`)
     tggate:{b17}:claim:42:<update>   the owner handling an update (a short TTL, renewed)
     tggate:{b17}:lock:42:<name>      the owner of a short lock (single-flight refresh)
     tggate:{b17}:index:anonymous     set of the bucket's chat ids (may hold expired ones: pruned
@@ -25,7 +26,8 @@ Cluster slots, and a timer cycle reads a shard as a set of buckets (`RedisKeys`)
 A session's `data` is a JSON array of its values; with a `TokenCipher` it is compressed and
 sealed as a whole ("s1:" + AES-GCM, `TokenCipher.seal_bytes`), which keeps an Authorized
 session with two JWTs under 1 KiB (bench/README.md, redis_memory). An answer is recorded
-compactly (`SessionCodec.encode_answer`), sealed like the session.
+compactly (`SessionCodec.encode_record`): sealed, as bytes, deflated against a preset
+dictionary of the bot's texts, which keeps it under 128 bytes (issue 11).
 Every multi-key change is one Lua script (`redis_scripts`); several scripts of one call go out
 in one round trip. Redis failing becomes the port's `StoreUnavailable`.
 """
@@ -38,6 +40,7 @@ import hashlib
 import json
 import logging
 import secrets
+import struct
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
@@ -49,6 +52,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from tggate.adapters import redis_scripts
+from tggate.adapters.answer_dictionary import ANSWER_DICTIONARY_V1
 from tggate.adapters.store_checks import require_positive, require_shard
 from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
 from tggate.core.ports import (
@@ -100,6 +104,17 @@ RedisClient = Redis | RedisCluster
 DEFAULT_BUCKETS = 256
 
 _SEALED = "s1:"
+# A sealed answer record as bytes (issue 11: at most 128 bytes per command): the format byte, the
+# expiry minute (4 bytes, big-endian, which the Lua prune reads: redis_scripts.FINISH_UPDATE),
+# then `TokenCipher.seal_raw` of the answer's JSON deflated against ANSWER_DICTIONARY_V1, the
+# header bound to the seal. Records of the text formats ("<minute>:<JSON>", "<minute>:s1:…")
+# start with a digit, and are still read (a rolling upgrade; they live a day).
+_ANSWER_V1 = 1
+_ANSWER_HEADER = struct.Struct(">BI")
+# Raw deflate (no zlib header or checksum: the seal authenticates) with a 4 KiB window, which
+# holds the dictionary whole; a smaller state than zlib's default is cheaper to copy.
+_DEFLATE_WBITS = -12
+_DEFLATE_MEM_LEVEL = 2
 _TIGHT = (",", ":")
 # Chats per LOAD_SESSIONS call, and buckets per pipelined read.
 _LOAD_BATCH = 200
@@ -266,7 +281,10 @@ class RedisSessionStore:
         self._delivered_ttl_s = delivered_ttl_s
         self._ping_timeout_s = ping_timeout_s
         self._scan_count = scan_count
-        self._codec = SessionCodec(cipher)
+        # Answers are kept as bytes unless the client decodes every reply as UTF-8 (it could
+        # not read them back): then in the text format.
+        binary = not redis.get_encoder().decode_responses
+        self._codec = SessionCodec(cipher, binary_answers=binary)
         self._clock = clock
 
     @property
@@ -461,9 +479,9 @@ class RedisSessionStore:
         found = await self._run(_BEGIN_UPDATE, keys, [update_id, owner, ttl_ms])
         state = int(found[0])
         if state == 0:
-            record = _text(found[1])
+            record = found[1]
             try:
-                return UpdateAnswered(self._codec.decode_answer(record.partition(":")[2]))
+                return UpdateAnswered(self._codec.decode_record(record))
             except TokenCipherError:
                 # Sealed with a key no longer configured: the answer is lost. The update is
                 # handled anew rather than refused on every retry (docs/state-machine.md).
@@ -504,8 +522,8 @@ class RedisSessionStore:
         ]
         now_minute = int(self._clock() // 60)
         # The record expires at the end of the minute ttl_s ends in: never earlier than asked.
-        record = f"{now_minute + -(-ttl_s // 60)}:{self._codec.encode_answer(replies)}"
-        args: list[str | int] = [update_id, owner, record, ttl_s * 1000, now_minute]
+        record = self._codec.encode_record(replies, now_minute + -(-ttl_s // 60))
+        args: list[str | bytes | int] = [update_id, owner, record, ttl_s * 1000, now_minute]
         revision = ""
         subject = None
         if change is None:
@@ -711,7 +729,9 @@ class RedisSessionStore:
 
     # -- scripts
 
-    async def _run(self, script: _Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    async def _run(
+        self, script: _Script, keys: Sequence[str], args: Sequence[str | bytes | int]
+    ) -> Any:
         """EVALSHA, loading the script once if the server does not know it (a restart, a new
         master or Cluster node)."""
         try:
@@ -781,13 +801,27 @@ def _int(value: object) -> int:
 
 class SessionCodec:
     """A session's values, and a kept answer, as strings: JSON, or with a cipher that JSON
-    sealed ("s1:", `TokenCipher.seal_bytes`). A session is compressed before sealing, which leaks
-    nothing here (nobody who can read the stored lengths can also choose part of what is sealed)
-    and keeps an Authorized session with two JWTs under 1 KiB; its language stays readable, so a
-    session no key opens can still be told apart and answered in it (`LostSession`)."""
+    sealed ("s1:", `TokenCipher.seal_bytes`); with `binary_answers` a sealed answer as bytes
+    (`encode_record`). A session, and an answer kept as bytes, are compressed before sealing:
+    an Authorized session with two JWTs stays under 1 KiB, an answer under 128 bytes.
 
-    def __init__(self, cipher: TokenCipher | None) -> None:
+    Compressing before sealing tells, by the stored length, how well a value compressed; a
+    secret leaks that way only to someone who reads those lengths (access to Redis) and, again
+    and again, puts text of their choice into the same sealed value next to it (CRIME). A
+    session holds tokens and a login prompt, no text of anyone's choosing. An answer holds the
+    bot's fixed texts (the preset dictionary, the same for everyone), the Main module's data for
+    that person, and what that person typed: someone else's text (a course title) reaches it
+    only through the Main module and only when that person sends a command, and without
+    compression a reader of Redis sees the lengths too. A session's language stays readable,
+    so a session no key opens can still be told apart and answered in it (`LostSession`)."""
+
+    def __init__(self, cipher: TokenCipher | None, *, binary_answers: bool = False) -> None:
         self._cipher = cipher
+        self._answer_cipher = cipher if binary_answers else None
+        # Primed once: copying it is cheaper than loading the dictionary for every answer.
+        self._deflate = zlib.compressobj(
+            9, zlib.DEFLATED, _DEFLATE_WBITS, _DEFLATE_MEM_LEVEL, zdict=ANSWER_DICTIONARY_V1
+        )
 
     def encode(self, session: Session) -> str:
         values: list[str]
@@ -828,10 +862,44 @@ class SessionCodec:
             raise CorruptRecord(f"session of chat {chat_id} is malformed") from None
         return StoredSession(session=session, revision=revision)
 
+    def encode_record(self, replies: Sequence[Reply], expires_minute: int) -> str | bytes:
+        """An idempotency record: the answer and the minute it may be dropped after; sealed as
+        bytes (`_ANSWER_V1`) with a cipher and `binary_answers`, else "<minute>:<answer>"."""
+        cipher = self._answer_cipher
+        if cipher is None:
+            return f"{expires_minute}:{self.encode_answer(replies)}"
+        header = _ANSWER_HEADER.pack(_ANSWER_V1, expires_minute)
+        deflate = self._deflate.copy()
+        packed = deflate.compress(self._answer_json(replies).encode()) + deflate.flush()
+        return header + cipher.seal_raw(packed, bound=header)
+
+    def decode_record(self, record: object) -> tuple[Reply, ...]:
+        """The replies of a record in any of its formats; `TokenCipherError` when no
+        configured key opens it, or it was changed."""
+        if isinstance(record, bytes) and record[:1] == bytes((_ANSWER_V1,)):
+            if self._cipher is None:
+                raise TokenCipherError("a stored value is sealed, and no keys are configured")
+            header, sealed = record[: _ANSWER_HEADER.size], record[_ANSWER_HEADER.size :]
+            packed = self._cipher.open_raw(sealed, bound=header)
+            inflate = zlib.decompressobj(_DEFLATE_WBITS, zdict=ANSWER_DICTIONARY_V1)
+            try:
+                payload = (inflate.decompress(packed) + inflate.flush()).decode()
+            except (zlib.error, UnicodeDecodeError):
+                raise CorruptRecord("malformed answer record") from None
+            return self.decode_answer(payload)
+        return self.decode_answer(_text(record).partition(":")[2])
+
     def encode_answer(self, replies: Sequence[Reply]) -> str:
         """An answer, compactly: the chat is the key's, a reply without buttons is its text
         alone, a button is [text, url] or [text, null, command]; sealed like the session, since
         an answer may show personal data (docs/contract.md#secrets)."""
+        text = self._answer_json(replies)
+        if self._cipher is None:
+            return text
+        return _SEALED + self._cipher.seal_bytes(text.encode())
+
+    @staticmethod
+    def _answer_json(replies: Sequence[Reply]) -> str:
         encoded: list[object] = []
         for reply in replies:
             if not reply.buttons:
@@ -842,10 +910,7 @@ class SessionCodec:
                 for row in reply.buttons
             ]
             encoded.append([reply.text, rows])
-        text = json.dumps(encoded, ensure_ascii=False, separators=_TIGHT)
-        if self._cipher is None:
-            return text
-        return _SEALED + self._cipher.seal_bytes(text.encode())
+        return json.dumps(encoded, ensure_ascii=False, separators=_TIGHT)
 
     def decode_answer(self, payload: str) -> tuple[Reply, ...]:
         """The replies of an answer; `TokenCipherError` when no configured key opens it."""

@@ -1,6 +1,7 @@
 """One contract for every SessionStore (STYLE §7): the in-memory store, the Redis store on one
-server, and the Redis store on a real three-master Cluster (which refuses a script or command
-over two slots with CROSSSLOT).
+server (also with its values sealed, as deployed with TGGATE_SESSION_KEYS), and the Redis store
+on a real three-master Cluster (which refuses a script or command over two slots with
+CROSSSLOT).
 
 On one server every test also runs under MONITOR, and fails if any command, or any command a
 script ran, touched keys of two hash slots: the proof, on the server, that the layout is
@@ -27,6 +28,7 @@ from tests.support.redis_monitor import cross_slot_commands, watch_redis
 
 from tggate.adapters.memory_store import MemorySessionStore
 from tggate.adapters.redis_store import LayoutMismatch, RedisSessionStore
+from tggate.adapters.token_cipher import TokenCipher
 from tggate.core.ports import (
     OutboxKind,
     OutboxMessage,
@@ -107,11 +109,21 @@ async def redis_backend(redis_client: Redis, redis_url: str) -> AsyncIterator[Ba
 
 
 @pytest.fixture
+async def sealed_backend(redis_client: Redis, redis_url: str) -> AsyncIterator[Backend]:
+    """One server, watched, its sessions and kept answers sealed (binary answer records)."""
+    cipher = TokenCipher([TokenCipher.generate_key()])
+    async with watch_redis(redis_url) as watch:
+        yield Backend(RedisSessionStore(redis_client, buckets=16, cipher=cipher), asyncio.sleep)
+        await watch.mark()
+        assert await cross_slot_commands(redis_client, watch.seen) == []
+
+
+@pytest.fixture
 def cluster_backend(cluster_client: RedisCluster) -> Backend:
     return Backend(RedisSessionStore(cluster_client, buckets=16), asyncio.sleep)
 
 
-@pytest.fixture(params=["memory", "redis", "cluster"])
+@pytest.fixture(params=["memory", "redis", "sealed", "cluster"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "memory":
         return memory_backend()
@@ -644,16 +656,27 @@ async def test_redis_index_drops_expired_sessions_when_listed(redis_client: Redi
     assert await redis_client.smembers(store.keys.index(1, Status.ANONYMOUS)) == {b"17"}
 
 
-async def test_redis_answers_of_a_chat_are_dropped_once_expired(redis_client: Redis) -> None:
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed"])
+async def test_redis_answers_of_a_chat_are_dropped_once_expired(
+    redis_client: Redis, sealed: bool
+) -> None:
     clock = FakeClock()
-    store = RedisSessionStore(redis_client, buckets=16, clock=clock)
+    cipher = TokenCipher([TokenCipher.generate_key()]) if sealed else None
+    store = RedisSessionStore(redis_client, buckets=16, clock=clock, cipher=cipher)
 
     async def answer(update: int) -> None:
         await store.begin_update(42, update, owner="o", ttl_ms=60_000)
         await store.finish_update(42, update, ANSWER, owner="o", ttl_s=60)
 
-    for update in range(40):
+    for update in range(32):
         await answer(update)
+    # Records of the text format a release before kept (sealed: "<minute>:s1:<base64>") are
+    # dropped by their stamps too.
+    minute = int(clock() // 60) + 1
+    for update in range(32, 40):
+        answer_json = '["old"]'
+        value = f"s1:{cipher.seal_bytes(answer_json.encode())}" if cipher else answer_json
+        await redis_client.hset(store.keys.updates(42), str(update), f"{minute}:{value}")
     clock.advance(3600)  # all 40 expired, by their stamps; the hash lives while it is written
     for update in range(100, 116):
         await answer(update)  # the hash reaches 48 records: its expired ones are dropped
@@ -668,12 +691,15 @@ async def test_redis_answers_of_a_chat_are_dropped_once_expired(redis_client: Re
         )
 
 
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed"])
 async def test_redis_store_works_with_decoded_responses(
-    redis_client: Redis, redis_url: str
+    redis_client: Redis, redis_url: str, sealed: bool
 ) -> None:
+    """Such a client could not read an answer kept as bytes: it keeps them as text."""
     client = Redis.from_url(redis_url, decode_responses=True)
+    cipher = TokenCipher([TokenCipher.generate_key()]) if sealed else None
     try:
-        store = RedisSessionStore(client, prefix="decoded")
+        store = RedisSessionStore(client, prefix="decoded", cipher=cipher)
         revision = await store.replace(42, ANON, expect=None, outbox=[message("m1")])
         stored = await store.load(42)
         assert stored is not None

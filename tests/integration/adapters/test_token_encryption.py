@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 from redis.asyncio import Redis
 
+from tggate.adapters.answer_dictionary import ANSWER_DICTIONARY_V1
 from tggate.adapters.redis_store import RedisSessionStore
 from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
+from tggate.core.machine import login_offer
+from tggate.core.ports import UpdateAnswered, UpdateClaimed
+from tggate.core.replies import Button, Reply
 from tggate.core.session import (
     Anonymous,
     Authorized,
@@ -18,6 +25,12 @@ from tggate.core.session import (
 from tggate_sandbox.reference.auth.tokens import TokenCodec
 
 ACCESS = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+# A /me answer, as bench/redis_memory.py measures it.
+ME = (Reply("👤 Алиса Иванова\nLogin: alice\nRole: student"),)
+OFFER = (
+    login_offer("en"),
+    Reply("Open it:", ((Button("Open the login page", url="https://auth.test/l/x"),),)),
+)
 
 
 async def test_tokens_are_unreadable_in_redis_and_read_back(redis_client: Redis) -> None:
@@ -77,3 +90,89 @@ async def test_a_sealed_authorized_session_fits_in_a_kib(redis_client: Redis) ->
     await store.replace(1, Authorized(access, refresh, "en"), expect=None)
     used = await redis_client.memory_usage(store.keys.session(1))
     assert used is not None and used <= 1024, used
+
+
+async def answer(
+    store: RedisSessionStore, chat_id: int, update_id: int, replies: tuple[Reply, ...]
+) -> None:
+    assert isinstance(
+        await store.begin_update(chat_id, update_id, owner="o", ttl_ms=60_000), UpdateClaimed
+    )
+    await store.finish_update(chat_id, update_id, replies, owner="o", ttl_s=86_400)
+
+
+async def test_a_kept_answer_is_unreadable_in_redis_and_read_back(redis_client: Redis) -> None:
+    store = RedisSessionStore(redis_client, cipher=TokenCipher([TokenCipher.generate_key()]))
+    await answer(store, 1, 10, ME)
+    await answer(store, 1, 11, OFFER)
+    raw = b"".join((await redis_client.hgetall(store.keys.updates(1))).values())
+    assert "Алиса".encode() not in raw and b"alice" not in raw and b"auth.test" not in raw
+    assert await store.begin_update(1, 10, owner="x", ttl_ms=1000) == UpdateAnswered(ME)
+    assert await store.begin_update(1, 11, owner="x", ttl_ms=1000) == UpdateAnswered(OFFER)
+
+
+async def test_kept_answers_of_the_text_formats_are_still_read(redis_client: Redis) -> None:
+    """A rolling upgrade: a retried update whose answer the release before kept (for a day)
+    gets that answer, not a second run of its command."""
+    cipher = TokenCipher([TokenCipher.generate_key()])
+    store = RedisSessionStore(redis_client, cipher=cipher)
+    text = json.dumps([ME[0].text], ensure_ascii=False)
+    sealed = f"s1:{cipher.seal_bytes(text.encode())}"  # as the release before sealed it
+    await redis_client.hset(
+        store.keys.updates(1), mapping={"10": f"29000000:{sealed}", "11": f"29000000:{text}"}
+    )
+    assert await store.begin_update(1, 10, owner="o", ttl_ms=1000) == UpdateAnswered(ME)
+    assert await store.begin_update(1, 11, owner="o", ttl_ms=1000) == UpdateAnswered(ME)
+
+
+async def test_a_kept_answer_opens_after_a_key_rotation(redis_client: Redis) -> None:
+    old, new = TokenCipher.generate_key(), TokenCipher.generate_key()
+    await answer(RedisSessionStore(redis_client, cipher=TokenCipher([old])), 1, 10, ME)
+    rotated = RedisSessionStore(redis_client, cipher=TokenCipher([new, old]))
+    assert await rotated.begin_update(1, 10, owner="o", ttl_ms=1000) == UpdateAnswered(ME)
+    only_new = RedisSessionStore(redis_client, cipher=TokenCipher([new]))
+    # No key opens it: the answer is lost, and the update handled anew.
+    assert isinstance(await only_new.begin_update(1, 10, owner="o", ttl_ms=1000), UpdateClaimed)
+
+
+# Positions in a record: the format byte and expiry minute (0-4, bound to the seal), the
+# nonce (5-16), the ciphertext, the tag (the last 16).
+@pytest.mark.parametrize(
+    "position", [2, 4, 5, 20, -1], ids=["minute", "minute-low", "nonce", "ciphertext", "tag"]
+)
+async def test_a_changed_sealed_answer_is_not_accepted(redis_client: Redis, position: int) -> None:
+    """Whoever can write to Redis cannot make the bot repeat an answer of their own; it is
+    dropped as unreadable and the update handled anew (docs/state-machine.md)."""
+    store = RedisSessionStore(redis_client, cipher=TokenCipher([TokenCipher.generate_key()]))
+    await answer(store, 1, 10, ME)
+    key = store.keys.updates(1)
+    record = bytearray(await redis_client.hget(key, "10") or b"")
+    record[position] ^= 0x01
+    await redis_client.hset(key, "10", bytes(record))
+    assert isinstance(await store.begin_update(1, 10, owner="o", ttl_ms=1000), UpdateClaimed)
+    assert await redis_client.hget(key, "10") is None
+
+
+@pytest.mark.parametrize("replies", [ME, OFFER], ids=["me", "offer"])
+async def test_a_sealed_answer_takes_at_most_128_bytes(
+    redis_client: Redis, replies: tuple[Reply, ...]
+) -> None:
+    """Issue 11: the idempotency record of a command takes at most 128 bytes of Redis, sealed
+    as deployed (bench/README.md, redis_memory: 10 commands a chat, whose answers share one
+    hash; here its MEMORY USAGE, the key's own cost included, over its 10 records: 86 bytes
+    for the /me answer, 93 for the offer)."""
+    store = RedisSessionStore(redis_client, cipher=TokenCipher([TokenCipher.generate_key()]))
+    for update_id in range(7_000_000, 7_000_010):
+        await answer(store, 123_456_789, update_id, replies)
+    used = await redis_client.memory_usage(store.keys.updates(123_456_789))
+    assert used is not None and used / 10 <= 128, used / 10
+
+
+def test_the_answer_dictionary_is_frozen() -> None:
+    """Records deflated against it live a day: a new dictionary is a new format byte
+    (tggate.adapters.answer_dictionary), never an edit of this one. It fits, whole, in the
+    4 KiB deflate window less zlib's 262 bytes of lookahead."""
+    assert hashlib.sha256(ANSWER_DICTIONARY_V1).hexdigest() == (
+        "8c9ae0ae3f489a4f5c3eba4bd2a01edbaa8c7fdb27feb8473d8ba96fa3822499"
+    )
+    assert len(ANSWER_DICTIONARY_V1) <= 4096 - 262
