@@ -36,7 +36,7 @@ def _by_the_formatter(template: str, data: Any) -> str:
         ("Role: {role}", "Role: —"),  # absent: a dash
         ("{roles}", "admin, user"),  # a list: joined
         ("{name!r}", "'Alice'"),
-        ("{quote!a}", "\"it's\""),
+        ("{quote!a}", '"it\'s"'),
         ("{name:>10}", "Alice"),  # the format spec is ignored
         ("{{literal}} {name}", "{literal} Alice"),
         ("{nested.deep}", "—"),  # no attribute access into the data
