@@ -92,7 +92,8 @@ def _messages_answer(messages: list[OutboxMessage]) -> Response:
 
 
 class _Guard:
-    """The outermost layer: refuses an internal call without the internal token with 401 and a
+    """The outermost layer of every path but POST /v1/commands (`_LogicApp` checks that one
+    the same way): refuses an internal call without the internal token with 401 and a
     body over `limit` bytes with 413, both before anything reads or parses the body (issue 9,
     finding 6), and turns any fault of ours (Redis down…) into a 503 with a message, never a
     trace."""
