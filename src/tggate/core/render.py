@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tggate.core.commands import ActionSpec
@@ -38,13 +39,52 @@ class _SafeFormatter(string.Formatter):
 
 _FORMATTER = _SafeFormatter()
 
+_CONVERSIONS: dict[str | None, Callable[[Any], Any]] = {
+    None: lambda value: value,
+    "s": str,
+    "r": repr,
+    "a": ascii,
+}
+
+# (literal text, field name or None, conversion) of a template.
+_Part = tuple[str, str | None, Callable[[Any], Any]]
+
+
+@functools.lru_cache(maxsize=512)
+def _parts(template: str) -> tuple[_Part, ...] | None:
+    """A template split once (the table's templates are few, and a reply is filled each
+    command: parsing it again cost more than the rest of rendering, issue 11); None when only
+    `_FORMATTER` fills it as it should (a malformed template, a field name that is not a plain
+    name, a field inside a format spec, an unknown conversion)."""
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError:
+        return None
+    parts: list[_Part] = []
+    for literal, field, spec, conversion in parsed:
+        if field is not None and (
+            not field.isidentifier() or "{" in (spec or "") or conversion not in _CONVERSIONS
+        ):
+            return None
+        parts.append((literal, field, _CONVERSIONS[conversion if field is not None else None]))
+    return tuple(parts)
+
 
 def _fill(template: str, data: Any) -> str:
     fields = _Fields(data) if isinstance(data, Mapping) else _Fields(value=data)
-    try:
-        return _FORMATTER.vformat(template, (), fields)
-    except (ValueError, IndexError, KeyError):
-        return template
+    parts = _parts(template)
+    if parts is None:
+        try:
+            return _FORMATTER.vformat(template, (), fields)
+        except (ValueError, IndexError, KeyError):
+            return template
+    # What `_FORMATTER` gives for these templates; the format spec is ignored, as it is there.
+    pieces: list[str] = []
+    for literal, field, convert in parts:
+        pieces.append(literal)
+        if field is not None:
+            pieces.append(_FORMATTER.format_field(convert(fields[field]), ""))
+    return "".join(pieces)
 
 
 def render_action_reply(spec: ActionSpec, data: Any, language: str) -> str:

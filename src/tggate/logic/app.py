@@ -92,7 +92,8 @@ def _messages_answer(messages: list[OutboxMessage]) -> Response:
 
 
 class _Guard:
-    """The outermost layer: refuses an internal call without the internal token with 401 and a
+    """The outermost layer of every path but POST /v1/commands (`_LogicApp` checks that one
+    the same way): refuses an internal call without the internal token with 401 and a
     body over `limit` bytes with 413, both before anything reads or parses the body (issue 9,
     finding 6), and turns any fault of ours (Redis down…) into a 503 with a message, never a
     trace."""
@@ -149,46 +150,80 @@ class _BodyTooLarge(Exception):
 
 
 _COMMAND_REQUEST: Final = TypeAdapter(CommandRequest)
-_CommandAnswer = Callable[[bytes | None, bytes], Awaitable[tuple[int, bytes]]]
+_CommandAnswer = Callable[[bytes], Awaitable[tuple[int, bytes]]]
 
 
-class _CommandsFastPath:
-    """POST /v1/commands straight to the service, past FastAPI's routing and dependency solving:
-    a command then costs Bot Logic less CPU than a bare FastAPI handler doing two Redis round
-    trips (issue 11, bench/README.md). The checks and answers are the declared route's (the
-    same function makes them); the route documents the endpoint in the OpenAPI document."""
+class _LogicApp(FastAPI):
+    """The FastAPI app, with POST /v1/commands answered before FastAPI's own layers (routing,
+    dependency solving, its middleware and `_Guard`'s wrappers): a command then costs Bot Logic
+    less CPU than a bare FastAPI handler doing two Redis round trips (issue 11,
+    bench/README.md). The path makes `_Guard`'s checks itself, in the same order (the token,
+    then the size, before the body is parsed; a fault of ours is a 503), and the declared
+    route's (the same function makes them); the route documents the endpoint in the OpenAPI
+    document."""
 
-    def __init__(self, app: ASGIApp, *, answer: _CommandAnswer) -> None:
-        self._app = app
-        self._answer = answer
+    commands_answer: _CommandAnswer | None = None
+    internal_token: bytes = b""
+    body_limit: int = MAX_BODY_BYTES
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not (
-            scope["type"] == "http"
-            and scope["path"] == "/v1/commands"
-            and scope["method"] == "POST"
+        answer = self.commands_answer
+        if (
+            answer is None
+            or scope["type"] != "http"
+            or scope["path"] != "/v1/commands"
+            or scope["method"] != "POST"
         ):
-            await self._app(scope, receive, send)
+            await super().__call__(scope, receive, send)
             return
-        token = next((v for k, v in scope["headers"] if k == b"x-internal-token"), None)
+        token = b""
+        declared = None
+        for name, value in scope["headers"]:
+            if name == _INTERNAL_HEADER:
+                token = value
+            elif name == b"content-length":
+                declared = value
+        if not hmac.compare_digest(token, self.internal_token):
+            await _send_json(send, 401, _detail(_WRONG_TOKEN))
+            return
+        limit = self.body_limit
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_json(send, 413, _detail("request body too large"))
+            return
         chunks = []
+        seen = 0
         while True:
             message = await receive()
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > limit:
+                await _send_json(send, 413, _detail("request body too large"))
+                return
+            chunks.append(chunk)
             if not message.get("more_body"):
                 break
-        status, body = await self._answer(token, b"".join(chunks))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        try:
+            status, body = await answer(b"".join(chunks))
+        except Exception as error:
+            # As `_Guard`: the class name only, and a 503 with a message, never a trace.
+            log.error("request failed: %s", type(error).__name__)
+            await _send_json(send, 503, _detail("temporarily unavailable"))
+            return
+        await _send_json(send, status, body)
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _answer(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
@@ -233,7 +268,7 @@ def create_app(
 
     # No /openapi.json, /docs or /redoc: docs/openapi/logic.yaml is the document, written from
     # this app object by tggate.contract.openapi without serving it (issue 9, finding 6).
-    app = FastAPI(
+    app = _LogicApp(
         title="tggate Bot Logic",
         lifespan=lifespan,
         openapi_url=None,
@@ -285,9 +320,7 @@ def create_app(
             return 409, _detail("this update_id is being processed; retry")
         return 200, answer.encode()
 
-    async def fast_command_answer(token: bytes | None, raw: bytes) -> tuple[int, bytes]:
-        if not token_ok(token):
-            return 401, _detail(_WRONG_TOKEN)
+    async def fast_command_answer(raw: bytes) -> tuple[int, bytes]:
         try:
             body = _COMMAND_REQUEST.validate_json(raw)
         except ValidationError as error:
@@ -364,9 +397,9 @@ def create_app(
         """Prometheus metrics."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(_CommandsFastPath, answer=fast_command_answer)
-    # Outside the fast path: it is guarded too.
     app.add_middleware(_Guard, limit=MAX_BODY_BYTES, internal_token=expected)
+    app.commands_answer = fast_command_answer
+    app.internal_token = expected
     return app
 
 

@@ -169,7 +169,7 @@ class Commands:
             # answer asks for the update again and the retry runs anew; its reply only says so,
             # for a reader that does not know the marker (docs/scenarios.md#unavailable).
             log.warning("Redis unavailable during /%s: %s", command.name, error)
-            self._metrics.commands.labels(command.name, "store_unavailable").inc()
+            self._metrics.command_done(command.name, "store_unavailable")
             unavailable = Reply(text=say(Text.UNAVAILABLE, command.language))
             return answer_json(chat_id, [unavailable], retry=True)
         return answer_json(chat_id, replies)
@@ -242,10 +242,10 @@ class Commands:
                 stored = await self._store.load(command.chat_id)
             outcome, revision = await self._decide(stored, command)
             if await commit(outcome, revision):
-                self._metrics.commands.labels(command.name, _result_label(stored, outcome)).inc()
+                self._metrics.command_done(command.name, _result_label(stored, outcome))
                 return outcome.replies
             log.info("chat %s changed during /%s; deciding again", command.chat_id, command.name)
-        self._metrics.commands.labels(command.name, "conflict").inc()
+        self._metrics.command_done(command.name, "conflict")
         gave_up = Outcome(KEEP, (Reply(text=say(Text.UNAVAILABLE, command.language)),))
         await commit(gave_up, None)
         return gave_up.replies

@@ -67,6 +67,14 @@ class LogicMetrics:
             ["cycle", "shard"],
             registry=self.registry,
         )
+        # The labelled counters of the per-command counts, each looked up once: `labels()`
+        # checks and locks on every call (a count took 1.3 µs, 0.5 µs so; issue 11). The
+        # keys are few: commands of the table, results, statuses.
+        self._children: dict[tuple[str, str, str], Counter] = {}
+
+    def command_done(self, command: str, result: str) -> None:
+        """Count one command by its result (`_result_label` in logic/commands.py)."""
+        self._count(self.commands, "command", command, result)
 
     def module_call(self, request: str, answer: object) -> None:
         """Count one call to a module by what it answered (a status, a result's name, "ok")."""
@@ -76,4 +84,11 @@ class LogicMetrics:
             result = str(answer.status)
         else:
             result = type(answer).__name__.lower() if answer is not None else "ok"
-        self.module_calls.labels(request, result).inc()
+        self._count(self.module_calls, "module", request, result)
+
+    def _count(self, counter: Counter, kind: str, first: str, second: str) -> None:
+        key = (kind, first, second)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(first, second)
+        child.inc()

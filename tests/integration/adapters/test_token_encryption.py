@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tggate.adapters.answer_dictionary import ANSWER_DICTIONARY_V1
-from tggate.adapters.redis_store import RedisSessionStore
+from tggate.adapters.redis_store import RedisSessionStore, SessionCodec
 from tggate.adapters.token_cipher import TokenCipher, TokenCipherError
 from tggate.core.machine import login_offer
 from tggate.core.ports import UpdateAnswered, UpdateClaimed
@@ -19,6 +19,7 @@ from tggate.core.session import (
     Authorized,
     LoginPrompt,
     LostSession,
+    Session,
     Status,
     StoredSession,
 )
@@ -176,3 +177,54 @@ def test_the_answer_dictionary_is_frozen() -> None:
         "8c9ae0ae3f489a4f5c3eba4bd2a01edbaa8c7fdb27feb8473d8ba96fa3822499"
     )
     assert len(ANSWER_DICTIONARY_V1) <= 4096 - 262
+
+
+class CountingCipher(TokenCipher):
+    """A real cipher that counts the sealed values it opens."""
+
+    opened = 0
+
+    def open_bytes(self, value: str) -> bytes:
+        self.opened += 1
+        return super().open_bytes(value)
+
+
+async def _claimed(store: RedisSessionStore, update_id: int) -> Session | LostSession | None:
+    claim = await store.begin_update(1, update_id, owner=f"o{update_id}", ttl_ms=10_000)
+    assert isinstance(claim, UpdateClaimed)
+    return claim.stored.session if claim.stored is not None else None
+
+
+async def test_a_command_opens_a_chats_session_once_and_reads_every_change(
+    redis_client: Redis,
+) -> None:
+    """Issue 11: a session opened for a command is kept, by its sealed text, for the chat's next
+    command; a session written since (a refresh here or on another replica) is read anew."""
+    cipher = CountingCipher([TokenCipher.generate_key()])
+    store = RedisSessionStore(redis_client, cipher=cipher)
+    other_replica = RedisSessionStore(redis_client, cipher=cipher)
+    revision = await store.replace(1, Authorized("access-1", "refresh-1"), expect=None)
+    assert await _claimed(store, 10) == Authorized("access-1", "refresh-1")
+    opened = cipher.opened
+    assert await _claimed(store, 11) == Authorized("access-1", "refresh-1")
+    assert cipher.opened == opened  # kept, not opened again
+    revision = await other_replica.replace(1, Authorized("access-2", "refresh-2"), expect=revision)
+    assert await _claimed(store, 12) == Authorized("access-2", "refresh-2")
+    await store.replace(1, Authorized("access-3", "refresh-3"), expect=revision)
+    assert await _claimed(store, 13) == Authorized("access-3", "refresh-3")
+
+
+def test_the_codec_keeps_at_most_its_bound_of_opened_sessions() -> None:
+    cipher = CountingCipher([TokenCipher.generate_key()])
+    codec = SessionCodec(cipher, remember=2)
+    sealed = [codec.encode(Authorized(f"access-{n}", f"refresh-{n}")) for n in range(3)]
+    for data in sealed:
+        codec.decode(1, Status.AUTHORIZED.value, "r", data, remember=True)
+    assert cipher.opened == 3
+    codec.decode(1, Status.AUTHORIZED.value, "r", sealed[2], remember=True)  # kept
+    assert cipher.opened == 3
+    first = codec.decode(1, Status.AUTHORIZED.value, "r", sealed[0], remember=True)
+    assert first.session == Authorized("access-0", "refresh-0")
+    assert cipher.opened == 4  # the oldest was let go, so opened again
+    codec.decode(1, Status.AUTHORIZED.value, "r", sealed[2])  # a timer cycle's read: not kept
+    assert cipher.opened == 5

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -67,6 +68,18 @@ async def test_malformed_json_and_huge_bodies(bot: Bot) -> None:
     )
     assert broken.status_code == 422
     huge = await bot.logic.post("/v1/commands", content=b"x" * 200_000)
+    assert huge.status_code == 413
+    assert huge.json() == {"detail": "request body too large"}
+
+
+async def test_a_huge_body_without_a_length_is_refused_as_it_streams(bot: Bot) -> None:
+    """Chunked, so no Content-Length to refuse it by: counted as it arrives (issue 9)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 10_000
+
+    huge = await bot.logic.post("/v1/commands", content=chunks())
     assert huge.status_code == 413
     assert huge.json() == {"detail": "request body too large"}
 

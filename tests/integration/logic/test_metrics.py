@@ -44,3 +44,22 @@ async def test_the_outbox_backlog_is_what_the_last_tick_handed_out(bot: Bot, cha
     assert await _sample(bot, "tggate_outbox_backlog_messages", cycle="login", shard="0") == len(
         after
     )
+
+
+async def test_commands_and_module_calls_are_counted_by_result_each_time(
+    bot: Bot, chat: int
+) -> None:
+    """Issue 11 looks each labelled counter up once: every count still lands, under its own
+    labels."""
+    offered = {"command": "me", "result": "unknown->unknown"}
+    done = {"command": "me", "result": "authorized->authorized"}
+    action = {"request": "action", "result": "200"}
+    before = [await _sample(bot, "tggate_commands_total", **labels) for labels in (offered, done)]
+    calls = await _sample(bot, "tggate_module_calls_total", **action)
+    await bot.command(chat, "me")
+    await bot.login(chat)
+    for _ in range(3):
+        await bot.command(chat, "me")
+    assert await _sample(bot, "tggate_commands_total", **offered) == before[0] + 1
+    assert await _sample(bot, "tggate_commands_total", **done) == before[1] + 3
+    assert await _sample(bot, "tggate_module_calls_total", **action) == calls + 3
