@@ -46,8 +46,9 @@ _JSON = (b"content-type", b"application/json")
 
 
 class FastPath:
-    """Pure ASGI, in front of the app's middleware and routes; `authenticate` is the person
-    behind an Authorization header value, or Unauthorized."""
+    """Pure ASGI, in front of the app's own middleware and its routes (FastAPI's error layer
+    stays outside it: an exception is a 500 as anywhere); `authenticate` is the person behind
+    an Authorization header value, or Unauthorized."""
 
     def __init__(
         self,
@@ -122,6 +123,8 @@ class FastPath:
 
     async def _delete_notifications(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = "DELETE /notification"
+        # The body first, as the route reads it: only a list of ids is served here, so the
+        # instrument counts (and delays) the request once, here or behind.
         body = await _body(receive)
         if body is None:  # the caller went away
             return
