@@ -33,6 +33,7 @@ __all__ = [
     "ADMIN_HEADER",
     "FRAME_HEADERS",
     "MIN_SECRET_BYTES",
+    "SECURITY_HEADERS",
     "TEST_API_HEADER",
     "SecretHeader",
     "SecurityHeadersMiddleware",
@@ -51,6 +52,12 @@ _ALWAYS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+# All of them as raw ASGI headers: what the middleware adds to an answer without a policy of its
+# own, for an endpoint that answers before it (the reference Main module's fast path).
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
+    (name.lower().encode("latin-1"), value.encode("latin-1"))
+    for name, value in {**FRAME_HEADERS, **_ALWAYS}.items()
+)
 _LOC_PART_MAX = 64
 
 

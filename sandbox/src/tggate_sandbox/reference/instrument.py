@@ -48,6 +48,12 @@ class Instrument:
         self.counts = {} if self.names is None else dict.fromkeys(self.names.values(), 0)
         self.answers = {}
 
+    async def arrived(self, route: str) -> None:
+        """A request for `route` is in: counted, then held for the delay when it applies."""
+        self.counts[route] = self.counts.get(route, 0) + 1
+        if self.delayed_route in (None, route):
+            await self.delay.wait()
+
     def answered(self, route: str, status: int) -> None:
         by_status = self.answers.setdefault(route, {})
         by_status[str(status)] = by_status.get(str(status), 0) + 1
@@ -70,9 +76,7 @@ class InstrumentMiddleware:
             await self._app(scope, receive, send)
             return
         instrument = self._instrument
-        instrument.counts[route] = instrument.counts.get(route, 0) + 1
-        if instrument.delayed_route in (None, route):
-            await instrument.delay.wait()
+        await instrument.arrived(route)
 
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -31,7 +31,9 @@ from tggate_sandbox.hardening import (
     sandbox_app,
 )
 from tggate_sandbox.reference.instrument import DelayRequest, Instrument, InstrumentMiddleware
-from tggate_sandbox.reference.main.catalog import Course, Person, School
+from tggate_sandbox.reference.main.catalog import Person, School
+from tggate_sandbox.reference.main.fast_path import FastPath
+from tggate_sandbox.reference.main.handlers import Handlers
 from tggate_sandbox.reference.main.models import (
     Broadcast,
     BroadcastDone,
@@ -71,12 +73,14 @@ def create_app(
     service_token: str | None = None,
     secure_cookies: bool = False,
     clock: Clock = time.time,
+    fast_path: bool = True,
 ) -> FastAPI:
     """Build the module. ValueError for a secret too short (HS256 wants 32 bytes, and so do the
     admin and test API secrets and the service token). `secure_cookies` marks the `/notify`
     sign-in cookie Secure. With a `service_token`, `GET /notifications` lists every person's
     notifications to a caller presenting it (the bulk mode); without one the route does not
-    exist."""
+    exist. `fast_path=False` serves every request through FastAPI's routes (the tests compare
+    the two: they answer alike)."""
     verifier = AccessVerifier(jwt_secret, clock=clock)
     admin = (
         None
@@ -88,23 +92,35 @@ def create_app(
     box = NotificationBox()
     instrument = Instrument()
 
+    handlers = Handlers(school=school, box=box)
+
+    def person_of(authorization: str | None) -> Person:
+        """The person behind an Authorization header value; Unauthorized otherwise."""
+        who = verifier.verify(authorization)
+        return school.meet(who.identity, who.name)
+
     async def caller(request: Request) -> Person:
         try:
-            who = verifier.verify(request.headers.get("authorization"))
+            return person_of(request.headers.get("authorization"))
         except Unauthorized as refused:
             raise HTTPException(
                 401, detail=str(refused), headers={"WWW-Authenticate": "Bearer"}
             ) from None
-        return school.meet(who.identity, who.name)
 
     app = sandbox_app(title="tggate reference Main module", version="1")
     app.add_middleware(InstrumentMiddleware, instrument=instrument, routes=app.router.routes)
     # Routes go straight onto the app, not through include_router: the instrument matches them
     # against the app's own route list to name them by template ("GET /api/courses/{course_id}").
     app.get("/healthz", include_in_schema=False)(_healthz)
-    _add_actions(app, school=school, caller=caller)
+    _add_actions(app, handlers=handlers, caller=caller)
     _add_notifications(
-        app, school=school, box=box, caller=caller, admin=admin or _admin_off, clock=clock
+        app,
+        school=school,
+        box=box,
+        handlers=handlers,
+        caller=caller,
+        admin=admin or _admin_off,
+        clock=clock,
     )
     add_notification_pages(
         app,
@@ -121,6 +137,12 @@ def create_app(
         _add_test_api(app, instrument, guard=test_guard)
     if admin is None:
         log.info("no admin secret: /notify and POST /notifications are off")
+    if fast_path:
+        # Added last, so it is the outermost of the app's own middleware: in front of the
+        # instrument and the security headers, which it applies itself (fast_path.py).
+        app.add_middleware(
+            FastPath, handlers=handlers, authenticate=person_of, instrument=instrument
+        )
     return app
 
 
@@ -135,59 +157,33 @@ async def _admin_off(request: Request) -> None:
     )
 
 
-def _add_actions(app: FastAPI, *, school: School, caller: Authenticate) -> None:
+def _add_actions(app: FastAPI, *, handlers: Handlers, caller: Authenticate) -> None:
     """The actions of the bundled command table (src/tggate/commands.toml)."""
     Me = Annotated[Person, Depends(caller)]
 
-    def own_course(person: Person, course_id: str) -> Course:
-        course = school.course_of(person, course_id)
-        if course is None:
-            raise HTTPException(404, detail="course not found")
-        return course
-
     @app.get("/api/me", tags=["actions"])
     async def me(person: Me) -> Profile:
-        return Profile(id=person.id, name=person.name, role=person.role)
+        return handlers.me(person)
 
     @app.get("/api/courses", tags=["actions"])
     async def courses(person: Me) -> list[CourseBrief]:
-        return [
-            CourseBrief(id=c.id, title=c.title, teacher=c.teacher)
-            for c in school.courses_of(person)
-        ]
+        return handlers.courses(person)
 
     @app.get("/api/courses/{course_id}", tags=["actions"])
     async def course(person: Me, course_id: str) -> CourseDetail:
-        found = own_course(person, course_id)
-        return CourseDetail(
-            id=found.id,
-            title=found.title,
-            description=found.description,
-            teacher=found.teacher,
-            students=len(school.students_of(found)),
-        )
+        return handlers.course(person, course_id)
 
     @app.get("/api/courses/{course_id}/tasks", tags=["actions"])
     async def tasks(person: Me, course_id: str) -> list[TaskView]:
-        return [
-            TaskView(id=t.id, title=t.title, due=t.due) for t in own_course(person, course_id).tasks
-        ]
+        return handlers.tasks(person, course_id)
 
     @app.get("/api/courses/{course_id}/students", tags=["actions"])
     async def students(person: Me, course_id: str) -> list[PersonView]:
-        found = own_course(person, course_id)
-        if person.role != "teacher":
-            raise HTTPException(403, detail="teachers only")
-        return [PersonView(id=p.id, name=p.name) for p in school.students_of(found)]
+        return handlers.students(person, course_id)
 
     @app.get("/api/grades", tags=["actions"])
     async def grades(person: Me) -> list[GradeView]:
-        if person.role != "student":
-            raise HTTPException(403, detail="students only")
-        return [
-            GradeView(course=g.course, task=g.task, task_title=g.task_title, grade=g.grade)
-            for g in school.grades_of(person)
-        ]
+        return handlers.grades(person)
 
 
 def _add_notifications(
@@ -195,6 +191,7 @@ def _add_notifications(
     *,
     school: School,
     box: NotificationBox,
+    handlers: Handlers,
     caller: Authenticate,
     admin: AdminCheck,
     clock: Clock,
@@ -205,15 +202,11 @@ def _add_notifications(
 
     @app.get("/notification", tags=["notifications"])
     async def read(person: Me) -> list[NotificationView]:
-        return [
-            NotificationView(id=n.id, text=n.text, created_at=n.created_at)
-            for n in box.of(person.id)
-        ]
+        return handlers.notifications(person)
 
     @app.delete("/notification", status_code=204, tags=["notifications"])
     async def delete(person: Me, body: NotificationIds) -> Response:
-        deleted = box.delete(person.id, body.ids)
-        log.info("deleted %d of %d notifications of %s", deleted, len(body.ids), person.id)
+        handlers.delete_notifications(person, body.ids)
         return Response(status_code=204)
 
     @app.post("/notifications", status_code=201, tags=["notifications"], dependencies=admin_only)

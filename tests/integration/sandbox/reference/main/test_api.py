@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import json
 import time
 from collections.abc import Iterator
@@ -61,6 +62,33 @@ def unsigned_token(sub: str = "alice") -> str:
     now = int(START)
     claims = {"sub": sub, "typ": "access", "iat": now, "exp": now + 300}
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def signed_token(header: dict[str, Any], claims: str) -> str:
+    """A token signed with the module's key by HMAC-SHA256 whatever `header` says, over claims
+    given as JSON text (so they may hold what json.dumps writes and JSON has not: NaN)."""
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = f"{part(json.dumps(header).encode())}.{part(claims.encode())}"
+    signature = hmac.digest(SECRET.encode(), signing_input.encode(), "sha256")
+    return f"{signing_input}.{part(signature)}"
+
+
+def claims_json(**overrides: Any) -> str:
+    now = int(START)
+    claims = {"sub": "alice", "typ": "access", "iat": now, "exp": now + 300, **overrides}
+    return json.dumps(claims)
+
+
+def respelled(token: str) -> str:
+    """The same token with its signature's last character changed in the bits base64 leaves
+    over: it decodes to the same bytes, but is not the signature's spelling."""
+    head, _, signature = token.rpartition(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(signature[-1])
+    return f"{head}.{signature[:-1]}{alphabet[last ^ 1]}"
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -228,6 +256,22 @@ def test_teachers_are_configurable() -> None:
         (bearer(access_token(iat=None)), "invalid access token"),
         (bearer(access_token(iss="somebody-else")), "invalid access token"),
         (bearer(access_token(ttl_s=-1)), "access token expired"),
+        (bearer(access_token(aud="somebody-else")), "invalid access token"),
+        (bearer(access_token(jti=5)), "invalid access token"),
+        (
+            bearer(signed_token({"alg": "HS512", "typ": "JWT"}, claims_json())),
+            "invalid access token",
+        ),
+        (
+            bearer(signed_token({"alg": "HS256", "crit": ["b64"]}, claims_json())),
+            "invalid access token",
+        ),
+        (bearer(signed_token({"alg": "HS256", "kid": 5}, claims_json())), "invalid access token"),
+        (
+            bearer(signed_token({"alg": "HS256"}, claims_json(exp=float("nan")))),
+            "invalid access token",
+        ),
+        (bearer(respelled(access_token())), "invalid access token"),
     ],
     ids=[
         "missing",
@@ -243,6 +287,13 @@ def test_teachers_are_configurable() -> None:
         "no-iat",
         "wrong-iss",
         "expired",
+        "audience",
+        "jti-not-text",
+        "alg-mislabelled",
+        "critical-extension",
+        "kid-not-text",
+        "exp-nan",
+        "signature-respelled",
     ],
 )
 def test_no_usable_token_is_401(client: httpx.Client, headers: dict[str, str], detail: str) -> None:
@@ -255,6 +306,19 @@ def test_no_usable_token_is_401(client: httpx.Client, headers: dict[str, str], d
         assert answer.status_code == 401
         assert answer.json() == {"detail": detail}
         assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_the_refused_tokens_above_differ_only_in_what_is_refused(client: httpx.Client) -> None:
+    """The hand-made tokens of the 401 cases are good ones but for the one thing refused."""
+    good = signed_token({"alg": "HS256", "typ": "JWT"}, claims_json())
+    token = access_token()
+    same_signature = [
+        base64.urlsafe_b64decode(t.rpartition(".")[2] + "=") for t in (token, respelled(token))
+    ]
+
+    assert client.get("/api/me", headers=bearer(good)).status_code == 200
+    assert respelled(token) != token
+    assert same_signature[0] == same_signature[1]
 
 
 def test_an_access_token_expires_on_the_modules_clock(
