@@ -81,7 +81,7 @@ def _within(answer: asyncio.Future[HttpAnswer], deadline: float) -> asyncio.Futu
     """`answer`, failed with TimeoutError if it is not there by `deadline`: a timer on the
     future itself, where `asyncio.timeout` cost a context manager and a task lookup on each of
     the client's two or three requests per command (bench/README.md, "Profiles")."""
-    timer = asyncio.get_running_loop().call_at(deadline, _time_out, answer)
+    timer = answer.get_loop().call_at(deadline, _time_out, answer)
     answer.add_done_callback(lambda _: timer.cancel())
     return answer
 
@@ -95,6 +95,9 @@ class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection and the answer it is waiting for, if any."""
 
     def __init__(self) -> None:
+        # Made by the running loop's create_connection; kept, since every lookup of the
+        # running loop is a getpid() system call on Python 3.11.
+        self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._answer: asyncio.Future[HttpAnswer] | None = None
@@ -151,7 +154,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, request: bytes) -> asyncio.Future[HttpAnswer]:
         assert self._transport is not None and self._answer is None
-        self._answer = asyncio.get_running_loop().create_future()
+        self._answer = self._loop.create_future()
         self._keep_alive = self.got_bytes = False
         self._transport.write(request)
         return self._answer
