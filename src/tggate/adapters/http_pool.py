@@ -77,10 +77,27 @@ class HttpAnswer:
             return None
 
 
+def _within(answer: asyncio.Future[HttpAnswer], deadline: float) -> asyncio.Future[HttpAnswer]:
+    """`answer`, failed with TimeoutError if it is not there by `deadline`: a timer on the
+    future itself, where `asyncio.timeout` cost a context manager and a task lookup on each of
+    the client's two or three requests per command (bench/README.md, "Profiles")."""
+    timer = answer.get_loop().call_at(deadline, _time_out, answer)
+    answer.add_done_callback(lambda _: timer.cancel())
+    return answer
+
+
+def _time_out(answer: asyncio.Future[HttpAnswer]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
+
+
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection and the answer it is waiting for, if any."""
 
     def __init__(self) -> None:
+        # Made by the running loop's create_connection; kept, since every lookup of the
+        # running loop is a getpid() system call on Python 3.11.
+        self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._answer: asyncio.Future[HttpAnswer] | None = None
@@ -137,7 +154,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, request: bytes) -> asyncio.Future[HttpAnswer]:
         assert self._transport is not None and self._answer is None
-        self._answer = asyncio.get_running_loop().create_future()
+        self._answer = self._loop.create_future()
         self._keep_alive = self.got_bytes = False
         self._transport.write(request)
         return self._answer
@@ -232,29 +249,37 @@ class HttpPool:
         except UnicodeEncodeError:
             raise HttpFailure("the path or a header is not latin-1") from None
         within_s = self._timeout_s if timeout_s is None else timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
         try:
-            async with asyncio.timeout(within_s):
-                async with self._slots:
-                    return await self._exchange(request)
+            if self._slots.locked():
+                async with asyncio.timeout_at(deadline):
+                    await self._slots.acquire()
+            else:
+                await self._slots.acquire()  # free: taken without waiting
+            try:
+                return await self._exchange(request, deadline)
+            finally:
+                self._slots.release()
         except TimeoutError:
             raise HttpFailure(f"no answer within {within_s:g} s") from None
         except OSError as error:  # connecting or writing; ssl.SSLError is one too
             raise HttpFailure(f"{type(error).__name__}: {error}") from None
 
-    async def _exchange(self, request: bytes) -> HttpAnswer:
+    async def _exchange(self, request: bytes, deadline: float) -> HttpAnswer:
         connection = self._idle_connection()
         reused = connection is not None
         if connection is None:
-            connection = await self._connect()
+            connection = await self._connect(deadline)
         try:
             try:
-                answer = await connection.send(request)
+                answer = await _within(connection.send(request), deadline)
             except HttpFailure:
                 if not reused or connection.got_bytes:
                     raise
                 # The server closed the idle connection as we wrote: it read nothing.
-                connection = await self._connect()
-                answer = await connection.send(request)
+                connection = await self._connect(deadline)
+                answer = await _within(connection.send(request), deadline)
         except BaseException:
             connection.abort()  # failed, timed out or cancelled mid-answer
             raise
@@ -274,14 +299,15 @@ class HttpPool:
             connection.close()
         return None
 
-    async def _connect(self) -> _Connection:
-        _, connection = await asyncio.get_running_loop().create_connection(
-            _Connection,
-            self._host,
-            self._port,
-            ssl=self._ssl,
-            server_hostname=self._host if self._ssl is not None else None,
-        )
+    async def _connect(self, deadline: float) -> _Connection:
+        async with asyncio.timeout_at(deadline):
+            _, connection = await asyncio.get_running_loop().create_connection(
+                _Connection,
+                self._host,
+                self._port,
+                ssl=self._ssl,
+                server_hostname=self._host if self._ssl is not None else None,
+            )
         return connection
 
     async def aclose(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from tggate.core.commands import CommandTable, OtherBot, ParsedCommand, Usage, parse_text
 from tggate.core.replies import ChatReply, Reply
@@ -29,9 +30,15 @@ from .journal import DeliveryJournal, update_key
 from .retry import Backoff, OutageLog
 from .sender import Sender
 
-__all__ = ["Forwarder"]
+__all__ = ["Forwarder", "Timer"]
 
 logger = logging.getLogger("tggate.client.forwarder")
+
+
+class Timer(Protocol):
+    """A callback scheduled for later (`asyncio.TimerHandle`)."""
+
+    def cancel(self) -> object: ...
 
 
 class Forwarder:
@@ -47,7 +54,10 @@ class Forwarder:
         notice_after_s: float = 10.0,
         journal: DeliveryJournal | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        call_later: Callable[[float, Callable[[], None]], Timer] | None = None,
     ) -> None:
+        """`sleep` (between retries) and `call_later` (the delay notice; None: the event
+        loop's) are the clock's, for tests to replace."""
         self._telegram = telegram
         self._journal = journal
         self._logic = logic
@@ -58,6 +68,7 @@ class Forwarder:
         self._backoff = backoff or Backoff()
         self._notice_after_s = notice_after_s
         self._sleep = sleep
+        self._call_later = call_later
         self._outage = OutageLog(logger, "Bot Logic /v1/commands")
 
     async def handle(self, update: IncomingMessage | CallbackPress) -> None:
@@ -106,23 +117,29 @@ class Forwarder:
     ) -> Sequence[ChatReply]:
         # Not silence (docs/contract.md#reliability): once the answer is `notice_after_s` late,
         # say so, once per handling, on a timer of its own: checked only between retries, the
-        # notice came as late as the back-off (up to 30 s) after that.
-        sending = asyncio.Event()
-        notice = asyncio.create_task(
-            self._notice_later(update.chat_id, update.language, sending),
-            name="tggate-delay-notice",
+        # notice came as late as the back-off (up to 30 s) after that. A timer, not a task
+        # sleeping beside every command: almost every answer comes first, and the task was
+        # two more steps of the event loop per command (bench/README.md, "Profiles").
+        notice: asyncio.Task[None] | None = None
+
+        def start_notice() -> None:
+            nonlocal notice
+            notice = asyncio.create_task(
+                self._notice(update.chat_id, update.language), name="tggate-delay-notice"
+            )
+
+        timer = (self._call_later or asyncio.get_running_loop().call_later)(
+            self._notice_after_s, start_notice
         )
         try:
             return await self._ask(update, parsed, text)
         finally:
+            timer.cancel()
             # A notice on its way is let through, so it comes before the answer, never after.
-            if not sending.is_set():
-                notice.cancel()
-            await asyncio.gather(notice, return_exceptions=True)
+            if notice is not None:
+                await asyncio.gather(notice, return_exceptions=True)
 
-    async def _notice_later(self, chat_id: int, language: Language, sending: asyncio.Event) -> None:
-        await self._sleep(self._notice_after_s)
-        sending.set()
+    async def _notice(self, chat_id: int, language: Language) -> None:
         try:
             await self._sender.send(chat_id, Reply(texts.unavailable(language)))
         except TelegramFailure as error:

@@ -34,7 +34,7 @@ from .base import (
 )
 from .dispatch import ChatDispatcher
 from .offsets import OffsetTracker
-from .retry import Backoff, OutageLog, first_of, sleep_or_stop
+from .retry import Backoff, OutageLog
 
 __all__ = ["Poller"]
 
@@ -45,8 +45,9 @@ FETCH_LIMIT = 100  # the Bot API's maximum
 _REFILL = FETCH_LIMIT // 4
 
 
-class _Stopped(Exception):
-    pass
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 class Poller:
@@ -77,7 +78,9 @@ class Poller:
         self._confirm_timeout_s = confirm_timeout_s
         self._backoff = backoff or Backoff(initial_s=1.0, max_s=30.0)
         self._tracker = OffsetTracker(start=start_offset)
-        self._progress = asyncio.Event()
+        # An update finished since the flag was last cleared; `_waiter` waits for the next one.
+        self._progressed = False
+        self._waiter: asyncio.Future[None] | None = None
         # The fetched updates at or above the offset, in order: the window Telegram answers.
         self._window: deque[int] = deque()
         self._sent_offset: int | None = None  # the offset of the last answered getUpdates
@@ -91,7 +94,8 @@ class Poller:
 
     def _finished(self, update_id: int) -> None:
         self._tracker.finish(update_id)
-        self._progress.set()
+        self._progressed = True
+        _wake(self._waiter)
 
     async def run(self, stop: asyncio.Event) -> int | None:
         """Poll until `stop`; then finish in-flight updates (within the grace period), confirm
@@ -99,9 +103,22 @@ class Poller:
         dispatcher: ChatDispatcher[IncomingMessage | CallbackPress] = ChatDispatcher(
             self._handle, max_concurrent=self._max_concurrent_chats, on_done=self._finished
         )
+        # `stop` abandons whatever the fetch loop waits for: a long poll may take its full
+        # timeout, and an abandoned request confirms nothing we have not handled. One waiter for
+        # the whole period, not one beside every call: a waiting task per getUpdates and per
+        # wait for progress was much of what a quiet bot spent per command (bench/README.md,
+        # "Profiles").
+        fetching = asyncio.create_task(self._fetch_loop(stop, dispatcher), name="tggate-fetch")
+        stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: fetching.cancel())
         try:
-            await self._fetch_loop(stop, dispatcher)
+            await fetching
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not stop.is_set() or (current is not None and current.cancelling()):
+                raise  # cancelled from outside, not stopped
         finally:
+            stopping.cancel()
             if not await dispatcher.join(self._grace_s):
                 logger.warning(
                     "%d updates unfinished after %.0fs; Telegram will deliver them again",
@@ -115,40 +132,47 @@ class Poller:
     async def _fetch_loop(
         self, stop: asyncio.Event, dispatcher: ChatDispatcher[IncomingMessage | CallbackPress]
     ) -> None:
+        """Fetch and hand out updates until `stop`, which cancels this task at its next wait."""
         failures = 0
         while not stop.is_set():
             if self._tracker.in_flight >= self._max_in_flight:
-                await self._wait_progress(stop)
+                self._progressed = False
+                await self._wait_progress(self._busy_wait_s)
                 continue
             busy = self._tracker.in_flight > 0
-            self._progress.clear()
+            self._progressed = False
+            offset = self._tracker.offset
             try:
-                updates = await self._fetch(stop, long_poll_s=0 if busy else self._poll_timeout_s)
-            except _Stopped:
-                return
+                # While updates are in flight Telegram answers at once anyway (see above).
+                updates = await self._telegram.get_updates(
+                    offset=offset,
+                    long_poll_s=0 if busy else self._poll_timeout_s,
+                    limit=FETCH_LIMIT,
+                )
             except PollingConflict as error:
                 failures += 1
                 self._conflicts.failed(str(error))
                 self._on_conflict()
-                await sleep_or_stop(stop, self._backoff.delay(failures))
+                await asyncio.sleep(self._backoff.delay(failures))
                 continue
             except (Unavailable, Rejected) as error:
                 failures += 1
                 self._outage.failed(str(error))
-                await sleep_or_stop(stop, self._backoff.delay(failures))
+                await asyncio.sleep(self._backoff.delay(failures))
                 continue
+            self._sent_offset = offset
             failures = 0
             self._conflicts.succeeded()
             self._outage.succeeded()
             self._accept(updates, dispatcher)
             if len(updates) >= FETCH_LIMIT:
                 # Nothing beyond the window is visible until part of it is handled.
-                await self._wait_room(stop, dispatcher)
+                await self._wait_room(dispatcher)
             elif self._tracker.in_flight > 0:
                 # Asked again at once, Telegram would answer the held updates again and, at a
                 # steady rate, rarely a new one: a call per update for nothing
                 # (bench/README.md, "e2e"). After progress the offset has moved on.
-                await self._wait_progress(stop)
+                await self._wait_progress(self._busy_wait_s)
 
     def _room(self) -> int:
         """How many new updates the next answer could hold."""
@@ -157,21 +181,20 @@ class Poller:
             self._window.popleft()
         return FETCH_LIMIT - len(self._window)
 
-    async def _wait_room(
-        self, stop: asyncio.Event, dispatcher: ChatDispatcher[IncomingMessage | CallbackPress]
-    ) -> None:
+    async def _wait_room(self, dispatcher: ChatDispatcher[IncomingMessage | CallbackPress]) -> None:
         """Until a quarter of the window is free, or any of it while every held update has
         started (a chat's worker would wait for the next fetch), or `busy_wait_s` passed."""
-        deadline = asyncio.get_running_loop().time() + self._busy_wait_s
-        while not stop.is_set():
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._busy_wait_s
+        while True:
             room = self._room()
             if room >= _REFILL or (room > 0 and dispatcher.waiting == 0):
                 return
-            left = deadline - asyncio.get_running_loop().time()
+            left = deadline - loop.time()
             if left <= 0:
                 return
-            self._progress.clear()
-            await first_of(stop.wait(), self._progress.wait(), within_s=left)
+            self._progressed = False
+            await self._wait_progress(left)
 
     def _accept(
         self,
@@ -191,29 +214,18 @@ class Poller:
                 self._finished(update.update_id)
         return fresh
 
-    async def _wait_progress(self, stop: asyncio.Event) -> None:
-        await first_of(stop.wait(), self._progress.wait(), within_s=self._busy_wait_s)
-
-    async def _fetch(self, stop: asyncio.Event, *, long_poll_s: int) -> Sequence[Incoming]:
-        """getUpdates, abandoned as soon as `stop` is set (a long poll may take its full timeout;
-        an abandoned request confirms nothing we have not handled)."""
-        offset = self._tracker.offset
-        request = asyncio.ensure_future(
-            self._telegram.get_updates(offset=offset, long_poll_s=long_poll_s, limit=FETCH_LIMIT)
-        )
-        stopped = asyncio.ensure_future(stop.wait())
+    async def _wait_progress(self, within_s: float) -> None:
+        """Until an update finished since `_progressed` was cleared, or `within_s` passed."""
+        if self._progressed:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(within_s, _wake, waiter)
         try:
-            await asyncio.wait({request, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            await waiter
         finally:
-            for task in (request, stopped):
-                if not task.done():
-                    task.cancel()
-            await asyncio.gather(request, stopped, return_exceptions=True)
-        if request.cancelled():
-            raise _Stopped
-        updates = request.result()
-        self._sent_offset = offset
-        return updates
+            timer.cancel()
+            self._waiter = None
 
     async def _confirm(self) -> None:
         """Tell Telegram the final offset; updates it returns are ignored (not confirmed)."""

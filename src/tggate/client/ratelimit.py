@@ -113,7 +113,7 @@ class GlobalPermits:
                 await self._free.take()
                 free = True
             else:
-                free = await self._free.take_if_free()
+                free = self._free.take_if_free()
             yield not free
         finally:
             if free:
@@ -123,22 +123,55 @@ class GlobalPermits:
 
 
 class _Window:
-    """floor(rate) permits, each given back one window of floor(rate)/rate seconds later."""
+    """floor(rate) permits, each given back one window of floor(rate)/rate seconds later.
+
+    A permit given back is noted with the time it is free again, and counted back in by the
+    next `take` that finds it due: no timer per message. A timer per message (`call_later`)
+    woke an otherwise idle client once more for each one it sent, at ~40 µs of CPU a wake-up
+    (bench/README.md, "Profiles"). Waiters take their turn in order, the first one sleeping
+    until the oldest permit is back."""
 
     def __init__(self, per_s: float) -> None:
         count = max(1, math.floor(per_s))
         self._window_s = count / per_s
-        self._permits = asyncio.Semaphore(count)
+        self._free = count
+        self._back_at: deque[float] = deque()  # when each given-back permit is free, in order
+        self._turns = asyncio.Lock()  # waiters, first come first served
+        self._given: asyncio.Future[None] | None = None  # a waiter for the next give-back
+
+    def _count_back(self, now: float) -> None:
+        while self._back_at and self._back_at[0] <= now:
+            self._back_at.popleft()
+            self._free += 1
 
     async def take(self) -> None:
-        await self._permits.acquire()
+        if self.take_if_free():
+            return
+        loop = asyncio.get_running_loop()
+        async with self._turns:
+            while True:
+                now = loop.time()
+                self._count_back(now)
+                if self._free > 0:
+                    self._free -= 1
+                    return
+                if self._back_at:
+                    await asyncio.sleep(self._back_at[0] - now)
+                else:  # every permit is out with a message: wait until one is given back
+                    self._given = loop.create_future()
+                    await self._given
 
-    async def take_if_free(self) -> bool:
+    def take_if_free(self) -> bool:
         """Take a permit only if one is free now (and nobody is waiting for one)."""
-        if self._permits.locked():
+        if self._turns.locked():
             return False
-        await self._permits.acquire()  # not locked: it takes the permit without waiting
-        return True
+        self._count_back(asyncio.get_running_loop().time())
+        if self._free > 0:
+            self._free -= 1
+            return True
+        return False
 
     def give_back_later(self) -> None:
-        asyncio.get_running_loop().call_later(self._window_s, self._permits.release)
+        self._back_at.append(asyncio.get_running_loop().time() + self._window_s)
+        if self._given is not None and not self._given.done():
+            self._given.set_result(None)

@@ -155,6 +155,7 @@ class HttpTelegramApi:
         self._pool = pool
         self._token = token
         self._request_timeout_s = request_timeout_s
+        self._held: dict[int, Incoming] = {}  # the last getUpdates answer's, by update_id
 
     @classmethod
     @asynccontextmanager
@@ -198,10 +199,22 @@ class HttpTelegramApi:
         updates = await self._call("getUpdates", params, long_poll_s + self._request_timeout_s)
         if not isinstance(updates, list):
             raise Unavailable("getUpdates answered something other than a list")
+        # While updates are in flight the poller asks from the oldest unfinished one, and each
+        # answer holds those again: one the previous answer held is not read again. Only the
+        # previous answer's are kept, so an update id Telegram reuses later is read afresh.
+        known, self._held = self._held, {}
+        found: list[Incoming] = []
         try:
-            return [incoming_from_json(update) for update in updates]
+            for update in updates:
+                update_id = update.get("update_id") if isinstance(update, dict) else None
+                incoming = known.get(update_id) if isinstance(update_id, int) else None
+                if incoming is None:
+                    incoming = incoming_from_json(update)
+                self._held[incoming.update_id] = incoming
+                found.append(incoming)
         except ValueError as error:
             raise Unavailable(str(error)) from None
+        return found
 
     async def send_message(
         self, *, chat_id: int, text: str, buttons: Keyboard = (), paid: bool = False

@@ -204,7 +204,7 @@ async def test_no_answer_in_time_is_a_timeout_and_the_line_is_dropped(
     module.answer = lambda n: None if n == 1 else _OK
     pool = HttpPool(url, max_connections=1, timeout_s=0.2)
     with pytest.raises(HttpFailure, match=r"no answer within 0\.2 s"):
-        await pool.request("GET", "/slow")
+        await asyncio.wait_for(pool.request("GET", "/slow"), timeout=20)  # a bound on a hang
     module.release.set()
     assert (await pool.request("GET", "/next")).status == 200  # on a new connection
     await pool.aclose()

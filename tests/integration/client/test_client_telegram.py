@@ -125,6 +125,31 @@ async def test_get_updates_reads_the_updates(telegram: HttpTelegramApi, script: 
     assert second.allowed_updates == ["message", "callback_query"]
 
 
+async def test_an_update_held_again_reads_the_same_and_a_reused_id_reads_afresh(
+    telegram: HttpTelegramApi, script: Script
+) -> None:
+    def update(update_id: int, date: int, text: str) -> dict[str, object]:
+        message = {"message_id": 1, "date": date, "chat": CHAT, "from": USER, "text": text}
+        return {"update_id": update_id, "message": message}
+
+    script.answer(200, {"ok": True, "result": [update(3, 9, "/me")]})
+    # Held again (still in flight), beside a new one: the same update, read from its JSON once.
+    script.answer(200, {"ok": True, "result": [update(3, 9, "/me"), update(4, 9, "/help")]})
+    script.answer(200, {"ok": True, "result": []})
+    # Telegram picks ids afresh (a week without updates, a test Telegram started again).
+    script.answer(200, {"ok": True, "result": [update(3, 99, "/grades")]})
+    read = [
+        await telegram.get_updates(offset=3, long_poll_s=0, limit=100) for _ in script.answers[:]
+    ]
+    assert [[(u.update_id, u.text) for u in answer] for answer in read] == [  # type: ignore[union-attr]
+        [(3, "/me")],
+        [(3, "/me"), (4, "/help")],
+        [],
+        [(3, "/grades")],
+    ]
+    assert read[3][0] == IncomingMessage(3, 7, "/grades", "en", date=99)
+
+
 async def test_callback_answers_and_menus(telegram: HttpTelegramApi, script: Script) -> None:
     await telegram.answer_callback(callback_id="cb9")
     await telegram.set_commands([("me", "My profile")], language="en")

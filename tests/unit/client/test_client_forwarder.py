@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from tests.support.clock import FakeClock
 from tests.support.commands import TABLE
@@ -93,13 +94,33 @@ async def test_a_button_press_is_answered_and_forwarded_as_a_command() -> None:
     assert telegram.texts(42) == ["ok /login code"]
 
 
+class ClockTimer:
+    """A `call_later` timer on the FakeClock (see `ClockSleep.call_later`)."""
+
+    def __init__(self, owner: ClockSleep, when: float, callback: Callable[[], None]) -> None:
+        self.owner, self.when, self.callback = owner, when, callback
+
+    def cancel(self) -> None:
+        if self in self.owner.timers:
+            self.owner.timers.remove(self)
+            self.owner.waking.remove(self.when)
+
+
 class ClockSleep:
-    """`sleep` on the FakeClock: sleepers wake only when the test moves the clock past them."""
+    """`sleep` and `call_later` on the FakeClock: sleepers wake and timers fire only when the
+    test moves the clock past them."""
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
-        self.waking: list[float] = []  # when each sleeper now waiting wakes up
+        self.waking: list[float] = []  # when each sleeper now waiting (or timer) wakes up
+        self.timers: list[ClockTimer] = []
         self._moved = asyncio.Condition()
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> ClockTimer:
+        timer = ClockTimer(self, self.clock() + seconds, callback)
+        self.timers.append(timer)
+        self.waking.append(timer.when)
+        return timer
 
     async def __call__(self, seconds: float) -> None:
         until = self.clock() + seconds
@@ -112,6 +133,9 @@ class ClockSleep:
 
     async def advance_to(self, when: float) -> None:
         self.clock.now = when
+        for timer in [t for t in self.timers if t.when <= when]:
+            timer.cancel()  # off the lists: it fires once
+            timer.callback()
         async with self._moved:
             self._moved.notify_all()
 
@@ -128,6 +152,7 @@ def timed(
         backoff=backoff,
         notice_after_s=10,
         sleep=sleep,
+        call_later=sleep.call_later,
     )
 
 
