@@ -33,8 +33,9 @@ _RELEASE_TTL_S = 1.0
 _FIRST_RETRY_S = 0.1
 # While Bot Logic cannot be reached at all: ask at least this often. Doubling up to ttl/3 made a
 # client that started before Bot Logic (as the demo starts them) poll up to 3 s after Bot Logic
-# was ready (bench/README.md, "startup"); a refused connection twice a second costs nothing.
-_MAX_UNREACHED_RETRY_S = 0.5
+# was ready (bench/README.md, "startup"), and half a second was still up to 0.5 s of the demo's
+# start; a refused connection five times a second costs nothing.
+_MAX_UNREACHED_RETRY_S = 0.2
 
 
 class LeaseKeeper:
@@ -98,7 +99,7 @@ class LeaseKeeper:
         """Acquire, renew or wait for the lease until `stop`; then release it if held."""
         interval = self._ttl_s / 3
         # Bot Logic unreachable (still starting, say, or Redis is down): ask again soon,
-        # backing off to twice a second, so a fresh start polls within a second and a holder
+        # backing off to five times a second, so a fresh start polls within 0.2 s and a holder
         # learns soon after an outage whether the lease is still its own.
         retry = _FIRST_RETRY_S
         try:
