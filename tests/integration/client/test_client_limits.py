@@ -1,6 +1,7 @@
 """The client's sending limits against the fake Telegram enforcing Telegram's (over real HTTP):
-paid broadcasts past the free rate and a group's 20 messages a minute, with no 429 earned and
-no more paid broadcasts than the free rate leaves to pay for."""
+30 messages a second overall, one a second to a chat, paid broadcasts past the free rate and a
+group's 20 messages a minute, with no 429 earned and no more paid broadcasts than the free rate
+leaves to pay for."""
 
 from __future__ import annotations
 
@@ -52,6 +53,71 @@ async def telegram(shared: tuple[str, FakeClock]) -> AsyncIterator[HttpTelegramA
 async def stats(person: httpx.AsyncClient) -> dict[str, Any]:
     found: dict[str, Any] = (await person.get("/_test/stats")).json()
     return found
+
+
+@pytest.fixture
+async def live() -> AsyncIterator[tuple[httpx.AsyncClient, HttpTelegramApi]]:
+    """A fake Telegram of its own on the real monotonic clock, the one the sender's overall
+    permits are kept on: the person's side and the bot's."""
+    app = create_fake_telegram(token=TOKEN, test_api_secret=TEST_API_SECRET)
+    with run_asgi(app) as url:
+        async with (
+            httpx.AsyncClient(base_url=url, headers=TEST_API, timeout=30) as http,
+            HttpTelegramApi.open(token=TOKEN, api_url=url, request_timeout_s=10) as api,
+        ):
+            yield http, api
+
+
+async def test_three_windows_of_messages_to_distinct_chats_earn_no_429(
+    live: tuple[httpx.AsyncClient, HttpTelegramApi],
+) -> None:
+    person, telegram = live
+    chats = list(range(1, 91))  # three full windows' worth: the 31st and 61st wait for a permit
+    body = {"messages": [{"chat_id": c, "text": "/start"} for c in chats]}
+    (await person.post("/_test/inject_many", json=body)).raise_for_status()
+    (await person.post("/_test/config", json={"rate_limits": True})).raise_for_status()
+    sender = Sender(telegram, global_per_s=30, per_chat_interval_s=1, backoff=INSTANT)
+
+    async with asyncio.timeout(HOPELESS_S):
+        results = await asyncio.gather(*(sender.send(c, Reply(f"news for {c}")) for c in chats))
+
+    assert results == [Delivery.SENT] * 90
+    counters = await stats(person)
+    assert counters["rate_limited"] == 0  # not one message past Telegram's 30 a second
+    assert sum(c["bot_messages"] for c in (await person.get("/_test/chats")).json()) == 90
+
+
+async def test_messages_to_one_person_go_a_second_apart(
+    person: httpx.AsyncClient, telegram: HttpTelegramApi, shared: tuple[str, FakeClock]
+) -> None:
+    clock = shared[1]
+    chat = 4002
+    (
+        await person.post("/_test/inject", json={"chat_id": chat, "text": "/start"})
+    ).raise_for_status()
+    (await person.post("/_test/config", json={"rate_limits": True})).raise_for_status()
+
+    async def sleep(seconds: float) -> None:  # one chat: its waits follow each other
+        clock.advance(seconds)
+        await asyncio.sleep(0)
+
+    sender = Sender(
+        telegram,
+        global_per_s=30,
+        per_chat_interval_s=1,
+        backoff=INSTANT,
+        monotonic=clock,
+        sleep=sleep,
+    )
+    started = clock.now
+    for i in range(5):
+        assert await sender.send(chat, Reply(f"m{i}")) is Delivery.SENT
+
+    counters = await stats(person)
+    assert counters["rate_limited"] == 0  # not one message inside the chat's second
+    texts = [m["text"] for m in (await person.get(f"/_test/chats/{chat}/messages")).json()]
+    assert texts == ["/start", *(f"m{i}" for i in range(5))]
+    assert clock.now - started >= 4  # each waited a full second after the one before
 
 
 async def test_paid_broadcasts_carry_what_the_free_rate_cannot(
