@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -65,25 +66,33 @@ def bunching_proxy(upstream: str, *, hold: int) -> Starlette:
     counts a window's worth of messages, sent evenly spaced, at the same moment."""
     held = 0
     all_in: asyncio.Event | None = None
+    clients: list[httpx.AsyncClient] = []
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # One client, made in the proxy's own event loop: the held requests go on together.
+        async with httpx.AsyncClient(base_url=upstream) as http:
+            clients.append(http)
+            yield
 
     async def forward(request: Request) -> Response:
         nonlocal held, all_in
-        all_in = all_in or asyncio.Event()  # made in the proxy's own event loop
+        all_in = all_in or asyncio.Event()
         if request.url.path.endswith("/sendMessage") and held < hold:
             held += 1
             if held == hold:
                 all_in.set()
             await all_in.wait()
-        async with httpx.AsyncClient(base_url=upstream) as http:
-            answer = await http.request(
-                request.method,
-                request.url.path,
-                content=await request.body(),
-                headers={"content-type": request.headers.get("content-type", "")},
-            )
+        answer = await clients[0].request(
+            request.method,
+            request.url.path,
+            content=await request.body(),
+            headers={"content-type": request.headers.get("content-type", "")},
+        )
         return Response(answer.content, answer.status_code, media_type="application/json")
 
-    return Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST"])])
+    routes = [Route("/{path:path}", forward, methods=["GET", "POST"])]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 async def test_a_window_answered_at_once_holds_the_next_message_a_window_after() -> None:
