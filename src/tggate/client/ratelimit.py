@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 __all__ = ["GROUP_WINDOW_S", "GlobalPermits", "SendLimiter", "is_group"]
@@ -97,9 +97,19 @@ class GlobalPermits:
     to `paid_per_s` messages in all; `permit()` says which.
     """
 
-    def __init__(self, *, free_per_s: float, paid_per_s: float = 0.0) -> None:
-        self._free = _Window(free_per_s)
-        self._all = _Window(paid_per_s) if paid_per_s > free_per_s else None
+    def __init__(
+        self,
+        *,
+        free_per_s: float,
+        paid_per_s: float = 0.0,
+        monotonic: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """`monotonic` (None: the event loop's time) and `sleep` are the clock's, for tests to
+        replace."""
+        now = monotonic or _loop_time
+        self._free = _Window(free_per_s, now, sleep)
+        self._all = _Window(paid_per_s, now, sleep) if paid_per_s > free_per_s else None
 
     @asynccontextmanager
     async def permit(self, *, may_pay: bool = True) -> AsyncIterator[bool]:
@@ -131,7 +141,14 @@ class _Window:
     (bench/README.md, "Profiles"). Waiters take their turn in order, the first one sleeping
     until the oldest permit is back."""
 
-    def __init__(self, per_s: float) -> None:
+    def __init__(
+        self,
+        per_s: float,
+        monotonic: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self._monotonic = monotonic
+        self._sleep = sleep
         count = max(1, math.floor(per_s))
         self._window_s = count / per_s
         self._free = count
@@ -147,31 +164,34 @@ class _Window:
     async def take(self) -> None:
         if self.take_if_free():
             return
-        loop = asyncio.get_running_loop()
         async with self._turns:
             while True:
-                now = loop.time()
+                now = self._monotonic()
                 self._count_back(now)
                 if self._free > 0:
                     self._free -= 1
                     return
                 if self._back_at:
-                    await asyncio.sleep(self._back_at[0] - now)
+                    await self._sleep(self._back_at[0] - now)
                 else:  # every permit is out with a message: wait until one is given back
-                    self._given = loop.create_future()
+                    self._given = asyncio.get_running_loop().create_future()
                     await self._given
 
     def take_if_free(self) -> bool:
         """Take a permit only if one is free now (and nobody is waiting for one)."""
         if self._turns.locked():
             return False
-        self._count_back(asyncio.get_running_loop().time())
+        self._count_back(self._monotonic())
         if self._free > 0:
             self._free -= 1
             return True
         return False
 
     def give_back_later(self) -> None:
-        self._back_at.append(asyncio.get_running_loop().time() + self._window_s)
+        self._back_at.append(self._monotonic() + self._window_s)
         if self._given is not None and not self._given.done():
             self._given.set_result(None)
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()

@@ -13,7 +13,7 @@ from tggate.client.base import CallbackPress, IncomingMessage, LogicRejected, Lo
 from tggate.client.forwarder import Forwarder
 from tggate.client.retry import Backoff
 from tggate.client.sender import Sender
-from tggate.core.replies import Button, ChatReply, Reply
+from tggate.core.replies import Button, ChatReply, Keyboard, Reply
 
 INSTANT = Backoff(initial_s=0, max_s=0)
 
@@ -218,5 +218,44 @@ async def test_a_slow_answer_gets_the_notice_too() -> None:
     await sleep.advance_to(taken + 10)
     await eventually(lambda: telegram.texts(42) == [NOTICE])
     answer.set()
+    await handling
+    assert telegram.texts(42) == [NOTICE, "ok /help"]
+
+
+class SlowNoticeTelegram(FakeTelegram):
+    """A Telegram that takes its time over the delay notice: its sendMessage starts (`started`)
+    and is answered only once the test sets `release`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[str] = []
+        self.release = asyncio.Event()
+
+    async def send_message(
+        self, *, chat_id: int, text: str, buttons: Keyboard = (), paid: bool = False
+    ) -> None:
+        self.started.append(text)
+        if text == NOTICE:
+            await self.release.wait()
+        await super().send_message(chat_id=chat_id, text=text, buttons=buttons, paid=paid)
+
+
+async def test_an_answer_arriving_as_the_notice_goes_out_waits_for_it() -> None:
+    clock = FakeClock()
+    sleep = ClockSleep(clock)
+    telegram, logic = SlowNoticeTelegram(), FakeLogic()
+    logic.answer_when = answer = asyncio.Event()
+    taken = clock()
+    handling = asyncio.create_task(
+        timed(telegram, logic, sleep, SLOW).handle(IncomingMessage(5, 42, "/help", "ru"))
+    )
+    await eventually(lambda: sleep.waking == [taken + 10])
+    # Bot Logic's answer and the notice's timer in the same turn of the event loop: the answer
+    # is back before the notice's send has even started, and Telegram is slow to take it.
+    answer.set()
+    await sleep.advance_to(taken + 10)
+    await eventually(lambda: NOTICE in telegram.started)
+    assert telegram.started == [NOTICE]  # the answer waits for the notice's send to finish
+    telegram.release.set()
     await handling
     assert telegram.texts(42) == [NOTICE, "ok /help"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+from tests.support.clock import FakeClock
 from tests.unit.client.fakes import eventually
 
 from tggate.client.ratelimit import GlobalPermits, SendLimiter
@@ -66,6 +67,85 @@ async def test_global_permits_count_the_window_from_each_answer() -> None:
     # The 51st waited until one window after the first answer: the permit's requirement itself,
     # a lower bound a busy machine cannot break (call_later never fires early).
     assert answered[-1] >= min(answered[:-1]) + 1.0 - 0.01
+
+
+class HeldTime:
+    """The permits' clock and sleep: a sleeper wakes only when the test moves the clock to the
+    end of its sleep; `sleeping` has when each sleeper now waiting wakes up."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.sleeping: list[float] = []
+        self._moved = asyncio.Condition()
+
+    async def sleep(self, seconds: float) -> None:
+        until = self.clock() + seconds
+        self.sleeping.append(until)
+        try:
+            async with self._moved:
+                await self._moved.wait_for(lambda: self.clock() >= until)
+        finally:
+            self.sleeping.remove(until)
+
+    async def advance_to(self, when: float) -> None:
+        self.clock.now = when
+        async with self._moved:
+            self._moved.notify_all()
+
+
+async def test_a_global_permit_is_back_one_full_window_after_its_answer() -> None:
+    time = HeldTime()
+    permits = GlobalPermits(free_per_s=30, monotonic=time.clock, sleep=time.sleep)
+    start = time.clock()
+    step = 1 / 64  # steps exact in binary, so the clock hits each give-back time exactly
+    for _ in range(30):  # a full window's worth, answered 1/64 s apart
+        async with permits.permit():
+            pass
+        time.clock.advance(step)
+    # Half a window after the first answer every permit is still out: the 31st message waits
+    # until the first answer is a full window (1 s) old, the 32nd until the second one is.
+    await time.advance_to(start + 0.5)
+    granted: list[float] = []
+
+    async def send() -> None:
+        async with permits.permit():
+            granted.append(time.clock())
+
+    sends = [asyncio.create_task(send()) for _ in range(2)]
+    await eventually(lambda: granted or time.sleeping)
+    assert granted == []
+    assert time.sleeping == [start + 1.0]
+    await time.advance_to(start + 1.0)
+    await eventually(lambda: granted and time.sleeping)
+    assert granted == [start + 1.0]
+    assert time.sleeping == [start + 1.0 + step]
+    await time.advance_to(start + 1.0 + step)
+    await asyncio.gather(*sends)
+    assert granted == [start + 1.0, start + 1.0 + step]
+
+
+async def test_a_paid_permit_is_back_one_full_window_after_its_answer() -> None:
+    # The overall window (paid broadcasts) counted from each answer as the free one.
+    time = HeldTime()
+    permits = GlobalPermits(free_per_s=2, paid_per_s=4, monotonic=time.clock, sleep=time.sleep)
+    start = time.clock()
+    kinds = []
+    for _ in range(4):
+        async with permits.permit() as paid:
+            kinds.append(paid)
+    assert kinds == [False, False, True, True]
+    await time.advance_to(start + 0.5)
+
+    async def fifth() -> bool:
+        async with permits.permit() as paid:
+            return paid
+
+    sending = asyncio.create_task(fifth())
+    await eventually(lambda: sending.done() or time.sleeping)
+    assert not sending.done()
+    assert time.sleeping == [start + 1.0]
+    await time.advance_to(start + 1.0)
+    assert await sending is False  # a free permit is back as well by then
 
 
 def test_a_group_gets_twenty_messages_a_minute() -> None:
