@@ -53,7 +53,8 @@ _ALWAYS = {
     "Referrer-Policy": "no-referrer",
 }
 # All of them as raw ASGI headers: what the middleware adds to an answer without a policy of its
-# own, for an endpoint that answers before it (the reference Main module's fast path).
+# own, for an endpoint that answers before it (the reference Main module's fast path, the fake
+# Telegram's Bot API and inject).
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
     (name.lower().encode("latin-1"), value.encode("latin-1"))
     for name, value in {**FRAME_HEADERS, **_ALWAYS}.items()

@@ -597,6 +597,35 @@ async def test_every_encoding_the_real_server_takes(http: httpx.AsyncClient) -> 
     assert as_query.json()["result"]["text"] == "query"
 
 
+async def test_calls_answered_in_front_of_fastapi_answer_as_fastapi_did(
+    http: httpx.AsyncClient,
+) -> None:
+    """GET and POST are answered before FastAPI's routing (botapi.py): with the headers its
+    middleware adds, FastAPI's own 400 for a form Starlette cannot parse, and its 405 for any
+    other method (its route is still there)."""
+    answer = await http.get(f"/bot{TOKEN}/getMe")
+    wrong_token = await http.get("/bot1:wrong/getMe")
+    broken_form = await http.post(
+        f"/bot{TOKEN}/getMe",
+        content=b"--x\r\nno headers here",
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    other_method = await http.put(f"/bot{TOKEN}/getMe")
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["content-length"] == str(len(answer.content))
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert wrong_token.status_code == 401
+    assert wrong_token.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    assert broken_form.status_code == 400
+    assert set(broken_form.json()) == {"detail"}
+    assert broken_form.headers["x-frame-options"] == "DENY"
+    assert other_method.status_code == 405
+    assert set(other_method.headers["allow"].split(", ")) == {"GET", "POST"}
+
+
 # ---- rate limits ----
 
 
