@@ -25,15 +25,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from tggate_sandbox.fakes.telegram.botapi import BotApi, BotApiFastPath, Handler, read_params
 from tggate_sandbox.fakes.telegram.disconnect import unless_disconnected
+from tggate_sandbox.fakes.telegram.inject import InjectBody, InjectFastPath, InjectManyBody
 from tggate_sandbox.fakes.telegram.schema import ApiSchema
 from tggate_sandbox.fakes.telegram.state import (
     FakeTelegram,
     FakeTelegramConfig,
-    InjectedMessage,
     TestApiError,
     WebhookOptions,
 )
@@ -44,35 +44,6 @@ from tggate_sandbox.hardening import guard_test_api, sandbox_app
 __all__ = ["create_app"]
 
 _MAX_WAIT_S = 300.0
-
-
-class InjectBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # A person's private chat (their user id), or a group (negative, as Telegram numbers them).
-    chat_id: int
-    text: str = Field(min_length=1, max_length=4096)
-    first_name: str = Field(default="Tester", min_length=1)
-    last_name: str | None = None
-    username: str | None = None
-    language_code: str | None = None
-    user_id: int | None = Field(default=None, gt=0, description="who writes in a group")
-
-    @field_validator("chat_id")
-    @classmethod
-    def _a_chat(cls, chat_id: int) -> int:
-        if chat_id == 0:
-            raise ValueError("no chat has the id 0")
-        return chat_id
-
-    def to_message(self) -> InjectedMessage:
-        return InjectedMessage(**self.model_dump())
-
-
-class InjectManyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    messages: list[InjectBody]
 
 
 class PressBody(BaseModel):
@@ -184,11 +155,13 @@ def create_app(
         return JSONResponse(content, status_code=status)
 
     app.include_router(webchat_router(telegram))
+    # The fast paths sit outside SecurityHeadersMiddleware: they add its headers themselves.
     if test_api_secret is not None:
         app.include_router(
             _test_router(telegram), dependencies=[Depends(guard_test_api(test_api_secret))]
         )
-    app.add_middleware(BotApiFastPath, api=api)  # outside SecurityHeadersMiddleware: its own
+        app.add_middleware(InjectFastPath, secret=test_api_secret, telegram=telegram)
+    app.add_middleware(BotApiFastPath, api=api)
     return app
 
 

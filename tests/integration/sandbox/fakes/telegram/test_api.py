@@ -786,6 +786,45 @@ async def test_a_burst_of_a_thousand_in_and_out(bot: Bot, http: httpx.AsyncClien
     assert len(chats) == 1000 and all(c["bot_messages"] == 1 for c in chats)
 
 
+async def test_inject_many_answers_alike_in_front_of_fastapi_and_behind_it(
+    http: httpx.AsyncClient, server: str
+) -> None:
+    """A JSON body with the right secret is answered before FastAPI (inject.py); any other
+    request reaches FastAPI's route with its body intact, so every refusal is FastAPI's."""
+    one = {"messages": [{"chat_id": CHAT, "text": "/one"}]}
+    two = {"messages": [{"chat_id": CHAT, "text": "/two"}]}
+
+    fast = await http.post("/_test/inject_many", json=one)
+    routed = await http.post(
+        "/_test/inject_many",
+        content=json.dumps(two).encode(),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    refused = await http.post(
+        "/_test/inject_many", json={"messages": [{"chat_id": 0, "text": "/zero"}]}
+    )
+    not_json = await http.post(
+        "/_test/inject_many", content=b"{", headers={"content-type": "application/json"}
+    )
+    async with httpx.AsyncClient(base_url=server) as stranger:
+        no_secret = await stranger.post("/_test/inject_many", json=one)
+        wrong_secret = await stranger.post(
+            "/_test/inject_many", json=one, headers={"X-Test-Api-Secret": "x" * 40}
+        )
+
+    assert (fast.status_code, routed.status_code) == (200, 200)
+    assert [r["message_id"] for r in [*fast.json(), *routed.json()]] == [1, 2]
+    assert fast.json()[0]["update_id"] + 1 == routed.json()[0]["update_id"]
+    assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+    assert fast.headers["x-frame-options"] == routed.headers["x-frame-options"] == "DENY"
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "messages", 0, "chat_id"]
+    assert not_json.status_code == 422
+    assert (no_secret.status_code, wrong_secret.status_code) == (401, 403)
+    texts = [m["text"] for m in (await http.get(f"/_test/chats/{CHAT}/messages")).json()]
+    assert texts == ["/one", "/two"]
+
+
 async def test_reset_forgets_everything(bot: Bot, http: httpx.AsyncClient) -> None:
     await inject(http, "/start")
     await bot.send_message(CHAT, "hi")
