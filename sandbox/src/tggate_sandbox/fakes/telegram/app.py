@@ -22,10 +22,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tggate_sandbox.fakes.telegram.botapi import BotApi, BotApiFastPath, Handler, read_params
 from tggate_sandbox.fakes.telegram.disconnect import unless_disconnected
@@ -118,7 +120,9 @@ def create_app(
         "deleteMyCommands": telegram.delete_my_commands,
     }
 
-    app = sandbox_app(title="tggate fake Telegram Bot API", version=schema.version)
+    app = sandbox_app(
+        title="tggate fake Telegram Bot API", version=schema.version, app_class=FakeTelegramApp
+    )
     app.state.telegram = telegram
 
     @asynccontextmanager
@@ -155,14 +159,26 @@ def create_app(
         return JSONResponse(content, status_code=status)
 
     app.include_router(webchat_router(telegram))
-    # The fast paths sit outside SecurityHeadersMiddleware: they add its headers themselves.
     if test_api_secret is not None:
         app.include_router(
             _test_router(telegram), dependencies=[Depends(guard_test_api(test_api_secret))]
         )
-        app.add_middleware(InjectFastPath, secret=test_api_secret, telegram=telegram)
-    app.add_middleware(BotApiFastPath, api=api)
+        app.front = InjectFastPath(app.front, secret=test_api_secret, telegram=telegram)
+    app.front = BotApiFastPath(app.front, api=api)
     return app
+
+
+class FakeTelegramApp(FastAPI):
+    """FastAPI, behind `front`: pure ASGI fast paths that answer the hot calls (botapi.py,
+    inject.py) before any of FastAPI's own work per request (its telemetry check, middleware,
+    routing), and hand everything else to FastAPI. They add hardening's headers themselves."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.front: ASGIApp = super().__call__
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.front(scope, receive, send)
 
 
 def _test_router(telegram: FakeTelegram) -> APIRouter:

@@ -1,14 +1,15 @@
-"""The Bot API side of the fake: `/bot{token}/{method}`, answered before FastAPI's routing.
+"""The Bot API side of the fake: `/bot{token}/{method}`, answered in front of FastAPI.
 
-A bot's every call (getUpdates, sendMessage …) used to go through FastAPI's whole stack:
-its middleware, routing, dependency solving, a `Request` and a `JSONResponse`. Under bench e2e
-that stack was most of the fake's CPU per command (issue 11: latency at 500 commands/s), and
-the fake shares the machine's cores with the bot it measures. So `BotApiFastPath`, a pure ASGI
-middleware, answers GET and POST calls itself, whatever their body (JSON as tggate's client
-sends, a form as aiogram does: the fake stays as cheap for the aiogram baseline); other methods
-(405) and every other path go on to FastAPI, whose `/bot{token}/{method}` route answers through
-the same `BotApi.answer`. Either way a call gets the same checks in the same order, the same
-status and body, and the same headers (`hardening.SECURITY_HEADERS`).
+A bot's every call (getUpdates, sendMessage …) used to go through FastAPI's whole stack: its
+telemetry check, middleware, routing, dependency solving, a `Request` and a `JSONResponse`.
+Under bench e2e that stack was most of the fake's CPU per command (issue 11: latency at 500
+commands/s), and the fake shares the machine's cores with the bot it measures. So
+`BotApiFastPath`, pure ASGI in front of the whole FastAPI app (app.py, `FakeTelegramApp`),
+answers GET and POST calls itself, whatever their body (JSON as tggate's client sends, a form as
+aiogram does: the fake stays as cheap for the aiogram baseline); other methods (405) and every
+other path go on to FastAPI, whose `/bot{token}/{method}` route answers through the same
+`BotApi.answer`. Either way a call gets the same checks in the same order, the same status and
+body, and the same headers (`hardening.SECURITY_HEADERS`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import orjson
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -107,9 +108,10 @@ class BotApiFastPath:
             status, content = await self._api.answer(
                 call["bot_token"], call["method"], lambda: read_params(request), receive
             )
-        except HTTPException as error:
-            # A form Starlette cannot parse: FastAPI's own answer to it (http_exception_handler).
-            status, content = error.status_code, {"detail": error.detail}
+        except MultiPartException as error:
+            # A form Starlette cannot parse: what FastAPI answers (Starlette makes it a 400
+            # HTTPException inside an app, FastAPI's http_exception_handler writes it).
+            status, content = 400, {"detail": error.message}
         except ClientDisconnect:
             return  # gone before its body came in full: nobody to answer
         body = json_bytes(content)

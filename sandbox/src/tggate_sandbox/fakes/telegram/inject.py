@@ -1,11 +1,12 @@
 """A person's messages, injected through the test API: the bodies, and a fast path for them.
 
 `POST /_test/inject_many` is how a benchmark plays its people (bench/e2e.py: one call per
-command when paced), so under load its cost in FastAPI's stack (middleware, routing, dependency
-solving) was a third of the fake's CPU, on the cores the bot being measured runs on.
-`InjectFastPath` answers that call in front of FastAPI when everything is in order (the right
-secret, a JSON body that `InjectManyBody` accepts) exactly as the route would; anything else goes
-on to FastAPI with the body handed over unread, so every refusal (401, 403, 422) is FastAPI's.
+command when paced), so under load its cost in FastAPI's stack (telemetry check, middleware,
+routing, dependency solving) was a third of the fake's CPU, on the cores the bot being measured
+runs on. `InjectFastPath` answers that call in front of FastAPI (app.py, `FakeTelegramApp`) when
+everything is in order (the right secret, a JSON body that `InjectManyBody` accepts) exactly as
+the route would; anything else goes on to FastAPI with the body handed over unread, so every
+refusal (401, 403, 422) is FastAPI's.
 """
 
 from __future__ import annotations
