@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from typing import TypeVar, overload
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -53,12 +54,14 @@ _ALWAYS = {
     "Referrer-Policy": "no-referrer",
 }
 # All of them as raw ASGI headers: what the middleware adds to an answer without a policy of its
-# own, for an endpoint that answers before it (the reference Main module's fast path).
+# own, for an endpoint that answers before it (the reference Main module's fast path, the fake
+# Telegram's Bot API and inject).
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
     (name.lower().encode("latin-1"), value.encode("latin-1"))
     for name, value in {**FRAME_HEADERS, **_ALWAYS}.items()
 )
 _LOC_PART_MAX = 64
+App = TypeVar("App", bound=FastAPI)
 
 
 def check_secret(name: str, value: str) -> str:
@@ -68,9 +71,18 @@ def check_secret(name: str, value: str) -> str:
     return value
 
 
-def sandbox_app(*, title: str, version: str) -> FastAPI:
-    """A FastAPI app with no published docs, safe validation errors and the security headers."""
-    app = FastAPI(title=title, version=version, docs_url=None, redoc_url=None, openapi_url=None)
+@overload
+def sandbox_app(*, title: str, version: str) -> FastAPI: ...
+
+
+@overload
+def sandbox_app(*, title: str, version: str, app_class: type[App]) -> App: ...
+
+
+def sandbox_app(*, title: str, version: str, app_class: type[FastAPI] = FastAPI) -> FastAPI:
+    """A FastAPI app with no published docs, safe validation errors and the security headers
+    (`app_class`: a subclass of FastAPI, such as the fake Telegram's)."""
+    app = app_class(title=title, version=version, docs_url=None, redoc_url=None, openapi_url=None)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -5,7 +5,9 @@ with a `test_api_secret`, and every call of it carries that secret in `X-Test-Ap
 (`tggate_sandbox.hardening`); the web chat is the person's own side and needs none (`webchat.py`).
 
 The Bot API side answers like the real server (status codes, `{"ok": ...}` bodies, error texts), so
-aiogram 3 cannot tell the difference; every call is validated against `api.json` first.
+aiogram 3 cannot tell the difference; every call is validated against `api.json` first. Most
+calls are answered by a pure ASGI fast path in front of FastAPI (`botapi.py`: FastAPI's stack was
+most of the fake's CPU under load), the others by a FastAPI route, both through `BotApi`.
 Methods with behaviour: getMe, getUpdates, setWebhook, deleteWebhook, getWebhookInfo (with the
 webhook delivered as Telegram does it, `webhook.py`), sendMessage,
 editMessageText, editMessageReplyMarkup, deleteMessage, sendChatAction, answerCallbackQuery,
@@ -17,64 +19,33 @@ believes that something happened when it did not.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from starlette.datastructures import UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tggate_sandbox.fakes.telegram.botapi import BotApi, BotApiFastPath, Handler, read_params
 from tggate_sandbox.fakes.telegram.disconnect import unless_disconnected
-from tggate_sandbox.fakes.telegram.errors import ApiError, bad_request, not_found, unauthorized
+from tggate_sandbox.fakes.telegram.inject import InjectBody, InjectFastPath, InjectManyBody
 from tggate_sandbox.fakes.telegram.schema import ApiSchema
 from tggate_sandbox.fakes.telegram.state import (
     FakeTelegram,
     FakeTelegramConfig,
-    InjectedMessage,
     TestApiError,
     WebhookOptions,
 )
-from tggate_sandbox.fakes.telegram.validation import UploadedFile, Validator
+from tggate_sandbox.fakes.telegram.validation import Validator
 from tggate_sandbox.fakes.telegram.webchat import webchat_router
 from tggate_sandbox.hardening import guard_test_api, sandbox_app
 
 __all__ = ["create_app"]
 
-Handler = Callable[[Mapping[str, Any]], Awaitable[object]]
 _MAX_WAIT_S = 300.0
-
-
-class InjectBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # A person's private chat (their user id), or a group (negative, as Telegram numbers them).
-    chat_id: int
-    text: str = Field(min_length=1, max_length=4096)
-    first_name: str = Field(default="Tester", min_length=1)
-    last_name: str | None = None
-    username: str | None = None
-    language_code: str | None = None
-    user_id: int | None = Field(default=None, gt=0, description="who writes in a group")
-
-    @field_validator("chat_id")
-    @classmethod
-    def _a_chat(cls, chat_id: int) -> int:
-        if chat_id == 0:
-            raise ValueError("no chat has the id 0")
-        return chat_id
-
-    def to_message(self) -> InjectedMessage:
-        return InjectedMessage(**self.model_dump())
-
-
-class InjectManyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    messages: list[InjectBody]
 
 
 class PressBody(BaseModel):
@@ -119,7 +90,6 @@ def create_app(
     update ids go on where a previous run stopped (Bot Logic remembers answers by update id for a
     day)."""
     schema = ApiSchema.load()
-    validator = Validator(schema)
     telegram = FakeTelegram(
         token=token,
         bot_username=bot_username,
@@ -150,7 +120,9 @@ def create_app(
         "deleteMyCommands": telegram.delete_my_commands,
     }
 
-    app = sandbox_app(title="tggate fake Telegram Bot API", version=schema.version)
+    app = sandbox_app(
+        title="tggate fake Telegram Bot API", version=schema.version, app_class=FakeTelegramApp
+    )
     app.state.telegram = telegram
 
     @asynccontextmanager
@@ -168,35 +140,45 @@ def create_app(
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    api = BotApi(
+        token=token,
+        schema=schema,
+        validator=Validator(schema),
+        handlers=handlers,
+        count_call=telegram.count_call,
+    )
+
     # Out of the schema: one route for two methods, and the Bot API has its own (api.json).
+    # BotApiFastPath answers GET and POST before they get here (botapi.py); the route stays for
+    # what it answered besides: 405 to any other method, calls under a root_path.
     @app.api_route("/bot{bot_token}/{method}", methods=["GET", "POST"], include_in_schema=False)
     async def bot_api(bot_token: str, method: str, request: Request) -> JSONResponse:
-        if bot_token != token:
-            return _failure(unauthorized())
-        spec = schema.method(method)
-        if spec is None:
-            return _failure(not_found())
-        telegram.count_call(spec.name)
-        try:
-            params = validator.validate_call(spec, await _read_params(request))
-            handler = handlers.get(spec.name)
-            if handler is None:
-                raise bad_request("method not supported by the fake")
-            if spec.name == "getUpdates":
-                # A long poll whose client went away (timeout, cancellation) must not linger.
-                result = await unless_disconnected(request, handler(params))
-            else:
-                result = await handler(params)
-        except ApiError as error:
-            return _failure(error)
-        return JSONResponse({"ok": True, "result": result})
+        status, content = await api.answer(
+            bot_token, method, lambda: read_params(request), request.receive
+        )
+        return JSONResponse(content, status_code=status)
 
     app.include_router(webchat_router(telegram))
     if test_api_secret is not None:
         app.include_router(
             _test_router(telegram), dependencies=[Depends(guard_test_api(test_api_secret))]
         )
+        app.front = InjectFastPath(app.front, secret=test_api_secret, telegram=telegram)
+    app.front = BotApiFastPath(app.front, api=api)
     return app
+
+
+class FakeTelegramApp(FastAPI):
+    """FastAPI, behind `front`: pure ASGI fast paths that answer the hot calls (botapi.py,
+    inject.py) before any of FastAPI's own work per request (its telemetry check, middleware,
+    routing), and hand everything else to FastAPI. They add hardening's headers themselves."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.front: ASGIApp = super().__call__
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.front(scope, receive, send)
 
 
 def _test_router(telegram: FakeTelegram) -> APIRouter:
@@ -267,7 +249,7 @@ def _test_router(telegram: FakeTelegram) -> APIRouter:
         after: int = Query(default=0, ge=0),
     ) -> JSONResponse:
         answer = await unless_disconnected(
-            request,
+            request.receive,
             telegram.wait_for_bot_messages(chat_id, count=count, timeout_s=timeout_s, after=after),
         )
         messages, complete = answer if answer is not None else ([], False)
@@ -278,35 +260,3 @@ def _test_router(telegram: FakeTelegram) -> APIRouter:
         return JSONResponse({"detail": detail, "messages": messages}, status_code=408)
 
     return router
-
-
-def _failure(error: ApiError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.error_code)
-
-
-async def _read_params(request: Request) -> dict[str, object]:
-    """Parameters from the query string and the body, in every encoding the real server takes."""
-    params: dict[str, object] = dict(request.query_params)
-    if request.method != "POST":
-        return params
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type == "application/json":
-        body = await request.body()
-        if body.strip():
-            try:
-                data = json.loads(body)
-            except (ValueError, RecursionError):
-                # RecursionError: nesting deeper than the parser goes (issue 9: it was a 500).
-                raise bad_request("can't parse JSON object") from None
-            if not isinstance(data, dict):
-                raise bad_request("JSON object expected")
-            params.update(data)
-    elif content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        async with request.form() as form:
-            for key, value in form.multi_items():
-                if isinstance(value, UploadFile):
-                    content = await value.read()
-                    params[key] = UploadedFile(value.filename or key, len(content))
-                else:
-                    params[key] = value
-    return params

@@ -7,17 +7,19 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from starlette.requests import Request
+from starlette.types import Receive
 
 __all__ = ["unless_disconnected"]
 
 T = TypeVar("T")
 
 
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
-    """Run `work` until it finishes or the client hangs up (then cancel it and return None)."""
+async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T | None:
+    """Run `work` until it finishes or the client hangs up (then cancel it and return None).
+
+    `receive`: the request's ASGI channel (`request.receive`), its body already read."""
     task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnect(request))
+    watcher = asyncio.ensure_future(_disconnect(receive))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -31,6 +33,6 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
     return task.result()
 
 
-async def _disconnect(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
         pass

@@ -327,7 +327,7 @@ def webchat_router(telegram: FakeTelegram) -> APIRouter:
         chat_id = person.chat_id
         if timeout_s > 0:
             await unless_disconnected(
-                request,
+                request.receive,
                 webchat.wait(chat_id, after=after, revision=revision, timeout_s=timeout_s),
             )
         current, newer = webchat.view(chat_id, after=after)
@@ -360,7 +360,7 @@ def webchat_router(telegram: FakeTelegram) -> APIRouter:
         timeout_s: float = Query(default=10.0, ge=0, le=MAX_POLL_S, alias="timeout"),
     ) -> JSONResponse:
         answer = await unless_disconnected(
-            request,
+            request.receive,
             webchat.wait_for_answer(person.chat_id, callback_query_id, timeout_s=timeout_s),
         )
         return JSONResponse(answer if answer is not None else {"answered": False})

@@ -597,6 +597,35 @@ async def test_every_encoding_the_real_server_takes(http: httpx.AsyncClient) -> 
     assert as_query.json()["result"]["text"] == "query"
 
 
+async def test_calls_answered_in_front_of_fastapi_answer_as_fastapi_did(
+    http: httpx.AsyncClient,
+) -> None:
+    """GET and POST are answered before FastAPI's routing (botapi.py): with the headers its
+    middleware adds, FastAPI's own 400 for a form Starlette cannot parse, and its 405 for any
+    other method (its route is still there)."""
+    answer = await http.get(f"/bot{TOKEN}/getMe")
+    wrong_token = await http.get("/bot1:wrong/getMe")
+    broken_form = await http.post(
+        f"/bot{TOKEN}/getMe",
+        content=b"--x\r\nno headers here",
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    other_method = await http.put(f"/bot{TOKEN}/getMe")
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["content-length"] == str(len(answer.content))
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert wrong_token.status_code == 401
+    assert wrong_token.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    assert broken_form.status_code == 400
+    assert set(broken_form.json()) == {"detail"}
+    assert broken_form.headers["x-frame-options"] == "DENY"
+    assert other_method.status_code == 405
+    assert set(other_method.headers["allow"].split(", ")) == {"GET", "POST"}
+
+
 # ---- rate limits ----
 
 
@@ -755,6 +784,45 @@ async def test_a_burst_of_a_thousand_in_and_out(bot: Bot, http: httpx.AsyncClien
     print(f"1000 in and 1000 out took {elapsed:.1f}s")
     chats = (await http.get("/_test/chats")).json()
     assert len(chats) == 1000 and all(c["bot_messages"] == 1 for c in chats)
+
+
+async def test_inject_many_answers_alike_in_front_of_fastapi_and_behind_it(
+    http: httpx.AsyncClient, server: str
+) -> None:
+    """A JSON body with the right secret is answered before FastAPI (inject.py); any other
+    request reaches FastAPI's route with its body intact, so every refusal is FastAPI's."""
+    one = {"messages": [{"chat_id": CHAT, "text": "/one"}]}
+    two = {"messages": [{"chat_id": CHAT, "text": "/two"}]}
+
+    fast = await http.post("/_test/inject_many", json=one)
+    routed = await http.post(
+        "/_test/inject_many",
+        content=json.dumps(two).encode(),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    refused = await http.post(
+        "/_test/inject_many", json={"messages": [{"chat_id": 0, "text": "/zero"}]}
+    )
+    not_json = await http.post(
+        "/_test/inject_many", content=b"{", headers={"content-type": "application/json"}
+    )
+    async with httpx.AsyncClient(base_url=server) as stranger:
+        no_secret = await stranger.post("/_test/inject_many", json=one)
+        wrong_secret = await stranger.post(
+            "/_test/inject_many", json=one, headers={"X-Test-Api-Secret": "x" * 40}
+        )
+
+    assert (fast.status_code, routed.status_code) == (200, 200)
+    assert [r["message_id"] for r in [*fast.json(), *routed.json()]] == [1, 2]
+    assert fast.json()[0]["update_id"] + 1 == routed.json()[0]["update_id"]
+    assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+    assert fast.headers["x-frame-options"] == routed.headers["x-frame-options"] == "DENY"
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "messages", 0, "chat_id"]
+    assert not_json.status_code == 422
+    assert (no_secret.status_code, wrong_secret.status_code) == (401, 403)
+    texts = [m["text"] for m in (await http.get(f"/_test/chats/{CHAT}/messages")).json()]
+    assert texts == ["/one", "/two"]
 
 
 async def test_reset_forgets_everything(bot: Bot, http: httpx.AsyncClient) -> None:
