@@ -119,7 +119,7 @@ def _indented(text: str) -> list[str]:
 
 
 def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
-    from tggate.bootstrap import build_logic_app, redis_url_or_embedded, settle_gc
+    from tggate.bootstrap import build_logic_app, redis_url_or_embedded
     from tggate.serve import serve
 
     if args.workers > 1:
@@ -143,7 +143,6 @@ def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
         return
     with redis_url_or_embedded(settings) as redis_url:
         app = build_logic_app(settings, redis_url=redis_url)
-        settle_gc()
         serve(app, name="Bot Logic", host=args.host, port=args.port, log_level=settings.log_level)
 
 
