@@ -120,7 +120,9 @@ def _indented(text: str) -> list[str]:
 
 def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.bootstrap import build_logic_app, redis_url_or_embedded
-    from tggate.serve import serve
+    from tggate.serve import serve, skip_pydantic_v1
+
+    skip_pydantic_v1()  # before any route is declared
 
     if args.workers > 1:
         import uvicorn
@@ -167,7 +169,9 @@ def _run_client(settings: Settings, args: argparse.Namespace) -> None:
 
 def _run_intake(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.bootstrap import build_intake_app
-    from tggate.serve import serve
+    from tggate.serve import serve, skip_pydantic_v1
+
+    skip_pydantic_v1()  # before any route is declared
 
     app = build_intake_app(settings)
     serve(
