@@ -118,7 +118,9 @@ _DEFLATE_WBITS = -12
 _DEFLATE_MEM_LEVEL = 2
 _TIGHT = (",", ":")
 # How many sealed sessions a store keeps opened, by their sealed text, for the chats' next
-# commands (`SessionCodec.decode(remember=True)`): about 1.5 KB each.
+# commands (`SessionCodec.decode(remember=True)`): about 1.5 KB each. Their tokens are then in
+# plain text in this process's memory for longer than one command, where the keys that open
+# them live anyway; sealing protects what Redis holds, not what a replica's memory holds.
 OPENED_SESSIONS = 4096
 # Chats per LOAD_SESSIONS call, and buckets per pipelined read.
 _LOAD_BATCH = 200
