@@ -120,9 +120,7 @@ def _indented(text: str) -> list[str]:
 
 def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.bootstrap import build_logic_app, redis_url_or_embedded
-    from tggate.serve import serve, skip_pydantic_v1
-
-    skip_pydantic_v1()  # before any route is declared
+    from tggate.serve import serve
 
     if args.workers > 1:
         import uvicorn
@@ -169,9 +167,7 @@ def _run_client(settings: Settings, args: argparse.Namespace) -> None:
 
 def _run_intake(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.bootstrap import build_intake_app
-    from tggate.serve import serve, skip_pydantic_v1
-
-    skip_pydantic_v1()  # before any route is declared
+    from tggate.serve import serve
 
     app = build_intake_app(settings)
     serve(
@@ -379,6 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _skip_pydantic_v1() -> None:
+    """Before any command runs, so before any server declares its routes. FastAPI asks of every
+    route parameter whether its type is a pydantic v1 model, and imports pydantic's v1 layer to
+    ask: ~0.1-0.2 s of CPU in each of the demo's six servers, on 2 cores (issue 11, item 7). No
+    model here is a v1 one, and nothing else installed imports that layer; marked absent, its
+    import fails and FastAPI answers "no" through the branch it keeps for a pydantic without v1.
+    A process that already imported it keeps it."""
+    if "pydantic.v1" not in sys.modules:
+        sys.modules["pydantic.v1"] = None  # type: ignore[assignment]  # None marks a module absent
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -388,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # uvicorn re-raises SIGTERM after its graceful shutdown; a stop on request is a success.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    _skip_pydantic_v1()
     try:
         settings = load_settings()
         settings.check_required(args.command)

@@ -11,17 +11,7 @@ from starlette.types import ASGIApp
 
 from tggate.bootstrap import settle_gc
 
-__all__ = ["serve", "skip_pydantic_v1"]
-
-
-def skip_pydantic_v1() -> None:
-    """Called before a server declares its routes. FastAPI asks of every route parameter
-    whether its type is a pydantic v1 model, and imports pydantic's v1 layer to ask: ~0.1-0.2 s
-    of CPU in each of the demo's six servers, on 2 cores (issue 11, item 7). No model here is a
-    v1 one; with the layer marked absent, the import fails and FastAPI answers "no" through the
-    branch it keeps for a pydantic without v1. A process that already imported it keeps it."""
-    if "pydantic.v1" not in sys.modules:
-        sys.modules["pydantic.v1"] = None  # type: ignore[assignment]  # None marks a module absent
+__all__ = ["serve"]
 
 
 def serve(

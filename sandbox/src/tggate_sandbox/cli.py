@@ -43,9 +43,7 @@ def _sandbox_settings(settings: Settings, args: argparse.Namespace) -> SandboxSe
 
 
 def _run_reference_auth(settings: Settings, args: argparse.Namespace) -> None:
-    from tggate.serve import serve, skip_pydantic_v1
-
-    skip_pydantic_v1()  # before any route is declared
+    from tggate.serve import serve
     from tggate_sandbox.reference.auth.app import create_app
     from tggate_sandbox.reference.auth.oauth import providers_from_settings
 
@@ -62,9 +60,7 @@ def _run_reference_auth(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _run_reference_main(settings: Settings, args: argparse.Namespace) -> None:
-    from tggate.serve import serve, skip_pydantic_v1
-
-    skip_pydantic_v1()  # before any route is declared
+    from tggate.serve import serve
     from tggate_sandbox.reference.main.app import create_app
 
     sandbox = _sandbox_settings(settings, args)
@@ -78,9 +74,7 @@ def _run_reference_main(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _run_fake_oauth(settings: Settings, args: argparse.Namespace) -> None:
-    from tggate.serve import serve, skip_pydantic_v1
-
-    skip_pydantic_v1()  # before any route is declared
+    from tggate.serve import serve
     from tggate_sandbox.fakes.oauth.app import clients_from_settings, create_app
 
     sandbox = _sandbox_settings(settings, args)
@@ -92,9 +86,7 @@ def _run_fake_oauth(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _run_fake_telegram(settings: Settings, args: argparse.Namespace) -> None:
-    from tggate.serve import serve, skip_pydantic_v1
-
-    skip_pydantic_v1()  # before any route is declared
+    from tggate.serve import serve
     from tggate_sandbox.fakes.telegram.app import create_app
     from tggate_sandbox.fakes.telegram.state import WebhookOptions
 
