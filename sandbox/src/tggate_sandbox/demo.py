@@ -36,6 +36,7 @@ def run_demo(
         host=host,
         fixed_ports={"fake-telegram": port},
         progress=progress,
+        fork=True,
     )
     # Secrets given in the environment win over those the topology made.
     topology.test_api_secret = sandbox.optional_test_api_secret() or topology.test_api_secret

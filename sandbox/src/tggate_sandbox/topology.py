@@ -8,8 +8,11 @@ Bot Logic replicas. With `intake_replicas` but not `webhook`, the topology start
 nginx ready for the replicas, for a test that switches modes (`start_intake`, `set_webhook`,
 `delete_webhook`).
 
-Used by `tggate demo` and by the end-to-end tests. Every component is a separate process
-started with `python -m tggate.cli …` on a free port; stopping the topology leaves none behind.
+Used by `tggate demo` and by the end-to-end tests. Every component is a separate process on a
+free port, started with `python -m tggate.cli …`, or in the demo forked from the demo's own
+process once it has imported what they all import (`fork`, tggate_sandbox/forked.py); stopping
+the topology leaves none behind. nginx starts once the Bot Logic replicas answer, the demo's
+forked Telegram Client once nginx does.
 
 The topology makes every secret the components need: the JWT key of the reference modules, the
 Main module's admin secret (the `/notify` page's password, `X-Admin-Secret`), and the test API
@@ -45,6 +48,7 @@ from pathlib import Path
 from tggate.adapters.embedded_redis import EmbeddedRedis, EmbeddedRedisError, die_with_parent
 from tggate.adapters.token_cipher import TokenCipher
 from tggate_sandbox.credentials import ADMIN_HEADER, TEST_API_HEADER
+from tggate_sandbox.forked import Forked, fork_command, preload
 
 __all__ = [
     "NGINX_TEMPLATE",
@@ -62,6 +66,9 @@ NGINX_WEBHOOK_TEMPLATE = NGINX_TEMPLATE.with_name("nginx-webhook.conf")
 WEBHOOK_PATH = "/telegram/webhook"
 DEMO_BOT_TOKEN = "123456789:TGGATE-demo-token-for-the-fake-telegram-0"
 
+
+# A component's argv: [python, "-m", "tggate.cli", command, ...]; a forked one gets the rest.
+_TGGATE_CLI = 3
 
 # How often a component may move off a picked port another program took before it bound it.
 _PORT_ATTEMPTS = 3
@@ -142,11 +149,16 @@ class _Process:
     env: dict[str, str]
     log_path: Path
     ready_url: str | None
-    popen: subprocess.Popen[bytes] | None = None
+    popen: subprocess.Popen[bytes] | Forked | None = None
     stopped_on_purpose: bool = False  # killed by `Topology.kill`: its exit is no failure
+    # A tggate command forked from this process (`Topology.fork`) instead of a new interpreter.
+    forked: bool = False
 
     def start(self) -> None:
         self.stopped_on_purpose = False
+        if self.forked:
+            self.popen = fork_command(self.name, self.argv[_TGGATE_CLI:], self.env, self.log_path)
+            return
         log = self.log_path.open("ab")
         try:
             self.popen = subprocess.Popen(
@@ -239,6 +251,10 @@ class Topology:
     # mode otherwise.
     bulk_notifications: bool = False
     service_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # The demo's: the Python components are forked from this process once it has imported what
+    # they all import (tggate_sandbox/forked.py). Only for a process with no other threads and
+    # no event loop of its own, which is why the tests' topologies spawn each one instead.
+    fork: bool = False
 
     redis: EmbeddedRedis | None = None
     ports: dict[str, int] = field(default_factory=dict)
@@ -339,6 +355,9 @@ class Topology:
             self.redis = EmbeddedRedis(data_dir=self.workdir / "redis").start()
         except EmbeddedRedisError as error:
             raise TopologyError(f"Redis: {error}") from None
+        if self.fork:
+            self.progress("imports shared by the components")
+            preload()
         self.progress("reference modules, fake OAuth provider and fake Telegram")
         if self.fake_oauth:
             self._spawn("fake-oauth", [], ready="/healthz")
@@ -357,6 +376,10 @@ class Topology:
         for index in range(self.logic_replicas):
             self.start_logic(index)
         if self.nginx:
+            # Once the replicas answer: nginx marks a replica that refused a connection failed
+            # for `fail_timeout` (2 s, deploy/nginx.conf), and with every one failed it answers
+            # 502, its own /healthz included, until then.
+            self.wait_ready()
             self.progress("nginx")
             self._start_nginx()
         if self.webhook:
@@ -366,12 +389,19 @@ class Topology:
             self.progress(f"webhook intake x{self.intake_replicas}")
             for index in range(self.intake_replicas):
                 self.start_intake(index)
-        if self.client and not self.webhook:
+        polling = self.client and not self.webhook
+        if polling and not self.fork:
             # Started with the others: its imports take seconds, and it asks Bot Logic for
             # the poller lease again and again until Bot Logic answers.
             self.progress("Telegram Client")
             self.start_client()
         self.wait_ready()
+        if polling and self.fork:
+            # Forked, it has nothing to import: started once Bot Logic answers, it gets the
+            # lease at its first ask. Asking earlier, it met nginx's 502 for 2 s more: one
+            # refused connection marks a replica failed for `fail_timeout` (deploy/nginx.conf).
+            self.progress("Telegram Client")
+            self.start_client()
         if self.webhook:
             self.set_webhook()
         elif self.client:
@@ -445,6 +475,7 @@ class Topology:
             env=self.component_env(),
             log_path=self.workdir / f"{name}.log",
             ready_url=(self.url(name) + ready) if ready else None,
+            forked=self.fork,
         )
         process.start()
         self.processes[name] = process

@@ -15,9 +15,14 @@ import sys
 
 import pytest
 
+from tggate_sandbox.forked import PRELOADED
+
 CASES = {
-    # The demo's supervisor spawns everything else: its own imports come before any of it.
+    # The demo's supervisor starts everything else: its own imports come before any of it.
     "demo": (["tggate_sandbox.demo"], ["fastapi", "starlette"]),
+    # What the demo imports once for the components it forks (tggate_sandbox/forked.py): what
+    # they import lazily stays out, aiogram (the client's, once it polls) included.
+    "demo, shared imports": (list(PRELOADED), ["aiogram", "aiohttp", "authlib", "httpx"]),
     # Authlib and httpx (and the `rich` httpx's CLI pulls in) load with the first OAuth exchange.
     "reference-auth": (
         ["tggate_sandbox.reference.auth.app", "tggate_sandbox.reference.auth.oauth"],
