@@ -8,6 +8,7 @@ process has threads, which a fork must not copy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -56,6 +57,12 @@ def _line(parent: subprocess.Popen[str]) -> str:
     return parent.stdout.readline().strip()
 
 
+def _child(parent: subprocess.Popen[str]) -> int:
+    pid = int(_line(parent))
+    _children.append((pid, _start_time(pid)))
+    return pid
+
+
 @pytest.fixture
 def parents() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
@@ -66,6 +73,15 @@ def parents() -> Iterator[list[subprocess.Popen[str]]]:
             parent.wait(30)
         if parent.stdout is not None:
             parent.stdout.close()
+    # A child that outlived its parent (what the last test checks cannot happen) is not left.
+    for pid, started_at in _children:
+        if started_at is not None and _start_time(pid) == started_at:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    _children.clear()
+
+
+_children: list[tuple[int, str | None]] = []
 
 
 def test_the_child_has_exactly_its_environment_and_its_exit_status_is_told(
@@ -76,7 +92,7 @@ def test_the_child_has_exactly_its_environment_and_its_exit_status_is_told(
     argv = ["fake-telegram", "--host", "127.0.0.1", "--port", str(free_port())]
     parent = _parent("fake-telegram", log, _base_env(), argv)
     parents.append(parent)
-    pid = int(_line(parent))
+    pid = _child(parent)
     assert pid != parent.pid
     assert _line(parent) == "2"  # tggate's status for a configuration it refuses
     assert parent.wait(30) == 0
@@ -94,7 +110,7 @@ def test_the_child_serves_under_its_name_and_stops_on_sigterm(
     argv = ["fake-telegram", "--host", "127.0.0.1", "--port", str(port)]
     parent = _parent("fake-telegram", log, env, argv)
     parents.append(parent)
-    pid = int(_line(parent))
+    pid = _child(parent)
     _wait_for_line(log, "listening on")
     assert Path(f"/proc/{pid}/comm").read_text().strip() == "fake-telegram"
     os.kill(pid, signal.SIGTERM)
@@ -109,7 +125,7 @@ def test_the_child_dies_with_the_process_that_forked_it(
     argv = ["fake-telegram", "--host", "127.0.0.1", "--port", str(free_port())]
     parent = _parent("fake-telegram", log, env, argv)
     parents.append(parent)
-    pid = int(_line(parent))
+    pid = _child(parent)
     _wait_for_line(log, "listening on")
     started = _start_time(pid)
     parent.kill()
