@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 __all__ = ["GROUP_WINDOW_S", "GlobalPermits", "SendLimiter", "is_group"]
 
@@ -102,34 +102,55 @@ class GlobalPermits:
         *,
         free_per_s: float,
         paid_per_s: float = 0.0,
-        monotonic: Callable[[], float] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """`monotonic` (None: the event loop's time) and `sleep` are the clock's, for tests to
-        replace."""
-        now = monotonic or _loop_time
-        self._free = _Window(free_per_s, now, sleep)
-        self._all = _Window(paid_per_s, now, sleep) if paid_per_s > free_per_s else None
+        """`monotonic` and `sleep` are the clock's, for tests to replace. (The event loop's own
+        clock is the same one, but on Python 3.11 each lookup of the running loop is a getpid()
+        system call.)"""
+        self._free = _Window(free_per_s, monotonic, sleep)
+        self._all = _Window(paid_per_s, monotonic, sleep) if paid_per_s > free_per_s else None
 
-    @asynccontextmanager
-    async def permit(self, *, may_pay: bool = True) -> AsyncIterator[bool]:
-        """Hold a permit while sending; True when the message goes as a paid broadcast (never
-        unless `may_pay`: then it waits for a free permit)."""
-        if self._all is not None:
-            await self._all.take()
-        free = False
+    def permit(self, *, may_pay: bool = True) -> _Permit:
+        """Hold a permit while sending (`async with`): it says True when the message goes as a
+        paid broadcast (never unless `may_pay`: then it waits for a free permit)."""
+        return _Permit(self._free, self._all, may_pay)
+
+
+class _Permit:
+    """One send's permit, as an `async with`. A class, not an @asynccontextmanager: that one's
+    generator and wrapper objects were a visible share of each message sent (bench/README.md,
+    "Profiles")."""
+
+    __slots__ = ("_all", "_free", "_may_pay", "_took_free")
+
+    def __init__(self, free: _Window, every: _Window | None, may_pay: bool) -> None:
+        self._free = free
+        self._all = every
+        self._may_pay = may_pay
+        self._took_free = False
+
+    async def __aenter__(self) -> bool:
+        every = self._all
+        if every is not None:
+            await every.take()
         try:
-            if self._all is None or not may_pay:
+            if every is None or not self._may_pay:
                 await self._free.take()
-                free = True
+                self._took_free = True
             else:
-                free = self._free.take_if_free()
-            yield not free
-        finally:
-            if free:
-                self._free.give_back_later()
-            if self._all is not None:
-                self._all.give_back_later()
+                self._took_free = self._free.take_if_free()
+        except BaseException:
+            if every is not None:  # cancelled while waiting for a free one
+                every.give_back_later()
+            raise
+        return not self._took_free
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._took_free:
+            self._free.give_back_later()
+        if self._all is not None:
+            self._all.give_back_later()
 
 
 class _Window:
@@ -191,7 +212,3 @@ class _Window:
         self._back_at.append(self._monotonic() + self._window_s)
         if self._given is not None and not self._given.done():
             self._given.set_result(None)
-
-
-def _loop_time() -> float:
-    return asyncio.get_running_loop().time()

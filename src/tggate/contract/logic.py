@@ -14,7 +14,8 @@ through the same ones.
   a newer Bot Logic may add some without breaking an older client.
 
 `replies_answer`, `messages_answer`, `chat_reply_of` and `message_of` translate between these
-and the core's `Reply`, `ChatReply` and `OutboxMessage`.
+and the core's `Reply`, `ChatReply` and `OutboxMessage`. `read_replies` reads a command's answer
+by hand, as strictly as `REPLIES_ANSWER` in strict mode: the client reads one per command.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Final, NotRequired
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from typing_extensions import TypedDict
 
@@ -53,6 +55,7 @@ __all__ = [
     "chat_reply_of",
     "message_of",
     "messages_answer",
+    "read_replies",
     "replies_answer",
 ]
 
@@ -276,3 +279,44 @@ def chat_reply_of(answer: ReplyJson) -> ChatReply:
 def message_of(answer: MessageJson) -> OutboxMessage:
     reply = Reply(answer["text"], _keyboard(answer.get("buttons", [])))
     return OutboxMessage(answer["id"], answer["chat_id"], answer["kind"], reply)
+
+
+def read_replies(raw: bytes) -> tuple[list[ChatReply], bool]:
+    """A `RepliesAnswer` body as the core's replies, and its `retry`; ValueError for any other
+    body. As `REPLIES_ANSWER.validate_json(raw, strict=True)` then `chat_reply_of` (a test holds
+    them to it), by hand: that pair was ~5% of the Telegram Client's CPU, which reads one such
+    answer per command (bench/README.md, "Profiles")."""
+    try:
+        answer = orjson.loads(raw)
+        replies, retry = answer["replies"], answer.get("retry", False)
+        if type(replies) is not list or type(retry) is not bool:
+            raise ValueError("not a RepliesAnswer")
+        return [_chat_reply(reply) for reply in replies], retry
+    except (KeyError, TypeError, AttributeError):
+        raise ValueError("not a RepliesAnswer") from None
+
+
+def _chat_reply(reply: dict[str, object]) -> ChatReply:
+    chat_id, text = reply["chat_id"], reply["text"]
+    if type(chat_id) is not int or type(text) is not str:
+        raise ValueError("not a reply")
+    rows = reply.get("buttons", [])
+    if type(rows) is not list:
+        raise ValueError("not rows of buttons")
+    return ChatReply(chat_id, Reply(text, tuple(_buttons(row) for row in rows)))
+
+
+def _buttons(row: object) -> tuple[Button, ...]:
+    if type(row) is not list:
+        raise ValueError("not a row of buttons")
+    found = []
+    for button in row:
+        text, url, command = button["text"], button.get("url"), button.get("command")
+        if (
+            type(text) is not str
+            or ("url" in button and type(url) is not str)
+            or ("command" in button and type(command) is not str)
+        ):
+            raise ValueError("not a button")
+        found.append(Button(text, url=url, command=command))
+    return tuple(found)
