@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import ssl
 import time
 from collections import deque
@@ -77,18 +78,54 @@ class HttpAnswer:
             return None
 
 
-def _within(answer: asyncio.Future[HttpAnswer], deadline: float) -> asyncio.Future[HttpAnswer]:
-    """`answer`, failed with TimeoutError if it is not there by `deadline`: a timer on the
-    future itself, where `asyncio.timeout` cost a context manager and a task lookup on each of
-    the client's two or three requests per command (bench/README.md, "Profiles")."""
-    timer = answer.get_loop().call_at(deadline, _time_out, answer)
-    answer.add_done_callback(lambda _: timer.cancel())
-    return answer
+class _Watchdog:
+    """Fails each answer still awaited at its deadline, with one timer for all of them.
 
+    A timer per request (created, then cancelled when the answer came, as almost every answer
+    does) was a visible share of the Telegram Client's CPU, two or three times a command
+    (bench/README.md, "Profiles"). This one is armed for the earliest deadline it knows of; an
+    answer that comes in time only leaves the set, and the timer, when it fires, looks at what
+    is still awaited, fails what is due and is armed again for the earliest one left. With
+    deadlines in the order of their requests, as one pool's mostly are, it fires about once per
+    timeout period, however many requests went by."""
 
-def _time_out(answer: asyncio.Future[HttpAnswer]) -> None:
-    if not answer.done():
-        answer.set_exception(TimeoutError())
+    def __init__(self) -> None:
+        self._awaited: set[_Connection] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for = math.inf
+        self._armed_in: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, connection: _Connection, deadline: float) -> None:
+        connection.deadline = deadline
+        self._awaited.add(connection)
+        # A pool used from another event loop (one test after another) arms one of its own: a
+        # timer of a loop that no longer runs never fires.
+        if deadline < self._armed_for or connection.loop is not self._armed_in:
+            self._arm(connection.loop, deadline)
+
+    def done(self, connection: _Connection) -> None:
+        self._awaited.discard(connection)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._armed_for, self._armed_in = None, math.inf, None
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(deadline, self._fire, loop)
+        self._armed_for, self._armed_in = deadline, loop
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer, self._armed_for, self._armed_in = None, math.inf, None
+        now = loop.time()
+        due = [c for c in self._awaited if c.deadline <= now]
+        for connection in due:
+            self._awaited.discard(connection)
+            connection.time_out()
+        if self._awaited:
+            self._arm(loop, min(c.deadline for c in self._awaited))
 
 
 class _Connection(asyncio.Protocol):
@@ -97,7 +134,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         # Made by the running loop's create_connection; kept, since every lookup of the
         # running loop is a getpid() system call on Python 3.11.
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._answer: asyncio.Future[HttpAnswer] | None = None
@@ -106,6 +143,7 @@ class _Connection(asyncio.Protocol):
         self.got_bytes = False  # any byte of the answer to the request in flight
         self.closed = False
         self.used_at = 0.0
+        self.deadline = math.inf  # of the request in flight (the pool's `_Watchdog` keeps it)
 
     # ---- asyncio.Protocol ----
 
@@ -154,7 +192,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, request: bytes) -> asyncio.Future[HttpAnswer]:
         assert self._transport is not None and self._answer is None
-        self._answer = self._loop.create_future()
+        self._answer = self.loop.create_future()
         self._keep_alive = self.got_bytes = False
         self._transport.write(request)
         return self._answer
@@ -173,6 +211,13 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._transport is not None:
             self._transport.abort()
+
+    def time_out(self) -> None:
+        """The request's deadline passed: its wait ends with TimeoutError (the pool drops the
+        connection, as after any failure mid-request)."""
+        answer, self._answer = self._answer, None
+        if answer is not None and not answer.done():
+            answer.set_exception(TimeoutError())
 
     def _fail(self, error: HttpFailure) -> None:
         answer, self._answer = self._answer, None
@@ -213,6 +258,7 @@ class HttpPool:
         self._idle_s = idle_s
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: deque[_Connection] = deque()
+        self._watchdog = _Watchdog()
         self._closed = False
 
     async def post(self, path: str, body: bytes, *, timeout_s: float | None = None) -> HttpAnswer:
@@ -271,18 +317,24 @@ class HttpPool:
         reused = connection is not None
         if connection is None:
             connection = await self._connect(deadline)
+        watchdog = self._watchdog
+        watchdog.watch(connection, deadline)
         try:
             try:
-                answer = await _within(connection.send(request), deadline)
+                answer = await connection.send(request)
             except HttpFailure:
                 if not reused or connection.got_bytes:
                     raise
                 # The server closed the idle connection as we wrote: it read nothing.
+                watchdog.done(connection)
                 connection = await self._connect(deadline)
-                answer = await _within(connection.send(request), deadline)
+                watchdog.watch(connection, deadline)
+                answer = await connection.send(request)
         except BaseException:
             connection.abort()  # failed, timed out or cancelled mid-answer
             raise
+        finally:
+            watchdog.done(connection)
         if connection.reusable and not self._closed:
             connection.used_at = time.monotonic()
             self._idle.append(connection)
@@ -313,6 +365,7 @@ class HttpPool:
     async def aclose(self) -> None:
         """Close every idle connection; those in use close when their request ends."""
         self._closed = True
+        self._watchdog.stop()
         while self._idle:
             self._idle.pop().close()
         await asyncio.sleep(0)  # let the transports finish closing

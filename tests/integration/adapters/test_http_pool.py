@@ -24,6 +24,7 @@ from tests.support.servers import run_asgi
 from tests.support.tls import self_signed_certificate
 
 from tggate.adapters.http_pool import HttpAnswer, HttpFailure, HttpPool
+from tggate_sandbox.topology import free_port
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -338,7 +339,9 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 @asynccontextmanager
-async def raw_server(handler: Handler, *, tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+async def raw_server(
+    handler: Handler, *, tls: ssl.SSLContext | None = None, port: int = 0
+) -> AsyncIterator[str]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await handler(reader, writer)
@@ -349,7 +352,7 @@ async def raw_server(handler: Handler, *, tls: ssl.SSLContext | None = None) -> 
             with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await writer.wait_closed()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
+    server = await asyncio.start_server(handle, "127.0.0.1", port, ssl=tls)
     port = server.sockets[0].getsockname()[1]
     try:
         yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
@@ -527,3 +530,73 @@ def _echo(answer: HttpAnswer) -> object:
 def _port(answer: HttpAnswer) -> int:
     port: int = json.loads(answer.body)["port"]
     return port
+
+
+# ---- one timer for every deadline (`_Watchdog`) ----
+
+
+@dataclass
+class Holding:
+    """Answers `/now` at once and holds every other request unanswered; `held` is set once it
+    holds one (so its deadline is known to the pool's timer by then)."""
+
+    held: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if head.startswith(b"GET /now "):
+                writer.write(OK)
+                await writer.drain()
+            else:
+                self.held.set()
+                await asyncio.Event().wait()  # never: the client gives up
+
+
+async def test_a_shorter_deadline_than_one_awaited_ends_first() -> None:
+    holding = Holding()
+    async with raw_server(holding.handle) as url:
+        pool = HttpPool(url, max_connections=2)
+        long = asyncio.create_task(pool.request("GET", "/held", timeout_s=600))
+        await asyncio.wait_for(holding.held.wait(), 30)  # the timer waits for its deadline
+        with pytest.raises(HttpFailure, match=r"no answer within 0\.2 s"):
+            await asyncio.wait_for(pool.request("GET", "/held", timeout_s=0.2), 30)
+        assert not long.done()  # it has minutes left
+        long.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await long
+        await pool.aclose()
+
+
+async def test_a_deadline_after_one_whose_answer_came_still_ends_its_wait() -> None:
+    holding = Holding()
+    async with raw_server(holding.handle) as url:
+        pool = HttpPool(url, max_connections=2)
+        # Answered in time: the timer armed for its deadline will find nothing due, and must
+        # be armed again for the one still awaited.
+        assert (await pool.request("GET", "/now", timeout_s=0.1)).status == 200
+        with pytest.raises(HttpFailure, match=r"no answer within 0\.4 s"):
+            await asyncio.wait_for(pool.request("GET", "/held", timeout_s=0.4), 30)
+        await pool.aclose()
+
+
+def test_a_pool_used_from_a_new_event_loop_still_times_out() -> None:
+    port = free_port()
+
+    async def once(pool: HttpPool) -> None:
+        holding = Holding()
+        async with raw_server(holding.handle, port=port):
+            with pytest.raises(HttpFailure, match="no answer within 1 s"):
+                await asyncio.wait_for(pool.request("GET", "/held", timeout_s=1), 30)
+            # This loop closes with the timer armed for this one's deadline, earlier than the
+            # next run's: a timer that will never fire.
+            holding.held.clear()
+            later = asyncio.create_task(pool.request("GET", "/held", timeout_s=0.3))
+            await asyncio.wait_for(holding.held.wait(), 30)
+            later.cancel()
+            with contextlib.suppress(asyncio.CancelledError, HttpFailure):
+                await later
+
+    pool = HttpPool(f"http://127.0.0.1:{port}", max_connections=2)
+    asyncio.run(once(pool))
+    asyncio.run(once(pool))
