@@ -10,12 +10,15 @@ and only builds its app.
 What a fresh interpreter would have set up, the child sets up itself: a session of its own,
 death with its parent, stdin from /dev/null and stdout/stderr into its log (unbuffered, as
 PYTHONUNBUFFERED=1 makes the spawned ones), default signal handlers and exactly the environment
-it was given. Three things a fork cannot redo, and which is why the tests' topologies still
-spawn (a test process has threads and event loops, which a fork must not copy): the variables
-Python reads only at start (PYTHONHASHSEED: every forked component shares the demo's hash seed;
-PYTHONPROFILEIMPORTTIME: the imports are the demo's, timed in its own output), and the command
-line `ps` shows (the demo's; the child names itself in /proc/<pid>/comm instead: `ps -o comm`
-shows `logic-0`, `fake-telegram`, …).
+it was given. What a fork cannot redo:
+- the variables Python reads only at start: every forked component shares the demo's hash seed
+  (PYTHONHASHSEED), and PYTHONPROFILEIMPORTTIME times the shared imports in the demo's output;
+- the command line `ps` shows, which is the demo's: the child names itself in /proc/<pid>/comm
+  instead (`ps -o comm` shows `logic-0`, `fake-telegram`, …);
+- the descriptors the demo has open, the embedded Redis's data-directory lock among them: the
+  child keeps them rather than close numbers some Python object may still own.
+Only the demo forks. The tests' topologies spawn each component: a test process has threads and
+event loops, which a fork must not copy.
 """
 
 from __future__ import annotations
