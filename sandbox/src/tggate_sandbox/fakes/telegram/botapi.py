@@ -9,7 +9,7 @@ answers GET and POST calls itself, whatever their body (JSON as tggate's client 
 aiogram does: the fake stays as cheap for the aiogram baseline); other methods (405) and every
 other path go on to FastAPI, whose `/bot{token}/{method}` route answers through the same
 `BotApi.answer`. Either way a call gets the same checks in the same order, the same status and
-body, and the same headers (`hardening.SECURITY_HEADERS`).
+body, and the same headers (`hardening.send_json`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tggate_sandbox.fakes.telegram.disconnect import unless_disconnected
 from tggate_sandbox.fakes.telegram.errors import ApiError, bad_request, not_found, unauthorized
 from tggate_sandbox.fakes.telegram.schema import ApiSchema
 from tggate_sandbox.fakes.telegram.validation import UploadedFile, Validator
-from tggate_sandbox.hardening import SECURITY_HEADERS
+from tggate_sandbox.hardening import send_json
 
 __all__ = ["BotApi", "BotApiFastPath", "Handler", "read_params"]
 
@@ -114,19 +114,7 @@ class BotApiFastPath:
             status, content = 400, {"detail": error.message}
         except ClientDisconnect:
             return  # gone before its body came in full: nobody to answer
-        body = json_bytes(content)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-length", str(len(body)).encode("latin-1")),
-                    (b"content-type", b"application/json"),
-                    *SECURITY_HEADERS,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, status, json_bytes(content))
 
 
 async def read_params(request: Request) -> Params:

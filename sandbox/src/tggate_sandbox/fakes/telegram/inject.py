@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tggate_sandbox.fakes.telegram.botapi import json_bytes
 from tggate_sandbox.fakes.telegram.state import FakeTelegram, InjectedMessage
-from tggate_sandbox.hardening import SECURITY_HEADERS, TEST_API_HEADER
+from tggate_sandbox.hardening import TEST_API_HEADER, send_json
 
 __all__ = ["INJECT_MANY_PATH", "InjectBody", "InjectFastPath", "InjectManyBody"]
 
@@ -85,19 +85,7 @@ class InjectFastPath:
             await self._app(scope, _handing_over(body, receive), send)
             return
         result = await self._telegram.inject([m.to_message() for m in parsed.messages])
-        answer = json_bytes(result)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-length", str(len(answer)).encode("latin-1")),
-                    (b"content-type", b"application/json"),
-                    *SECURITY_HEADERS,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+        await send_json(send, 200, json_bytes(result))
 
     def _in_order(self, scope: Scope) -> bool:
         """The test API's secret (compared in constant time, as hardening.SecretHeader does) and

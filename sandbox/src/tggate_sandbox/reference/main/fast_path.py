@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tggate_sandbox.hardening import SECURITY_HEADERS
+from tggate_sandbox.hardening import SECURITY_HEADERS, send_json
 from tggate_sandbox.reference.instrument import Instrument
 from tggate_sandbox.reference.main.catalog import Person
 from tggate_sandbox.reference.main.handlers import Handlers
@@ -42,7 +42,6 @@ _Answer = BaseModel | list[Any]
 _Handler = Callable[[Person, str], _Answer]
 
 _COURSES = "/api/courses/"
-_JSON = (b"content-type", b"application/json")
 
 
 class FastPath:
@@ -165,14 +164,7 @@ class FastPath:
         extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self._instrument.answered(name, status)
-        headers = [
-            *(extra or ()),
-            (b"content-length", str(len(body)).encode()),
-            _JSON,
-            *SECURITY_HEADERS,
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, status, body, extra or ())
 
 
 def _authorization(scope: Scope) -> str | None:
