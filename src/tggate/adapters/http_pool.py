@@ -215,11 +215,9 @@ class _Connection(asyncio.Protocol):
     def time_out(self) -> None:
         """The request's deadline passed: its wait ends with TimeoutError (the pool drops the
         connection, as after any failure mid-request)."""
-        answer, self._answer = self._answer, None
-        if answer is not None and not answer.done():
-            answer.set_exception(TimeoutError())
+        self._fail(TimeoutError())
 
-    def _fail(self, error: HttpFailure) -> None:
+    def _fail(self, error: HttpFailure | TimeoutError) -> None:
         answer, self._answer = self._answer, None
         if answer is not None and not answer.done():
             answer.set_exception(error)
