@@ -11,8 +11,8 @@ nginx ready for the replicas, for a test that switches modes (`start_intake`, `s
 Used by `tggate demo` and by the end-to-end tests. Every component is a separate process on a
 free port, started with `python -m tggate.cli …`, or in the demo forked from the demo's own
 process once it has imported what they all import (`fork`, tggate_sandbox/forked.py); stopping
-the topology leaves none behind. nginx starts once the Bot Logic replicas answer, the demo's
-forked Telegram Client once nginx does.
+the topology leaves none behind. nginx starts once the Bot Logic replicas answer, the Telegram
+Client once nginx does.
 
 The topology makes every secret the components need: the JWT key of the reference modules, the
 Main module's admin secret (the `/notify` page's password, `X-Admin-Secret`), and the test API
@@ -389,17 +389,9 @@ class Topology:
             self.progress(f"webhook intake x{self.intake_replicas}")
             for index in range(self.intake_replicas):
                 self.start_intake(index)
-        polling = self.client and not self.webhook
-        if polling and not self.fork:
-            # Started with the others: its imports take seconds, and it asks Bot Logic for
-            # the poller lease again and again until Bot Logic answers.
-            self.progress("Telegram Client")
-            self.start_client()
         self.wait_ready()
-        if polling and self.fork:
-            # Forked, it has nothing to import: started once Bot Logic answers, it gets the
-            # lease at its first ask. Asking earlier, it met nginx's 502 for 2 s more: one
-            # refused connection marks a replica failed for `fail_timeout` (deploy/nginx.conf).
+        if self.client and not self.webhook:
+            # Once everything it talks to answers, so it gets the lease at its first ask.
             self.progress("Telegram Client")
             self.start_client()
         if self.webhook:
