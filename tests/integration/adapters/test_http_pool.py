@@ -550,7 +550,10 @@ class Holding:
                 await writer.drain()
             else:
                 self.held.set()
-                await asyncio.Event().wait()  # never: the client gives up
+                # Unanswered until the client gives up and hangs up: then the handler ends,
+                # rather than lingering into the event loop's close.
+                await reader.read()
+                return
 
 
 async def test_a_shorter_deadline_than_one_awaited_ends_first() -> None:
