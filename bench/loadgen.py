@@ -71,6 +71,8 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
         "elapsed_s": round(elapsed, 3),
         "cpu_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 3),
         "latency_ms": {"p50": point(50), "p95": point(95), "p99": point(99)} if latencies else {},
+        # Every latency, for percentiles over several runs (bench.logic's rounds).
+        **({"latencies_ms": [round(x * 1000, 3) for x in latencies]} if args.every_latency else {}),
     }
 
 
@@ -82,6 +84,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--first-update-id", type=int, default=1)
+    parser.add_argument("--every-latency", action="store_true")
     args = parser.parse_args()
     import uvloop
 

@@ -40,6 +40,9 @@ def serve(
         log_level=log_level.lower(),
         access_log=False,
         proxy_headers=proxy_headers,
+        # No "server: uvicorn" in every answer: it tells a caller what to attack, and it was
+        # two more headers for uvicorn to check per answer.
+        server_header=False,
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)

@@ -84,6 +84,26 @@ async def test_a_huge_body_without_a_length_is_refused_as_it_streams(bot: Bot) -
     assert huge.json() == {"detail": "request body too large"}
 
 
+@pytest.mark.parametrize("path", ["/v1/commands", "/v1/messages/ack"])
+async def test_a_declared_length_over_the_limit_is_refused_before_the_body(
+    logic_url: str, path: str
+) -> None:
+    """By its Content-Length alone, with no byte of the body sent: the answer comes without
+    waiting for one (`/v1/commands` is the fast path, the rest go through `_Guard`)."""
+    host, port = logic_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nX-Internal-Token: {INTERNAL_TOKEN}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n".encode()
+        )
+        # The bound turns a server waiting for the body into a failure, not a hang.
+        status = await asyncio.wait_for(reader.readline(), 30)
+    finally:
+        writer.close()
+    assert status.startswith(b"HTTP/1.1 413 ")
+
+
 @pytest.mark.parametrize("text", ["\u202e\u0000👩‍👩‍👧‍👦", "Ԁ" * 4096, "\ud7ff\ufeff", "🦀" * 1000])
 async def test_odd_unicode_is_answered_not_crashed(bot: Bot, chat: int, text: str) -> None:
     body = {"update_id": 1, "chat_id": chat, "command": "help", "text": text, "language": "en"}
