@@ -61,6 +61,23 @@ async def test_a_connection_that_must_reconnect_does_so_before_it_is_lent_again(
         assert await redis.incr("counted") == 1
 
 
+async def test_one_who_comes_to_wait_while_a_connection_reconnects_is_served(
+    redis_url: str, redis_client: Redis
+) -> None:
+    async with connect_redis(redis_url, RedisOptions(max_connections=1, timeout_s=1)) as redis:
+        assert isinstance(redis, Redis)
+        pool = redis.connection_pool
+        connection = await pool.get_connection()
+        await connection.connect()
+        connection.mark_for_reconnect()
+        # The release starts first and disconnects; meanwhile the other finds nothing free
+        # and waits. It must get the connection once it is back, not when its wait runs out.
+        _, waited = await asyncio.gather(pool.release(connection), pool.get_connection())
+        assert waited is connection
+        await pool.release(waited)
+        assert await redis.incr("counted") == 1
+
+
 class _FakeRedis:
     """A server that answers PONG to PING and OK to anything else, and names what it was sent;
     with `stops_at_set`, at the start of a SET it stops reading: the client's write can never
