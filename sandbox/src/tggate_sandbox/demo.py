@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import select
 import signal
+import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -41,9 +42,7 @@ def run_demo(
     # Secrets given in the environment win over those the topology made.
     topology.test_api_secret = sandbox.optional_test_api_secret() or topology.test_api_secret
     topology.admin_secret = sandbox.optional_admin_secret() or topology.admin_secret
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = _StopSignals()
     print("tggate demo", flush=True)
     try:
         topology.start()
@@ -66,13 +65,43 @@ def run_demo(
             f"\nPress Ctrl-C to stop everything.",
             flush=True,
         )
-        while not stop.is_set():
+        while not stop.asked:
             for process in topology.processes.values():
                 if process.failed:
                     print(f"tggate demo: {process.exited()}", flush=True)
-                    stop.set()
+                    stop.asked = True
             stop.wait(1.0)
     finally:
         print("\nStopping …", flush=True)
         topology.stop()
         print("Stopped.", flush=True)
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM, asking the demo to stop. The handler only records the signal, and
+    takes no lock: it runs between two steps of the main thread, wherever that is, and a second
+    signal can come while the first handler runs (`timeout` and `uv run` each send SIGTERM; an
+    impatient second Ctrl-C). A `threading.Event` set there deadlocked on its own lock. The
+    wait wakes through the wakeup file descriptor, which the interpreter writes to at once."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._reader, writer = socket.socketpair()
+        self._writer = writer  # kept open as long as the wakeup descriptor is in use
+        for end in (self._reader, writer):
+            end.setblocking(False)
+        signal.set_wakeup_fd(writer.fileno())
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._record)
+
+    def _record(self, signum: int, frame: object) -> None:
+        self.asked = True
+
+    def wait(self, seconds: float) -> None:
+        """Until a signal comes, or `seconds` pass."""
+        select.select([self._reader], [], [], seconds)
+        try:
+            while self._reader.recv(512):
+                pass
+        except BlockingIOError:
+            pass

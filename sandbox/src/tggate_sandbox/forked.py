@@ -145,6 +145,7 @@ def _child(
         sys.stderr = _unbuffered(2)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)  # the demo's: its signals are not this process's
         os.environ.clear()
         os.environ.update(env)
         sys.argv = ["tggate", *argv]
