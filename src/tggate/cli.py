@@ -120,8 +120,11 @@ def _indented(text: str) -> list[str]:
 
 def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
     from tggate.bootstrap import build_logic_app, redis_url_or_embedded
-    from tggate.serve import serve
+    from tggate.serve import serve, uvicorn_options
 
+    # Bot Logic reads no client address (only the internal token says who calls), so it leaves
+    # uvicorn's X-Forwarded-For middleware out: a layer less per command.
+    proxy_headers = False
     if args.workers > 1:
         import uvicorn
 
@@ -134,26 +137,18 @@ def _run_logic(settings: Settings, args: argparse.Namespace) -> None:
             host=args.host,
             port=args.port,
             workers=args.workers,
-            loop="uvloop",
-            http="httptools",
-            ws="none",  # as `tggate.serve`: Bot Logic serves no WebSocket
-            log_config=None,
-            access_log=False,
-            proxy_headers=False,  # as below
-            server_header=False,  # as `tggate.serve`
+            **uvicorn_options(proxy_headers=proxy_headers),
         )
         return
     with redis_url_or_embedded(settings) as redis_url:
         app = build_logic_app(settings, redis_url=redis_url)
-        # Bot Logic reads no client address (only the internal token says who calls), so it
-        # leaves uvicorn's X-Forwarded-For middleware out: a layer less per command.
         serve(
             app,
             name="Bot Logic",
             host=args.host,
             port=args.port,
             log_level=settings.log_level,
-            proxy_headers=False,
+            proxy_headers=proxy_headers,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import uvicorn
 import uvloop
@@ -11,7 +12,25 @@ from starlette.types import ASGIApp
 
 from tggate.bootstrap import settle_gc
 
-__all__ = ["serve"]
+__all__ = ["serve", "uvicorn_options"]
+
+
+def uvicorn_options(*, proxy_headers: bool) -> dict[str, Any]:
+    """What every tggate and sandbox server runs under, whether `serve` runs it or uvicorn's
+    own worker processes do (Bot Logic's `--workers`)."""
+    return {
+        "loop": "uvloop",
+        "http": "httptools",
+        # No tggate or sandbox app serves a WebSocket; "auto" imported a WebSocket
+        # implementation in every server at start (issue 11, item 7).
+        "ws": "none",
+        "log_config": None,  # our JSON logging is configured already
+        "access_log": False,
+        "proxy_headers": proxy_headers,
+        # No "server: uvicorn" in every answer: it tells a caller what to attack, and it was
+        # two more headers for uvicorn to check per answer.
+        "server_header": False,
+    }
 
 
 def serve(
@@ -31,19 +50,9 @@ def serve(
         app,
         host=host,
         port=port,
-        loop="uvloop",
-        http="httptools",
-        # No tggate or sandbox app serves a WebSocket; "auto" imported a WebSocket implementation
-        # in every server at start (issue 11, item 7).
-        ws="none",
-        log_config=None,  # our JSON logging is configured already
         log_level=log_level.lower(),
-        access_log=False,
-        proxy_headers=proxy_headers,
-        # No "server: uvicorn" in every answer: it tells a caller what to attack, and it was
-        # two more headers for uvicorn to check per answer.
-        server_header=False,
         timeout_graceful_shutdown=10,
+        **uvicorn_options(proxy_headers=proxy_headers),
     )
     server = uvicorn.Server(config)
     # Every server's start-up objects leave the collector's view, as Bot Logic's always did:

@@ -19,7 +19,6 @@ it is.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,9 +34,6 @@ from redis.asyncio.sentinel import SentinelManagedConnection, SentinelManagedSSL
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["LEAN_CONNECTIONS", "LeanPool"]
-
-# Python 3.12's wait_for is itself a timer (`asyncio.timeout`), not a task.
-_WAIT_FOR_STARTS_A_TASK = sys.version_info < (3, 12)
 
 
 class _Lean:
@@ -65,18 +61,19 @@ class _Lean:
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
     ) -> None:
         timeout = self.socket_timeout
-        if timeout and self._sent_at_once(command):
+        if not timeout:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+            return
+        if self._sent_at_once(command):
             # The write cannot wait for the socket: no timer. The health check (a PING, when
             # due) comes first, as in redis-py, under its own deadlines.
             if check_health:
                 await self.check_health()  # type: ignore[attr-defined]
             await self._send_untimed(command)
             return
-        if not (timeout and _WAIT_FOR_STARTS_A_TASK):
-            await super().send_packed_command(command, check_health)  # type: ignore[misc]
-            return
         # The timer keeps redis-py's deadline over the whole send (a connect and a health
-        # check included), as Python 3.12's wait_for does, without starting a task.
+        # check included): redis-py's own `wait_for`, which on Python 3.11 starts a task, is
+        # on 3.12 and later this very timer.
         try:
             async with asyncio.timeout(timeout):
                 await self._send_untimed(command, check_health)
